@@ -1,0 +1,31 @@
+//! Types shared by the XDP program (`meshdns-ebpf`) and the agent (`meshdns-user`).
+//!
+//! Everything that crosses the kernel boundary is `#[repr(C)]` with fixed-width
+//! fields and explicit padding, and its size is asserted at compile time, so both
+//! sides agree on the layout byte for byte.
+#![no_std]
+
+pub mod counter;
+pub mod name;
+pub mod record;
+
+pub use counter::Counter;
+pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, NameKey};
+pub use record::{MAX_ADDRS, ServiceRecord};
+
+/// Name of the hash map from [`NameKey`] to [`ServiceRecord`].
+pub const NAMES_MAP: &str = "NAMES";
+/// Name of the per-CPU array of `u64` counters indexed by [`Counter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the XDP program that answers queries.
+pub const ANSWER_PROGRAM: &str = "meshdns";
+/// Name of an XDP program that only returns `XDP_PASS`. Attached to the peer of
+/// a veth it turns on NAPI there, which veth needs to deliver `XDP_TX` frames.
+pub const PASS_PROGRAM: &str = "meshdns_pass";
+
+/// Upper bound on the names the fast path holds (the map's `max_entries`).
+pub const MAX_NAMES: u32 = 1 << 20;
+
+/// UDP payload size advertised in the OPT record of EDNS(0) replies: the
+/// DNS Flag Day 2020 value, which avoids IP fragmentation on common paths.
+pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;

@@ -1,0 +1,118 @@
+//! The fast path's map key: a DNS name in lowercased wire format.
+
+/// Longest name in wire format, length octets and root label included (RFC 1035 §2.3.4).
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest label (RFC 1035 §2.3.4).
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// Key of the names map: the query name in wire format (length-prefixed
+/// labels, ending with the zero-length root label), ASCII lowercased, and
+/// zero-padded to a fixed width.
+///
+/// Wire format is self-delimiting, so the zero padding can never make two
+/// different names equal, and the whole name is the key: a hash collision in
+/// the kernel's map can never return another name's record.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameKey {
+    /// `MAX_NAME_LEN` bytes of name plus one, so the width is a power of two
+    /// and the last byte is always zero.
+    pub wire: [u8; MAX_NAME_LEN + 1],
+}
+
+const _: () = assert!(core::mem::size_of::<NameKey>() == 256);
+
+#[cfg(feature = "user")]
+// SAFETY: plain bytes, no padding, every bit pattern valid.
+unsafe impl aya::Pod for NameKey {}
+
+impl NameKey {
+    pub const ZERO: Self = Self {
+        wire: [0; MAX_NAME_LEN + 1],
+    };
+
+    /// Builds a key from a name already in wire format, lowercasing it.
+    /// Returns `None` if the bytes are not one well-formed, uncompressed name
+    /// that ends exactly at the end of `wire`.
+    pub fn from_wire(wire: &[u8]) -> Option<Self> {
+        if wire_name_len(wire)? != wire.len() {
+            return None;
+        }
+        let mut key = Self::ZERO;
+        for (dst, src) in key.wire.iter_mut().zip(wire) {
+            *dst = LOWERCASE[*src as usize];
+        }
+        Some(key)
+    }
+
+    /// Length in bytes of the wire-format name held in the key.
+    pub fn len(&self) -> usize {
+        wire_name_len(&self.wire).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The wire-format name held in the key, without the zero padding.
+    pub fn as_wire(&self) -> &[u8] {
+        &self.wire[..self.len()]
+    }
+}
+
+impl core::fmt::Debug for NameKey {
+    /// The name as dotted text, e.g. `NameKey("redis.mesh.")`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("NameKey(\"")?;
+        let wire = self.as_wire();
+        let mut pos = 0;
+        while let Some(&len) = wire.get(pos) {
+            let label = wire
+                .get(pos + 1..pos + 1 + len as usize)
+                .unwrap_or_default();
+            for &b in label {
+                write!(f, "{}", core::ascii::escape_default(b))?;
+            }
+            if len != 0 || pos == 0 {
+                f.write_str(".")?;
+            }
+            pos += 1 + len as usize;
+        }
+        f.write_str("\")")
+    }
+}
+
+/// The length of the uncompressed wire-format name at the start of `bytes`,
+/// root label included, or `None` if there is no valid one there (a label
+/// over 63 bytes, a compression pointer, a name over 255 bytes, or the bytes
+/// end first).
+pub fn wire_name_len(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    loop {
+        let label = *bytes.get(pos)? as usize;
+        if label > MAX_LABEL_LEN {
+            return None;
+        }
+        pos += 1 + label;
+        if pos > MAX_NAME_LEN {
+            return None;
+        }
+        if label == 0 {
+            return Some(pos);
+        }
+    }
+}
+
+/// ASCII lowercasing as a table, so the XDP program lowercases without a
+/// branch per byte. Only `A`..=`Z` change; label length octets are at most
+/// 63, below `A` (65), so lowercasing a whole wire name leaves them intact.
+pub static LOWERCASE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = if b.is_ascii_uppercase() { b | 0x20 } else { b };
+        i += 1;
+    }
+    table
+};

@@ -1,0 +1,2 @@
+#![no_std]
+// This library target is empty on purpose; see Cargo.toml.

@@ -1,0 +1,75 @@
+//! Bounds-checked access to the frame, in the form the verifier can follow:
+//! every pointer handed out has been compared against `data_end` first.
+
+use core::mem::size_of;
+
+use aya_ebpf::programs::XdpContext;
+
+/// Ethernet header. Fields are byte arrays so every header has alignment 1
+/// and can sit at any offset.
+#[repr(C)]
+pub struct EthHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub ether_type: [u8; 2],
+}
+
+/// IPv4 header without options.
+#[repr(C)]
+pub struct Ipv4Hdr {
+    pub version_ihl: u8,
+    pub tos: u8,
+    pub total_len: [u8; 2],
+    pub id: [u8; 2],
+    pub frag_off: [u8; 2],
+    pub ttl: u8,
+    pub protocol: u8,
+    pub check: [u8; 2],
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+}
+
+#[repr(C)]
+pub struct UdpHdr {
+    pub src_port: [u8; 2],
+    pub dst_port: [u8; 2],
+    pub len: [u8; 2],
+    pub check: [u8; 2],
+}
+
+pub const ETH_HDR_LEN: usize = size_of::<EthHdr>();
+pub const IPV4_HDR_LEN: usize = size_of::<Ipv4Hdr>();
+pub const UDP_HDR_LEN: usize = size_of::<UdpHdr>();
+
+const _: () = assert!(ETH_HDR_LEN == 14 && IPV4_HDR_LEN == 20 && UDP_HDR_LEN == 8);
+
+/// A `T` at `offset` bytes into the frame, if the frame is long enough.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *const T)
+}
+
+/// A writable `T` at `offset` bytes into the frame, if the frame is long enough.
+#[inline(always)]
+pub fn ptr_at_mut<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
+    ptr_at::<T>(ctx, offset).map(|p| p as *mut T)
+}
+
+/// The byte at `offset`.
+#[inline(always)]
+pub fn load_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
+    // SAFETY: ptr_at checked that the byte is inside the frame.
+    ptr_at::<u8>(ctx, offset).map(|p| unsafe { *p })
+}
+
+/// The big-endian 16-bit word at `offset`.
+#[inline(always)]
+pub fn load_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    // SAFETY: ptr_at checked that both bytes are inside the frame.
+    ptr_at::<[u8; 2]>(ctx, offset).map(|p| u16::from_be_bytes(unsafe { *p }))
+}

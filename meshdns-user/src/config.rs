@@ -1,0 +1,210 @@
+//! The services file: which names the zone holds and what they answer.
+//!
+//! ```yaml
+//! zone: mesh                 # default "mesh"
+//! ttl: 60                    # seconds, default 60
+//! services:
+//!   - name: redis
+//!     vips: [240.0.0.100, "fd00:fd00::100"]
+//! ```
+//!
+//! A file is either accepted whole or rejected with the line at fault; the
+//! caller keeps serving the table it had.
+
+use std::{fmt, net::IpAddr, path::PathBuf};
+
+use meshdns_common::MAX_ADDRS;
+use serde::Deserialize;
+
+use crate::dns_name::NameError;
+
+/// Largest TTL a resolver must accept (RFC 2181 §8).
+pub const MAX_TTL: u32 = (1 << 31) - 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The zone the services live in, without a trailing dot.
+    #[serde(default = "default_zone")]
+    pub zone: String,
+    /// TTL of the answers, in seconds.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    #[serde(default)]
+    pub vips: Vec<IpAddr>,
+}
+
+fn default_zone() -> String {
+    "mesh".to_string()
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+/// Why a services file was rejected, and where.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line of the fault, when it can be told.
+    pub line: Option<usize>,
+    pub kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.kind),
+            None => write!(f, "{}: {}", self.path.display(), self.kind),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigErrorKind {
+    #[error("cannot read: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("{0}")]
+    Yaml(String),
+    #[error("zone {zone:?}: {error}")]
+    Zone { zone: String, error: NameError },
+    #[error("ttl {0} is above the maximum of {MAX_TTL} (RFC 2181 §8)")]
+    Ttl(u32),
+    #[error("service {name:?}: {error}")]
+    Name { name: String, error: NameError },
+    #[error("service {name:?} has no vips (automatic VIP allocation is not implemented yet)")]
+    NoVips { name: String },
+    #[error("service {name:?} has {count} IPv{family} vips; the most is {MAX_ADDRS}")]
+    TooManyVips {
+        name: String,
+        family: u8,
+        count: usize,
+    },
+    #[error("service {name:?} lists vip {vip} twice")]
+    DuplicateVip { name: String, vip: IpAddr },
+    #[error("services {first:?} and {second:?} both answer for {dns_name}")]
+    DuplicateName {
+        first: String,
+        second: String,
+        dns_name: String,
+    },
+}
+
+impl Config {
+    /// Parses a services file's text against the schema. Names and
+    /// addresses are checked when a [`Table`](crate::table::Table) is built
+    /// from it; [`Table::load`](crate::table::Table::load) does both.
+    pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
+        // An empty file is an empty zone, not an error.
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        serde_yaml::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            (line, ConfigErrorKind::Yaml(e.to_string()))
+        })
+    }
+
+    /// The zone without a trailing dot.
+    pub fn zone(&self) -> &str {
+        self.zone.strip_suffix('.').unwrap_or(&self.zone)
+    }
+}
+
+impl Service {
+    /// The names this service answers for, relative to the zone: its name as
+    /// written and, if it has underscores, the RFC 1035 form with dots
+    /// (`echo-server_echo-example_svc_1010` and
+    /// `echo-server.echo-example.svc.1010`), as Kuma does.
+    pub fn dns_names(&self) -> Vec<String> {
+        let mut names = vec![self.name.clone()];
+        if self.name.contains('_') {
+            names.push(self.name.replace('_', "."));
+        }
+        names
+    }
+}
+
+/// The line a semantic error most likely refers to: the first line that
+/// mentions the service (or zone, or ttl) it names. serde_yaml gives no
+/// positions after parsing, and pointing at the right entry beats none.
+pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
+    let needle: String = match kind {
+        ConfigErrorKind::Zone { zone, .. } => format!("zone: {zone}"),
+        ConfigErrorKind::Ttl(ttl) => format!("ttl: {ttl}"),
+        ConfigErrorKind::Name { name, .. }
+        | ConfigErrorKind::NoVips { name }
+        | ConfigErrorKind::TooManyVips { name, .. }
+        | ConfigErrorKind::DuplicateVip { name, .. } => name.clone(),
+        ConfigErrorKind::DuplicateName { second, .. } => second.clone(),
+        ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
+    };
+    text.lines()
+        .position(|line| line.contains(needle.as_str()))
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_schema_with_defaults() {
+        let config = Config::parse(
+            "services:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.zone(), "mesh");
+        assert_eq!(config.ttl, 60);
+        assert_eq!(config.services[0].vips.len(), 2);
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_zone() {
+        let config = Config::parse("\n").unwrap();
+        assert!(config.services.is_empty());
+    }
+
+    #[test]
+    fn syntax_error_names_its_line() {
+        let (line, kind) = Config::parse("zone: mesh\nservices:\n  - name: [\n").unwrap_err();
+        assert_eq!(line, Some(4), "{kind}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_line() {
+        let (line, kind) = Config::parse("zone: mesh\nttll: 5\n").unwrap_err();
+        assert_eq!(line, Some(2));
+        assert!(kind.to_string().contains("ttll"), "{kind}");
+    }
+
+    #[test]
+    fn bad_vip_is_rejected_with_its_line() {
+        let (line, _) = Config::parse(
+            "services:\n  - name: a\n    vips: [240.0.0.1]\n  - name: b\n    vips: [240.0.0.300]\n",
+        )
+        .unwrap_err();
+        assert_eq!(line, Some(5));
+    }
+
+    #[test]
+    fn kuma_names_answer_as_written_and_dotted() {
+        let service = Service {
+            name: "echo-server_echo-example_svc_1010".into(),
+            vips: vec![],
+        };
+        assert_eq!(
+            service.dns_names(),
+            [
+                "echo-server_echo-example_svc_1010",
+                "echo-server.echo-example.svc.1010"
+            ]
+        );
+    }
+}

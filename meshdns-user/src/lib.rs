@@ -1,0 +1,16 @@
+//! The meshdns agent as a library: the binary (`main.rs`) is a thin CLI over
+//! these modules, and the tests drive them directly.
+//!
+//! - [`config`]: the services file (YAML), parsed and validated.
+//! - [`dns_name`]: service names to DNS names in wire format.
+//! - [`table`]: the fast path's table, built from a config.
+//! - [`fastpath`]: loading and attaching the XDP program, filling its map,
+//!   reading its counters.
+
+pub mod config;
+pub mod dns_name;
+pub mod fastpath;
+pub mod table;
+
+/// The XDP program, built by build.rs from `meshdns-ebpf`.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/meshdns"));

@@ -1,0 +1,157 @@
+//! End to end: `meshdns run` attached to a veth in a namespace of the test's
+//! own, queried by `dig` from a client namespace, with the fast path's
+//! counters read from the kernel to prove who answered.
+
+use std::fs;
+
+use meshdns_common::Counter;
+use meshdns_tests::lab::{Lab, SERVER_V4};
+
+const SERVICES: &str = "\
+zone: mesh
+ttl: 60
+services:
+  - name: redis
+    vips: [240.0.0.100, \"fd00:fd00::100\"]
+  - name: web
+    vips: [240.0.0.101, 240.0.0.102]
+  - name: echo-server_echo-example_svc_1010
+    vips: [240.0.0.104]
+";
+
+fn config_file(lab: &Lab) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.yaml", lab.server.name));
+    fs::write(&path, SERVICES).unwrap();
+    path
+}
+
+/// `dig` answers as `+short` lines, plus the header line with the status.
+fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
+    let server = format!("@{SERVER_V4}");
+    let out = lab
+        .dig(&[
+            &server,
+            name,
+            qtype,
+            "+tries=1",
+            "+time=2",
+            "+noall",
+            "+comments",
+            "+answer",
+        ])
+        .unwrap();
+    let header = out
+        .lines()
+        .find(|l| l.contains("status:"))
+        .unwrap_or_default()
+        .to_string();
+    let flags = out
+        .lines()
+        .find(|l| l.contains(";; flags:"))
+        .unwrap_or_default();
+    let answers = out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    (format!("{header} {flags}"), answers)
+}
+
+#[test]
+fn dig_gets_its_answer_from_the_xdp_fast_path() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_file(&lab);
+    let agent = lab.start_agent(&config).unwrap();
+
+    // Nothing in the server namespace listens on port 53: an answer can only
+    // come from the XDP program.
+    let sockets = lab
+        .server
+        .command("ss")
+        .args(["-Huln", "sport = :53"])
+        .output()
+        .unwrap();
+    assert!(sockets.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&sockets.stdout).trim(),
+        "",
+        "something listens on :53"
+    );
+
+    let before = lab.fast_path_counters().unwrap();
+
+    let (header, answers) = dig(&lab, "redis.mesh", "A");
+    assert!(header.contains("status: NOERROR"), "{header}");
+    assert!(header.contains("qr aa rd ra"), "{header}");
+    assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"]);
+
+    let (_, answers) = dig(&lab, "redis.mesh", "AAAA");
+    assert_eq!(answers, ["redis.mesh. 60 IN AAAA fd00:fd00::100"]);
+
+    let (_, answers) = dig(&lab, "Web.Mesh", "A");
+    assert_eq!(
+        answers,
+        [
+            "Web.Mesh. 60 IN A 240.0.0.101",
+            "Web.Mesh. 60 IN A 240.0.0.102"
+        ]
+    );
+
+    let (_, answers) = dig(&lab, "echo-server.echo-example.svc.1010.mesh", "A");
+    assert_eq!(
+        answers,
+        ["echo-server.echo-example.svc.1010.mesh. 60 IN A 240.0.0.104"]
+    );
+
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredA), 3, "{moved}");
+    assert_eq!(moved.get(Counter::AnsweredAaaa), 1, "{moved}");
+
+    // An unknown name is passed to the kernel; with no resolver behind the
+    // fast path yet, dig times out, and the counter says why.
+    let before = lab.fast_path_counters().unwrap();
+    let (header, answers) = dig(&lab, "unknown.mesh", "A");
+    assert!(
+        answers.is_empty() && !header.contains("NOERROR"),
+        "{header} {answers:?}"
+    );
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.answered(), 0, "{moved}");
+    assert!(moved.get(Counter::PassUnknownName) >= 1, "{moved}");
+
+    // SIGTERM detaches cleanly.
+    let status = agent.stop().unwrap();
+    assert!(status.success(), "meshdns exited with {status}");
+    assert!(
+        !lab.server_has_xdp().unwrap(),
+        "program still attached after exit"
+    );
+    fs::remove_file(config).ok();
+}
+
+#[test]
+fn a_broken_config_is_rejected_with_its_line_before_attaching() {
+    let lab = Lab::new().unwrap();
+    let config = std::env::temp_dir().join(format!("{}-broken.yaml", lab.server.name));
+    fs::write(
+        &config,
+        "zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.300]\n",
+    )
+    .unwrap();
+    let output = lab
+        .server
+        .command(meshdns_tests::lab::Agent::binary().unwrap())
+        .args(["run", "--iface", &lab.server_if, "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("{}:4:", config.display())),
+        "error does not name the file and line 4: {stderr}"
+    );
+    assert!(!lab.server_has_xdp().unwrap());
+    fs::remove_file(config).ok();
+}

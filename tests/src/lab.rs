@@ -1,0 +1,359 @@
+//! A lab: a server and a client network namespace joined by a veth pair,
+//! addressed from the benchmarking range (RFC 2544) and removed on drop.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc,
+    },
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail, ensure};
+use aya::{
+    maps::{Map, MapData, MapInfo, PerCpuArray},
+    programs::{ProgramInfo, Xdp, XdpMode, loaded_programs},
+};
+use meshdns::fastpath::{Counters, FastPath};
+use meshdns_common::{COUNTERS_MAP, PASS_PROGRAM};
+
+pub const SERVER_V4: &str = "198.18.0.1";
+pub const CLIENT_V4: &str = "198.18.0.2";
+
+/// Runs a command and fails with its output unless it succeeds.
+pub fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    ensure!(
+        output.status.success(),
+        "{program} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A network namespace, deleted on drop if this value created it.
+pub struct Netns {
+    pub name: String,
+    owned: bool,
+}
+
+impl Netns {
+    /// Creates a namespace, to be deleted on drop.
+    pub fn new(name: String) -> anyhow::Result<Self> {
+        sh("ip", &["netns", "add", &name])?;
+        let netns = Self { name, owned: true };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    /// An existing namespace, left alone on drop.
+    pub fn existing(name: String) -> Self {
+        Self { name, owned: false }
+    }
+
+    /// `ip -n <ns> ARGS`.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        sh("ip", &all)
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// Runs `f` on a thread that has entered the namespace, and returns its
+    /// result. The calling thread's namespace does not change.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let path = Path::new("/run/netns").join(&self.name);
+        thread::spawn(move || {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            // SAFETY: a valid namespace fd; setns affects only this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                bail!(
+                    "setns {}: {}",
+                    path.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        // Deleting the namespace also deletes the veth end inside it, and
+        // with it the peer.
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
+    }
+}
+
+/// Server and client namespaces joined by a veth pair: `server_if`
+/// (198.18.0.1/24, 2001:db8::1/64) in `server`, `client_if` (198.18.0.2/24,
+/// 2001:db8::2/64) in `client`.
+pub struct Lab {
+    pub server: Netns,
+    pub client: Netns,
+    pub server_if: String,
+    pub client_if: String,
+    /// The XDP_PASS program on `client_if`, once attached.
+    peer: Option<PeerNapi>,
+}
+
+static LABS: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    pub fn new() -> anyhow::Result<Self> {
+        crate::require_root();
+        // Unique per process and lab, so tests run in parallel; at most 15
+        // bytes for interface names.
+        let id = format!(
+            "{}x{}",
+            std::process::id(),
+            LABS.fetch_add(1, Ordering::Relaxed)
+        );
+        let server = Netns::new(format!("meshdns-{id}-s"))?;
+        let client = Netns::new(format!("meshdns-{id}-c"))?;
+        let (server_if, client_if) = (format!("md{id}s"), format!("md{id}c"));
+        server.ip(&[
+            "link",
+            "add",
+            &server_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &client_if,
+            "netns",
+            &client.name,
+        ])?;
+        for (ns, iface, v4, v6) in [
+            (&server, &server_if, SERVER_V4, "2001:db8::1/64"),
+            (&client, &client_if, CLIENT_V4, "2001:db8::2/64"),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", iface])?;
+            ns.ip(&["-6", "addr", "add", v6, "dev", iface, "nodad"])?;
+            ns.ip(&["link", "set", iface, "up"])?;
+        }
+        Ok(Self {
+            server,
+            client,
+            server_if,
+            client_if,
+            peer: None,
+        })
+    }
+
+    /// Attaches an XDP_PASS program to the client end: veth delivers
+    /// `XDP_TX` frames only to a peer with NAPI on, and an XDP program is
+    /// what turns it on.
+    pub fn enable_peer_napi(&mut self) -> anyhow::Result<()> {
+        let iface = self.client_if.clone();
+        self.peer = Some(self.client.run(move || PeerNapi::attach(&iface))?);
+        Ok(())
+    }
+
+    /// Starts `meshdns run` on the server end with `config`, and waits
+    /// until it has attached.
+    pub fn start_agent(&self, config: &Path) -> anyhow::Result<Agent> {
+        Agent::start(&self.server, &self.server_if, config)
+    }
+
+    /// The fast path's counters, read from the kernel: the maps of the
+    /// program attached to the server end, found by id. This does not ask
+    /// the agent, so it cannot be fooled by it.
+    pub fn fast_path_counters(&self) -> anyhow::Result<Counters> {
+        let iface = self.server_if.clone();
+        let prog_id = self.server.run(move || attached_program_id(&iface))?;
+        counters_of_program(prog_id)
+    }
+
+    /// Whether any XDP program is attached to the server end.
+    pub fn server_has_xdp(&self) -> anyhow::Result<bool> {
+        let iface = self.server_if.clone();
+        self.server.run(move || Ok(xdp_prog_id(&iface)?.is_some()))
+    }
+
+    /// Runs `dig` in the client namespace and returns its output.
+    pub fn dig(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self
+            .client
+            .command("dig")
+            .args(args)
+            .output()
+            .context("running dig (apt-get install dnsutils)")?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+/// An XDP_PASS program attached to an interface, detached on drop.
+pub struct PeerNapi {
+    _fast_path: FastPath,
+}
+
+impl PeerNapi {
+    /// Attaches `meshdns_pass` to `iface` in the calling thread's namespace.
+    pub fn attach(iface: &str) -> anyhow::Result<Self> {
+        let mut fast_path = FastPath::load()?;
+        let program: &mut Xdp = fast_path
+            .ebpf_mut()
+            .program_mut(PASS_PROGRAM)
+            .context("no pass program in the object")?
+            .try_into()?;
+        program.load()?;
+        program.attach(iface, XdpMode::Driver)?;
+        Ok(Self {
+            _fast_path: fast_path,
+        })
+    }
+}
+
+/// The id of the XDP program attached to `iface` in this thread's namespace.
+fn xdp_prog_id(iface: &str) -> anyhow::Result<Option<u32>> {
+    let json = sh("ip", &["-j", "-d", "link", "show", "dev", iface])?;
+    let links: serde_json::Value = serde_json::from_str(&json)?;
+    Ok(links[0]["xdp"]["prog"]["id"].as_u64().map(|id| id as u32))
+}
+
+fn attached_program_id(iface: &str) -> anyhow::Result<u32> {
+    xdp_prog_id(iface)?.with_context(|| format!("no XDP program on {iface}"))
+}
+
+/// Reads the counters map of the loaded program with id `prog_id`.
+pub fn counters_of_program(prog_id: u32) -> anyhow::Result<Counters> {
+    let program: ProgramInfo = loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == prog_id)
+        .with_context(|| format!("no loaded program with id {prog_id}"))?;
+    for map_id in program.map_ids()?.unwrap_or_default() {
+        let info = MapInfo::from_id(map_id)?;
+        if info.name_as_str() == Some(COUNTERS_MAP) {
+            let map = Map::PerCpuArray(MapData::from_id(map_id)?);
+            let counters: PerCpuArray<MapData, u64> = PerCpuArray::try_from(map)?;
+            return Ok(Counters::read(&counters)?);
+        }
+    }
+    bail!("program {prog_id} has no {COUNTERS_MAP} map")
+}
+
+/// `meshdns run`, as a child process in a namespace; stopped on drop.
+pub struct Agent {
+    child: Child,
+    /// Everything the agent printed so far, one line each.
+    log: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl Agent {
+    /// The `meshdns` binary next to the test executable (target/<profile>/).
+    pub fn binary() -> anyhow::Result<PathBuf> {
+        let exe = std::env::current_exe()?;
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .context("test executable has no folder")?;
+        let binary = dir.join("meshdns");
+        ensure!(
+            binary.exists(),
+            "{} is missing: build it first (`cargo xtask test` does)",
+            binary.display()
+        );
+        Ok(binary)
+    }
+
+    pub fn start(netns: &Netns, iface: &str, config: &Path) -> anyhow::Result<Self> {
+        let mut child = netns
+            .command(Self::binary()?)
+            .args(["run", "--iface", iface, "--xdp-mode", "driver", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting meshdns")?;
+        let (sender, log) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("piped")),
+        ] {
+            let sender = sender.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        let mut agent = Self {
+            child,
+            log,
+            lines: Vec::new(),
+        };
+        agent.wait_for_log("fast path attached", Duration::from_secs(30))?;
+        Ok(agent)
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<&str> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.lines.iter().position(|l| l.contains(needle)) {
+                return Ok(&self.lines[i]);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => self.lines.push(line),
+                Err(_) => bail!(
+                    "meshdns did not log {needle:?} within {timeout:?}; it logged:\n{}",
+                    self.lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the agent to exit; returns its status.
+    pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM);
+        Ok(self.child.wait()?)
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // `ip netns exec` execs the agent, so the child's pid is the agent's.
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}

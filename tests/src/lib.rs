@@ -1,0 +1,19 @@
+//! Test support for meshdns: labs of network namespaces joined by veths,
+//! the agent run as a user runs it, and DNS frames built and checked
+//! independently of the code under test.
+
+pub mod frame;
+pub mod lab;
+
+/// Fails the test loudly unless it runs as root: the tests attach XDP
+/// programs and create network namespaces, and a skipped privileged test
+/// must never pass as green.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests load XDP programs and create network namespaces: run them as root \
+         (`cargo xtask test` does, under sudo if needed)"
+    );
+}

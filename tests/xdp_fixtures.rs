@@ -1,0 +1,447 @@
+//! The real compiled XDP program, run by the kernel on fixture frames
+//! (BPF_PROG_TEST_RUN), Katran style: each fixture has a description, input
+//! bytes, the expected action and the expected output bytes.
+//!
+//! Expected replies are built independently of meshdns (hickory-proto for the
+//! DNS message, the test's own checksum code), compared byte for byte, then
+//! decoded again with hickory-proto and their checksums verified.
+
+use std::net::IpAddr;
+
+use aya::programs::{TestRun, TestRunOptions};
+use meshdns::{fastpath::FastPath, table::Table};
+use meshdns_common::Counter;
+use meshdns_tests::frame::*;
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+/// The table every fixture runs against.
+const SERVICES: &str = r#"
+zone: mesh
+ttl: 60
+services:
+  - name: redis
+    vips: [240.0.0.100, "fd00:fd00::100"]
+  - name: web
+    vips: [240.0.0.101, 240.0.0.102, 240.0.0.103]
+  - name: echo-server_echo-example_svc_1010
+    vips: [240.0.0.104]
+  - name: eight
+    vips: [240.0.1.1, 240.0.1.2, 240.0.1.3, 240.0.1.4, 240.0.1.5, 240.0.1.6, 240.0.1.7, 240.0.1.8,
+           "fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8"]
+"#;
+
+/// A service whose name makes `<it>.mesh` exactly 255 bytes in wire format.
+fn longest_service() -> String {
+    let label = "l".repeat(63);
+    // 3 * (1 + 63) + (1 + 56) + (1 + 4) + 1 = 255
+    format!("{label}.{label}.{label}.{}", "m".repeat(56))
+}
+
+fn ips(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+enum Expect {
+    /// XDP_TX with exactly these bytes, counted under this counter.
+    Tx(Vec<u8>, Counter),
+    /// XDP_PASS with the frame unchanged, counted under this reason.
+    Pass(Counter),
+}
+
+struct Fixture {
+    description: &'static str,
+    input: Vec<u8>,
+    expect: Expect,
+}
+
+fn answer(description: &'static str, query: Query, addrs: &[&str]) -> Fixture {
+    let counter = if query.qtype == TYPE_A {
+        Counter::AnsweredA
+    } else {
+        Counter::AnsweredAaaa
+    };
+    Fixture {
+        description,
+        input: query.frame(),
+        expect: Expect::Tx(query.expected_reply(&ips(addrs), 60), counter),
+    }
+}
+
+fn pass(description: &'static str, input: Vec<u8>, reason: Counter) -> Fixture {
+    Fixture {
+        description,
+        input,
+        expect: Expect::Pass(reason),
+    }
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let redis_a = || Query::new("redis.mesh", TYPE_A);
+    let eight_v4 = [
+        "240.0.1.1",
+        "240.0.1.2",
+        "240.0.1.3",
+        "240.0.1.4",
+        "240.0.1.5",
+        "240.0.1.6",
+        "240.0.1.7",
+        "240.0.1.8",
+    ];
+    let eight_v6 = [
+        "fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8",
+    ];
+    let longest = format!("{}.mesh", longest_service());
+    let mut cases = vec![
+        // Answers (RFC 1035 §4.1: header, question echoed, answers).
+        answer("A for a known name", redis_a(), &["240.0.0.100"]),
+        answer(
+            "AAAA for a known name",
+            Query::new("redis.mesh", TYPE_AAAA),
+            &["fd00:fd00::100"],
+        ),
+        answer(
+            "three A records, in config order",
+            Query::new("web.mesh", TYPE_A),
+            &["240.0.0.101", "240.0.0.102", "240.0.0.103"],
+        ),
+        answer(
+            "eight A records",
+            Query::new("eight.mesh", TYPE_A),
+            &eight_v4,
+        ),
+        answer(
+            "eight AAAA records with EDNS",
+            Query::new("eight.mesh", TYPE_AAAA).with_opt(Opt::dig()),
+            &eight_v6,
+        ),
+        answer(
+            "DNS 0x20 mixed case: question keeps the client's bytes",
+            Query::new("ReDiS.MeSh", TYPE_A),
+            &["240.0.0.100"],
+        ),
+        answer(
+            "Kuma name as written",
+            Query::new("echo-server_echo-example_svc_1010.mesh", TYPE_A),
+            &["240.0.0.104"],
+        ),
+        answer(
+            "Kuma name in RFC 1035 form",
+            Query::new("echo-server.echo-example.svc.1010.mesh", TYPE_A),
+            &["240.0.0.104"],
+        ),
+        answer(
+            "RFC 6891: EDNS query (with a cookie) gets OPT back, no options",
+            redis_a().with_opt(Opt::dig()),
+            &["240.0.0.100"],
+        ),
+        answer(
+            "RFC 3225: DO bit is echoed",
+            redis_a().with_opt(Opt {
+                do_bit: true,
+                ..Opt::dig()
+            }),
+            &["240.0.0.100"],
+        ),
+        answer(
+            "RD clear and CD set are copied",
+            Query {
+                flags: CD,
+                ..redis_a()
+            },
+            &["240.0.0.100"],
+        ),
+        answer(
+            "a 255-byte name",
+            Query::new(Box::leak(longest.into_boxed_str()), TYPE_A),
+            &["240.0.2.1"],
+        ),
+    ];
+
+    // Link-layer padding after the datagram is dropped from the reply.
+    let mut padded = redis_a().frame();
+    padded.extend([0; 16]);
+    cases.push(Fixture {
+        description: "trailing Ethernet padding",
+        input: padded,
+        expect: Expect::Tx(
+            redis_a().expected_reply(&ips(&["240.0.0.100"]), 60),
+            Counter::AnsweredA,
+        ),
+    });
+
+    // Everything else passes, untouched.
+    cases.push(pass(
+        "unknown name",
+        Query::new("nope.mesh", TYPE_A).frame(),
+        Counter::PassUnknownName,
+    ));
+    cases.push(pass(
+        "name outside the zone",
+        Query::new("example.com", TYPE_A).frame(),
+        Counter::PassUnknownName,
+    ));
+    cases.push(pass(
+        "AAAA for a name with only IPv4",
+        Query::new("web.mesh", TYPE_AAAA).frame(),
+        Counter::PassNoAddress,
+    ));
+    cases.push(pass(
+        "MX, not A/AAAA",
+        Query::new("redis.mesh", TYPE_MX).frame(),
+        Counter::PassUnsupportedType,
+    ));
+    cases.push(pass(
+        "class CH",
+        Query {
+            qclass: CLASS_CH,
+            ..redis_a()
+        }
+        .frame(),
+        Counter::PassUnsupportedType,
+    ));
+    cases.push(pass(
+        "RFC 6891 §6.1.3: EDNS version 1 goes to the agent for BADVERS",
+        redis_a()
+            .with_opt(Opt {
+                version: 1,
+                ..Opt::dig()
+            })
+            .frame(),
+        Counter::PassEdnsVersion,
+    ));
+    cases.push(pass(
+        "ARP",
+        {
+            let mut arp = vec![0xff; 6];
+            arp.extend(CLIENT_MAC);
+            arp.extend([0x08, 0x06]);
+            arp.extend([0, 1, 8, 0, 6, 4, 0, 1]);
+            arp.extend([0; 20]);
+            arp
+        },
+        Counter::PassNotIpv4,
+    ));
+    cases.push(pass(
+        "non-DNS UDP (NTP)",
+        udp_frame(&[0x23; 48], 123),
+        Counter::PassNotDnsPort,
+    ));
+    let mut tcp = redis_a().frame();
+    tcp[IP + 9] = 6;
+    fix_ip_checksum_only(&mut tcp);
+    cases.push(pass("TCP to port 53", tcp, Counter::PassNotUdp));
+    // (BPF_PROG_TEST_RUN refuses XDP frames shorter than an Ethernet header.)
+    cases.push(pass(
+        "an IPv4 ethertype and nothing after it",
+        redis_a().frame()[..IP].to_vec(),
+        Counter::PassMalformed,
+    ));
+    cases.push(pass(
+        "frame cut inside the question",
+        redis_a().frame()[..DNS + 15].to_vec(),
+        Counter::PassMalformed,
+    ));
+    let mut response = redis_a().frame();
+    patch_u16(&mut response, DNS + 2, 0x8180);
+    cases.push(pass("a response (QR=1)", response, Counter::PassNotQuery));
+    let mut notify = redis_a().frame();
+    patch_u16(&mut notify, DNS + 2, 4 << 11);
+    cases.push(pass("opcode NOTIFY", notify, Counter::PassNotQuery));
+    let mut tc = redis_a().frame();
+    patch_u16(&mut tc, DNS + 2, RD | 0x0200);
+    cases.push(pass("TC set in a query", tc, Counter::PassNotQuery));
+    let mut two_questions = redis_a().frame();
+    patch_u16(&mut two_questions, DNS + 4, 2);
+    cases.push(pass("QDCOUNT 2", two_questions, Counter::PassNotQuery));
+    let mut with_answer = redis_a().frame();
+    patch_u16(&mut with_answer, DNS + 6, 1);
+    cases.push(pass("ANCOUNT 1", with_answer, Counter::PassNotQuery));
+    let mut two_additional = redis_a().with_opt(Opt::dig()).frame();
+    patch_u16(&mut two_additional, DNS + 10, 2);
+    cases.push(pass("ARCOUNT 2", two_additional, Counter::PassNotQuery));
+    cases.push(pass(
+        "RFC 1035 §4.1.4: compression pointer in the question",
+        Query {
+            name: vec![5, b'r', b'e', b'd', b'i', b's', 0xc0, 0x0c],
+            ..redis_a()
+        }
+        .frame(),
+        Counter::PassMalformed,
+    ));
+    cases.push(pass(
+        "RFC 1035 §2.3.4: 64-byte label",
+        Query::new(
+            Box::leak(format!("{}.mesh", "a".repeat(64)).into_boxed_str()),
+            TYPE_A,
+        )
+        .frame(),
+        Counter::PassMalformed,
+    ));
+    let mut trailing = redis_a().to_bytes();
+    trailing.extend([0xde, 0xad]);
+    cases.push(pass(
+        "bytes after the question",
+        udp_frame(&trailing, 53),
+        Counter::PassMalformed,
+    ));
+    let mut not_opt = redis_a().to_bytes();
+    not_opt[11] = 1;
+    not_opt.extend([0, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
+    cases.push(pass(
+        "an additional record that is not OPT",
+        udp_frame(&not_opt, 53),
+        Counter::PassNotQuery,
+    ));
+    let mut short_udp = redis_a().frame();
+    let udp_len = u16::from_be_bytes([short_udp[UDP + 4], short_udp[UDP + 5]]);
+    patch_u16(&mut short_udp, UDP + 4, udp_len - 1);
+    cases.push(pass(
+        "UDP length disagrees with IP length",
+        short_udp,
+        Counter::PassMalformed,
+    ));
+    let mut options = redis_a().frame();
+    options[IP] = 0x46;
+    cases.push(pass(
+        "IPv4 with options",
+        options,
+        Counter::PassIpOptionsOrFragment,
+    ));
+    let mut fragment = redis_a().frame();
+    patch_u16(&mut fragment, IP + 6, 0x2000);
+    cases.push(pass(
+        "IPv4 fragment (MF)",
+        fragment,
+        Counter::PassIpOptionsOrFragment,
+    ));
+    let mut ipv6 = redis_a().frame();
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    cases.push(pass("IPv6 ethertype", ipv6, Counter::PassNotIpv4));
+    cases
+}
+
+/// Fixes only the IPv4 header checksum (for frames that are not UDP).
+fn fix_ip_checksum_only(frame: &mut [u8]) {
+    frame[IP + 10..IP + 12].fill(0);
+    let sum: u32 = frame[IP..IP + 20]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let check = !((folded & 0xffff) + (folded >> 16)) as u16;
+    frame[IP + 10..IP + 12].copy_from_slice(&check.to_be_bytes());
+}
+
+fn fast_path() -> FastPath {
+    meshdns_tests::require_root();
+    let services = format!(
+        "{SERVICES}  - name: {}\n    vips: [240.0.2.1]\n",
+        longest_service()
+    );
+    let table = Table::parse(&services).expect("fixture services parse");
+    let mut fast_path = FastPath::load().expect("the verifier accepts the program");
+    fast_path.sync(&table).expect("table loads");
+    fast_path
+}
+
+#[test]
+fn fixtures_through_bpf_prog_test_run() {
+    let mut fast_path = fast_path();
+    let mut failures = Vec::new();
+    for fixture in fixtures() {
+        let before = fast_path.counters().unwrap();
+        let mut output = vec![0u8; 4096];
+        let result = fast_path
+            .program()
+            .unwrap()
+            .test_run(TestRunOptions {
+                data_in: Some(&fixture.input),
+                data_out: Some(&mut output),
+                ..TestRunOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("{}: test run failed: {e}", fixture.description));
+        output.truncate(result.data_size_out as usize);
+        let moved = fast_path.counters().unwrap().since(&before);
+
+        let (want_action, want_output, want_counter) = match &fixture.expect {
+            Expect::Tx(bytes, counter) => (XDP_TX, bytes, *counter),
+            Expect::Pass(reason) => (XDP_PASS, &fixture.input, *reason),
+        };
+        let mut problems = Vec::new();
+        if result.return_value != want_action {
+            problems.push(format!(
+                "action {} (want {want_action})",
+                result.return_value
+            ));
+        }
+        if &output != want_output {
+            problems.push(format!(
+                "output differs:\n    got  {}\n    want {}",
+                hex(&output),
+                hex(want_output)
+            ));
+        }
+        if moved.get(want_counter) != 1 || moved.answered() + moved.passed() != 1 {
+            problems.push(format!(
+                "counters moved: {moved} (want {} once)",
+                want_counter.name()
+            ));
+        }
+        if want_action == XDP_TX && result.return_value == XDP_TX {
+            if let Err(e) = verify_checksums(&output) {
+                problems.push(e);
+            }
+            match decode_dns(&output) {
+                Ok(reply) => {
+                    if reply.answers.is_empty() {
+                        problems.push("hickory decodes no answers".into());
+                    }
+                }
+                Err(e) => problems.push(format!("hickory cannot decode the reply: {e}")),
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}:\n  {}",
+                fixture.description,
+                problems.join("\n  ")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Records the program's size and the verifier's work, so growth shows in
+/// review; each has a budget to be raised deliberately, not silently.
+#[test]
+fn instruction_counts() {
+    let mut fast_path = fast_path();
+    let info = fast_path.program().unwrap().info().unwrap();
+    let instructions = info.size_translated().expect("kernel reports it") / 8;
+    let processed = info
+        .verified_instruction_count()
+        .expect("kernel reports it");
+    println!(
+        "meshdns XDP program: {instructions} instructions; the verifier processed {processed}"
+    );
+    assert!(
+        (500..4_000).contains(&instructions),
+        "program is {instructions} instructions, outside its budget"
+    );
+    // The kernel's limit is 1,000,000; stay well clear of it.
+    assert!(
+        processed < 400_000,
+        "the verifier processed {processed} instructions, over budget"
+    );
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
