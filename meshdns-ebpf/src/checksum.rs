@@ -64,6 +64,8 @@ pub fn udp_ipv4(
         sum += u16::from_be_bytes(unsafe { *(cursor as *const [u8; 2]) }) as u32;
         cursor += 2;
     }
+    // Written as `cursor + len <= end`, like every bounds check here.
+    #[allow(clippy::int_plus_one)]
     if cursor + 1 <= end {
         // An odd length: the last byte is padded with a zero byte.
         // SAFETY: the byte at cursor is inside the frame.

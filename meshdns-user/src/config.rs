@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn syntax_error_names_its_line() {
         let (line, kind) = Config::parse("zone: mesh\nservices:\n  - name: [\n").unwrap_err();
-        assert_eq!(line, Some(4), "{kind}");
+        assert_eq!(line, Some(3), "{kind}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `meshdns`: the node-local DNS agent for service meshes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run(iface: &str, config: &PathBuf, mode: AttachMode) -> anyhow::Result<()> {
+fn run(iface: &str, config: &Path, mode: AttachMode) -> anyhow::Result<()> {
     // Read the table first: a broken file should fail before anything is
     // attached, with the line at fault.
     let table = Table::load(config)?;

@@ -1,1 +1,103 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks.
+//!
+//! - `setup`: the toolchain parts a fresh machine lacks (nightly rust-src,
+//!   bpf-linker); every other task runs it first.
+//! - `run`: builds and runs meshdns, in a self-contained lab by default.
+//! - `test`: every test, the privileged ones included.
+
+mod cmd;
+mod lab;
+mod setup;
+mod tally;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "meshdns project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building needs: rust-src for the nightly toolchain and a
+    /// bpf-linker matching its LLVM, in the project's .tools folder.
+    Setup,
+    /// Build and run meshdns. With no arguments: a lab of a client network
+    /// namespace and a veth pair, serving examples/services.yaml. With
+    /// arguments after `--`: `meshdns run ARGS` on a real interface.
+    Run {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run every test, including those that load XDP programs and create
+    /// network namespaces (needs root). Arguments after `--` go to cargo test.
+    Test {
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    match Cli::parse().task {
+        Task::Setup => setup::toolchain(&root),
+        Task::Run { args } => {
+            setup::toolchain(&root)?;
+            require_root("cargo xtask run")?;
+            cmd::cargo(
+                &root,
+                &[
+                    "build",
+                    "-p",
+                    "meshdns-user",
+                    "-p",
+                    "meshdns-tests",
+                    "--bins",
+                ],
+            )?;
+            let target = root.join("target/debug");
+            if args.is_empty() {
+                lab::run(&root, &target)
+            } else {
+                let mut full = vec!["run".to_string()];
+                full.extend(args);
+                cmd::exec(&target.join("meshdns"), &full)
+            }
+        }
+        Task::Test { args } => {
+            setup::toolchain(&root)?;
+            require_root("cargo xtask test")?;
+            setup::debian_packages(&setup::TEST_PACKAGES)?;
+            // The end-to-end tests run the agent binary as a user would.
+            cmd::cargo(&root, &["build", "-p", "meshdns-user", "--bins"])?;
+            let mut test = vec!["test", "--workspace", "--exclude", "meshdns-ebpf"];
+            test.extend(args.iter().map(String::as_str));
+            tally::cargo_test(&root, &test)
+        }
+    }
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask has no parent folder")
+}
+
+/// Fails with a clear message unless running as root.
+fn require_root(task: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "{task} loads XDP programs and creates network namespaces: run it as root \
+             (e.g. `sudo -E cargo xtask ...`)"
+        );
+    }
+    Ok(())
+}

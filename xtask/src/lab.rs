@@ -1,0 +1,141 @@
+//! `cargo xtask run` with no arguments: a self-contained lab.
+//!
+//! A client network namespace joined to this host by a veth pair: host side
+//! `meshdns0` (198.18.0.1/24, 2001:db8::1/64), client side `meshdns0c`
+//! (198.18.0.2/24, 2001:db8::2/64) in namespace `meshdns-lab`. The agent
+//! serves examples/services.yaml on the host side until Ctrl-C; then the lab
+//! is removed.
+
+use std::{
+    path::Path,
+    process::{Child, Command},
+};
+
+use anyhow::Context as _;
+
+use crate::cmd;
+
+const NETNS: &str = "meshdns-lab";
+const HOST_IF: &str = "meshdns0";
+const CLIENT_IF: &str = "meshdns0c";
+const HOST_V4: &str = "198.18.0.1";
+
+/// The namespace and veth pair; removed on drop.
+struct Lab;
+
+impl Lab {
+    fn create() -> anyhow::Result<Self> {
+        // A lab left over by a run that was killed goes first.
+        Self::remove();
+        let lab = Lab;
+        let ip = |args: &[&str]| cmd::output(Command::new("ip").args(args));
+        ip(&["netns", "add", NETNS])?;
+        ip(&[
+            "link", "add", HOST_IF, "type", "veth", "peer", "name", CLIENT_IF, "netns", NETNS,
+        ])?;
+        ip(&["addr", "add", &format!("{HOST_V4}/24"), "dev", HOST_IF])?;
+        ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8::1/64",
+            "dev",
+            HOST_IF,
+            "nodad",
+        ])?;
+        ip(&["link", "set", HOST_IF, "up"])?;
+        ip(&[
+            "-n",
+            NETNS,
+            "addr",
+            "add",
+            "198.18.0.2/24",
+            "dev",
+            CLIENT_IF,
+        ])?;
+        ip(&[
+            "-n",
+            NETNS,
+            "-6",
+            "addr",
+            "add",
+            "2001:db8::2/64",
+            "dev",
+            CLIENT_IF,
+            "nodad",
+        ])?;
+        ip(&["-n", NETNS, "link", "set", CLIENT_IF, "up"])?;
+        ip(&["-n", NETNS, "link", "set", "lo", "up"])?;
+        Ok(lab)
+    }
+
+    fn remove() {
+        // Deleting one end of a veth deletes both.
+        for args in [["link", "delete", HOST_IF], ["netns", "delete", NETNS]] {
+            let _ = Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        Self::remove();
+        eprintln!("xtask: lab removed");
+    }
+}
+
+/// A child process, sent SIGTERM and reaped on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let _ = self.0.wait();
+    }
+}
+
+pub fn run(root: &Path, target: &Path) -> anyhow::Result<()> {
+    let config = root.join("examples/services.yaml");
+    let lab = Lab::create()?;
+    // veth delivers XDP_TX frames only to a peer with NAPI on; an XDP_PASS
+    // program on the client end turns it on.
+    let peer = Command::new(target.join("meshdns-veth-peer"))
+        .args(["--netns", NETNS, "--iface", CLIENT_IF])
+        .spawn()
+        .context("starting meshdns-veth-peer")?;
+    let peer = Reaped(peer);
+
+    eprintln!(
+        "\nxtask: lab ready. In another terminal, try:\n\n\
+         \x20   ip netns exec {NETNS} dig @{HOST_V4} redis.mesh\n\
+         \x20   ip netns exec {NETNS} dig @{HOST_V4} redis.mesh AAAA\n\
+         \x20   ip netns exec {NETNS} dig @{HOST_V4} web.mesh +short\n\
+         \x20   ip netns exec {NETNS} dig @{HOST_V4} echo-server.echo-example.svc.1010.mesh\n\n\
+         Answers come from the XDP program; the agent logs its counters when it stops.\n\
+         Ctrl-C stops the agent and removes the lab.\n"
+    );
+    let mut agent = Command::new(target.join("meshdns"));
+    agent
+        .args(["run", "--iface", HOST_IF, "--config"])
+        .arg(&config);
+    let agent = agent.spawn().context("starting meshdns")?;
+    let mut agent = Reaped(agent);
+    // Ctrl-C reaches the whole process group: the children stop on it, and
+    // this process stays to clean up. (Ignoring it before spawning would
+    // have made the children ignore it too.)
+    // SAFETY: setting a signal disposition to SIG_IGN.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let status = agent.0.wait()?;
+    drop(peer);
+    drop(lab);
+    if !status.success() && status.code() != Some(130) {
+        anyhow::bail!("meshdns exited with {status}");
+    }
+    Ok(())
+}
