@@ -2,10 +2,10 @@
 //! own, queried by `dig` from a client namespace, with the fast path's
 //! counters read from the kernel to prove who answered.
 
-use std::fs;
+use std::{fs, time::Duration};
 
 use meshdns_common::Counter;
-use meshdns_tests::lab::{Lab, SERVER_V4};
+use meshdns_tests::lab::{Agent, Lab, SERVER_V4};
 
 const SERVICES: &str = "\
 zone: mesh
@@ -153,5 +153,22 @@ fn a_broken_config_is_rejected_with_its_line_before_attaching() {
         "error does not name the file and line 4: {stderr}"
     );
     assert!(!lab.server_has_xdp().unwrap());
+    fs::remove_file(config).ok();
+}
+
+#[test]
+fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
+    // Loopback has no driver-mode XDP.
+    let lab = Lab::new().unwrap();
+    let config = config_file(&lab);
+    let mut agent = Agent::start(&lab.server, "lo", "auto", &config).unwrap();
+    agent
+        .wait_for_log("falling back to generic (SKB) mode", Duration::from_secs(5))
+        .unwrap();
+    let attached = agent
+        .wait_for_log("fast path attached", Duration::ZERO)
+        .unwrap();
+    assert!(attached.contains("mode=Skb"), "{attached}");
+    assert!(agent.stop().unwrap().success());
     fs::remove_file(config).ok();
 }

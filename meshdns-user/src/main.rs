@@ -8,7 +8,7 @@ use meshdns::{
     fastpath::{AttachMode, FastPath},
     table::Table,
 };
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Parser)]
 #[command(version, about = "Node-local DNS for service meshes, answered in XDP")]
@@ -50,6 +50,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(iface: &str, config: &Path, mode: AttachMode) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Catch the signals before attaching: a SIGTERM that comes right after
+    // the attach must still detach cleanly, not kill the process.
+    let mut shutdown = runtime.block_on(async { Shutdown::new() })?;
+
     // Read the table first: a broken file should fail before anything is
     // attached, with the line at fault.
     let table = Table::load(config)?;
@@ -64,24 +71,33 @@ fn run(iface: &str, config: &Path, mode: AttachMode) -> anyhow::Result<()> {
     let attachment = fast_path.attach(iface, mode)?;
     tracing::info!(iface, mode = ?attachment.mode, "fast path attached");
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let signal = runtime.block_on(wait_for_shutdown())?;
+    let signal = runtime.block_on(shutdown.wait());
     tracing::info!("{signal}: detaching");
-
     let counters = fast_path.counters()?;
     fast_path.detach()?;
     tracing::info!(%counters, "detached from {iface}");
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM and says which came.
-async fn wait_for_shutdown() -> anyhow::Result<&'static str> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    })
+/// SIGINT and SIGTERM, caught from creation on.
+struct Shutdown {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Shutdown {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Waits for either signal and says which came.
+    async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
 }

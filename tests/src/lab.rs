@@ -178,10 +178,10 @@ impl Lab {
         Ok(())
     }
 
-    /// Starts `meshdns run` on the server end with `config`, and waits
-    /// until it has attached.
+    /// Starts `meshdns run` on the server end with `config`, in driver
+    /// mode, and waits until it has attached.
     pub fn start_agent(&self, config: &Path) -> anyhow::Result<Agent> {
-        Agent::start(&self.server, &self.server_if, config)
+        Agent::start(&self.server, &self.server_if, "driver", config)
     }
 
     /// The fast path's counters, read from the kernel: the maps of the
@@ -286,10 +286,12 @@ impl Agent {
         Ok(binary)
     }
 
-    pub fn start(netns: &Netns, iface: &str, config: &Path) -> anyhow::Result<Self> {
+    /// Starts `meshdns run --iface IFACE --xdp-mode MODE --config CONFIG`
+    /// in `netns` and waits until it has attached.
+    pub fn start(netns: &Netns, iface: &str, mode: &str, config: &Path) -> anyhow::Result<Self> {
         let mut child = netns
             .command(Self::binary()?)
-            .args(["run", "--iface", iface, "--xdp-mode", "driver", "--config"])
+            .args(["run", "--iface", iface, "--xdp-mode", mode, "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
