@@ -5,7 +5,7 @@
 use std::{fs, time::Duration};
 
 use meshdns_common::Counter;
-use meshdns_tests::lab::{Agent, Lab, SERVER_V4};
+use meshdns_tests::lab::{Agent, Lab, SERVER_V4, SERVER_V6};
 
 const SERVICES: &str = "\
 zone: mesh
@@ -17,6 +17,8 @@ services:
     vips: [240.0.0.101, 240.0.0.102]
   - name: echo-server_echo-example_svc_1010
     vips: [240.0.0.104]
+  - name: eight
+    vips: [\"fd00::1\", \"fd00::2\", \"fd00::3\", \"fd00::4\", \"fd00::5\", \"fd00::6\", \"fd00::7\", \"fd00::8\"]
 ";
 
 fn config_file(lab: &Lab) -> std::path::PathBuf {
@@ -25,9 +27,10 @@ fn config_file(lab: &Lab) -> std::path::PathBuf {
     path
 }
 
-/// `dig` answers as `+short` lines, plus the header line with the status.
-fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
-    let server = format!("@{SERVER_V4}");
+/// `dig @server name qtype`: the header lines (status, flags) and the
+/// answer and authority records, whitespace folded.
+fn dig_at(lab: &Lab, server: &str, name: &str, qtype: &str) -> (String, Vec<String>) {
+    let server = format!("@{server}");
     let out = lab
         .dig(&[
             &server,
@@ -38,6 +41,7 @@ fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
             "+noall",
             "+comments",
             "+answer",
+            "+authority",
         ])
         .unwrap();
     let header = out
@@ -55,6 +59,10 @@ fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     (format!("{header} {flags}"), answers)
+}
+
+fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
+    dig_at(lab, SERVER_V4, name, qtype)
 }
 
 #[test]
@@ -104,9 +112,35 @@ fn dig_gets_its_answer_from_the_xdp_fast_path() {
         ["echo-server.echo-example.svc.1010.mesh. 60 IN A 240.0.0.104"]
     );
 
+    // Over IPv6 too.
+    let (_, answers) = dig_at(&lab, SERVER_V6, "redis.mesh", "AAAA");
+    assert_eq!(answers, ["redis.mesh. 60 IN AAAA fd00:fd00::100"]);
+    let (_, answers) = dig_at(&lab, SERVER_V6, "redis.mesh", "A");
+    assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"]);
+    // The largest reply growth: eight AAAA records, 224 bytes more than the
+    // query, which a veth frame only has room for at its head.
+    let (_, answers) = dig_at(&lab, SERVER_V6, "eight.mesh", "AAAA");
+    let want: Vec<String> = (1..=8)
+        .map(|i| format!("eight.mesh. 60 IN AAAA fd00::{i}"))
+        .collect();
+    assert_eq!(answers, want);
+
+    // RFC 2308 NODATA: web has no IPv6 address; the SOA comes with its
+    // MINIMUM as TTL.
+    let (header, records) = dig(&lab, "web.mesh", "AAAA");
+    assert!(
+        header.contains("status: NOERROR") && header.contains("ANSWER: 0"),
+        "{header}"
+    );
+    assert_eq!(
+        records,
+        ["mesh. 30 IN SOA ns.mesh. hostmaster.mesh. 1 3600 600 86400 30"]
+    );
+
     let moved = lab.fast_path_counters().unwrap().since(&before);
-    assert_eq!(moved.get(Counter::AnsweredA), 3, "{moved}");
-    assert_eq!(moved.get(Counter::AnsweredAaaa), 1, "{moved}");
+    assert_eq!(moved.get(Counter::AnsweredA), 4, "{moved}");
+    assert_eq!(moved.get(Counter::AnsweredAaaa), 3, "{moved}");
+    assert_eq!(moved.get(Counter::AnsweredNodata), 1, "{moved}");
 
     // An unknown name is passed to the kernel; with no resolver behind the
     // fast path yet, dig times out, and the counter says why.

@@ -2,13 +2,15 @@
 //! (BPF_PROG_TEST_RUN), Katran style: each fixture has a description, input
 //! bytes, the expected action and the expected output bytes.
 //!
-//! Expected replies are built independently of meshdns (hickory-proto for the
-//! DNS message, the test's own checksum code), compared byte for byte, then
-//! decoded again with hickory-proto and their checksums verified.
+//! Expected answers are built independently of meshdns (hickory-proto for the
+//! DNS message; negative answers by hand; the test's own checksum code) and
+//! compared byte for byte; every reply is then decoded again with
+//! hickory-proto and its checksums verified.
 
 use std::net::IpAddr;
 
 use aya::programs::{TestRun, TestRunOptions};
+use hickory_proto::op::ResponseCode;
 use meshdns::{fastpath::FastPath, table::Table};
 use meshdns_common::Counter;
 use meshdns_tests::frame::*;
@@ -16,7 +18,7 @@ use meshdns_tests::frame::*;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
-/// The table every fixture runs against.
+/// The services every fixture runs against; `authoritative` is set per table.
 const SERVICES: &str = r#"
 zone: mesh
 ttl: 60
@@ -32,6 +34,19 @@ services:
            "fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8"]
 "#;
 
+/// The zone's SOA from TYPE on, with the defaults (RFC 1035 §3.3.13), built
+/// here by hand.
+fn soa_rr() -> Vec<u8> {
+    let mut rdata = b"\x02ns\x04mesh\x00\x0ahostmaster\x04mesh\x00".to_vec();
+    for field in [1u32, 3600, 600, 86400, 30] {
+        rdata.extend(field.to_be_bytes());
+    }
+    let mut rr = vec![0, 6, 0, 1, 0, 0, 0, 30];
+    rr.extend((rdata.len() as u16).to_be_bytes());
+    rr.extend(rdata);
+    rr
+}
+
 /// A service whose name makes `<it>.mesh` exactly 255 bytes in wire format.
 fn longest_service() -> String {
     let label = "l".repeat(63);
@@ -39,8 +54,21 @@ fn longest_service() -> String {
     format!("{label}.{label}.{label}.{}", "m".repeat(56))
 }
 
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
 fn ips(list: &[&str]) -> Vec<IpAddr> {
     list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+/// Which table a fixture runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Zone {
+    /// `authoritative: false`: unknown names are passed (Kuma's behaviour).
+    Forwarding,
+    /// `authoritative: true`: unknown names in the zone get NXDOMAIN.
+    Authoritative,
 }
 
 enum Expect {
@@ -52,6 +80,7 @@ enum Expect {
 
 struct Fixture {
     description: &'static str,
+    zone: Zone,
     input: Vec<u8>,
     expect: Expect,
 }
@@ -64,17 +93,50 @@ fn answer(description: &'static str, query: Query, addrs: &[&str]) -> Fixture {
     };
     Fixture {
         description,
+        zone: Zone::Forwarding,
         input: query.frame(),
         expect: Expect::Tx(query.expected_reply(&ips(addrs), 60), counter),
+    }
+}
+
+/// NODATA: NOERROR, no answer, the SOA (RFC 2308 §2.2).
+fn nodata(description: &'static str, zone: Zone, query: Query) -> Fixture {
+    Fixture {
+        description,
+        zone,
+        input: query.frame(),
+        expect: Expect::Tx(
+            query.expected_negative_reply(NOERROR, &soa_rr(), 1),
+            Counter::AnsweredNodata,
+        ),
+    }
+}
+
+/// NXDOMAIN with the SOA (RFC 2308 §2.1).
+fn nxdomain(description: &'static str, query: Query) -> Fixture {
+    Fixture {
+        description,
+        zone: Zone::Authoritative,
+        input: query.frame(),
+        expect: Expect::Tx(
+            query.expected_negative_reply(NXDOMAIN, &soa_rr(), 1),
+            Counter::AnsweredNxdomain,
+        ),
     }
 }
 
 fn pass(description: &'static str, input: Vec<u8>, reason: Counter) -> Fixture {
     Fixture {
         description,
+        zone: Zone::Forwarding,
         input,
         expect: Expect::Pass(reason),
     }
+}
+
+fn in_zone(mut fixture: Fixture, zone: Zone) -> Fixture {
+    fixture.zone = zone;
+    fixture
 }
 
 fn fixtures() -> Vec<Fixture> {
@@ -92,7 +154,9 @@ fn fixtures() -> Vec<Fixture> {
     let eight_v6 = [
         "fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8",
     ];
-    let longest = format!("{}.mesh", longest_service());
+    let longest = leak(format!("{}.mesh", longest_service()));
+    let vlan = (0x8100, 100);
+    let qinq = (0x88a8, 200);
     let mut cases = vec![
         // Answers (RFC 1035 §4.1: header, question echoed, answers).
         answer("A for a known name", redis_a(), &["240.0.0.100"]),
@@ -154,8 +218,80 @@ fn fixtures() -> Vec<Fixture> {
         ),
         answer(
             "a 255-byte name",
-            Query::new(Box::leak(longest.into_boxed_str()), TYPE_A),
+            Query::new(longest, TYPE_A),
             &["240.0.2.1"],
+        ),
+        // Transports.
+        answer("IPv6", redis_a().over(Link::ipv6()), &["240.0.0.100"]),
+        answer(
+            "IPv6, AAAA, EDNS",
+            Query::new("eight.mesh", TYPE_AAAA)
+                .with_opt(Opt::dig())
+                .over(Link::ipv6()),
+            &eight_v6,
+        ),
+        answer(
+            "802.1Q tag kept",
+            redis_a().over(Link::vlans(&[vlan], false)),
+            &["240.0.0.100"],
+        ),
+        answer(
+            "802.1ad + 802.1Q tags kept, IPv6",
+            Query::new("redis.mesh", TYPE_AAAA).over(Link::vlans(&[qinq, vlan], true)),
+            &["fd00:fd00::100"],
+        ),
+        answer(
+            "two 802.1Q tags",
+            redis_a().over(Link::vlans(&[vlan, vlan], false)),
+            &["240.0.0.100"],
+        ),
+        // NODATA: the name exists, with no address of the family.
+        nodata(
+            "RFC 2308 §2.2: AAAA for an IPv4-only name is NODATA with the SOA",
+            Zone::Forwarding,
+            Query::new("web.mesh", TYPE_AAAA),
+        ),
+        nodata(
+            "NODATA with EDNS, mixed case: SOA owner points into the client's bytes",
+            Zone::Forwarding,
+            Query::new("WEB.MeSh", TYPE_AAAA).with_opt(Opt::dig()),
+        ),
+        nodata(
+            "NODATA over IPv6 with a VLAN tag",
+            Zone::Forwarding,
+            Query::new("web.mesh", TYPE_AAAA).over(Link::vlans(&[vlan], true)),
+        ),
+        nodata(
+            "NODATA for a 255-byte name",
+            Zone::Forwarding,
+            Query::new(longest, TYPE_AAAA),
+        ),
+        nodata(
+            "RFC 8020: an empty non-terminal is NODATA, not NXDOMAIN",
+            Zone::Authoritative,
+            Query::new("echo-example.svc.1010.mesh", TYPE_A),
+        ),
+        nodata(
+            "the apex of an authoritative zone is NODATA for A",
+            Zone::Authoritative,
+            Query {
+                flags: 0,
+                ..Query::new("mesh", TYPE_A)
+            },
+        ),
+        // NXDOMAIN, only when authoritative.
+        nxdomain(
+            "RFC 2308 §2.1: unknown name in an authoritative zone",
+            Query::new("nope.mesh", TYPE_A),
+        ),
+        nxdomain(
+            "NXDOMAIN, mixed case, EDNS with DO, IPv6",
+            Query::new("NoPe.Deeper.MESH", TYPE_AAAA)
+                .with_opt(Opt {
+                    do_bit: true,
+                    ..Opt::dig()
+                })
+                .over(Link::ipv6()),
         ),
     ];
 
@@ -164,6 +300,7 @@ fn fixtures() -> Vec<Fixture> {
     padded.extend([0; 16]);
     cases.push(Fixture {
         description: "trailing Ethernet padding",
+        zone: Zone::Forwarding,
         input: padded,
         expect: Expect::Tx(
             redis_a().expected_reply(&ips(&["240.0.0.100"]), 60),
@@ -173,20 +310,41 @@ fn fixtures() -> Vec<Fixture> {
 
     // Everything else passes, untouched.
     cases.push(pass(
-        "unknown name",
+        "unknown name, zone not authoritative",
         Query::new("nope.mesh", TYPE_A).frame(),
         Counter::PassUnknownName,
     ));
-    cases.push(pass(
-        "name outside the zone",
-        Query::new("example.com", TYPE_A).frame(),
-        Counter::PassUnknownName,
-    ));
-    cases.push(pass(
-        "AAAA for a name with only IPv4",
-        Query::new("web.mesh", TYPE_AAAA).frame(),
-        Counter::PassNoAddress,
-    ));
+    for zone in [Zone::Forwarding, Zone::Authoritative] {
+        cases.push(in_zone(
+            pass(
+                "name outside the zone",
+                Query::new("example.com", TYPE_A).frame(),
+                Counter::PassNotInZone,
+            ),
+            zone,
+        ));
+        cases.push(in_zone(
+            pass(
+                "a name ending in 'xmesh' is not in 'mesh'",
+                Query::new("a.xmesh", TYPE_A).frame(),
+                Counter::PassNotInZone,
+            ),
+            zone,
+        ));
+        // The last bytes are "\x04mesh\x00", but inside a label.
+        cases.push(in_zone(
+            pass(
+                "the zone's bytes inside a label are not the zone",
+                Query {
+                    name: b"\x07ab\x04mesh\x00".to_vec(),
+                    ..redis_a()
+                }
+                .frame(),
+                Counter::PassNotInZone,
+            ),
+            zone,
+        ));
+    }
     cases.push(pass(
         "MX, not A/AAAA",
         Query::new("redis.mesh", TYPE_MX).frame(),
@@ -212,6 +370,16 @@ fn fixtures() -> Vec<Fixture> {
         Counter::PassEdnsVersion,
     ));
     cases.push(pass(
+        "a query over 512 bytes (EDNS padding)",
+        redis_a()
+            .with_opt(Opt {
+                options: vec![(12, vec![0; 480])],
+                ..Opt::dig()
+            })
+            .frame(),
+        Counter::PassTooLarge,
+    ));
+    cases.push(pass(
         "ARP",
         {
             let mut arp = vec![0xff; 6];
@@ -221,7 +389,47 @@ fn fixtures() -> Vec<Fixture> {
             arp.extend([0; 20]);
             arp
         },
-        Counter::PassNotIpv4,
+        Counter::PassNotUnicast,
+    ));
+    let mut lldp = redis_a().frame();
+    lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
+    cases.push(pass("LLDP ethertype", lldp, Counter::PassNotIp));
+    cases.push(pass(
+        "three VLAN tags",
+        redis_a()
+            .over(Link::vlans(&[qinq, vlan, vlan], false))
+            .frame(),
+        Counter::PassNotIp,
+    ));
+    let mut multicast_mac = redis_a().frame();
+    multicast_mac[0] = 0x01;
+    cases.push(pass(
+        "Ethernet multicast destination",
+        multicast_mac,
+        Counter::PassNotUnicast,
+    ));
+    let mut broadcast = redis_a().frame();
+    broadcast[IP + 16..IP + 20].copy_from_slice(&[255; 4]);
+    fix_checksums(&mut broadcast);
+    cases.push(pass(
+        "IPv4 broadcast destination",
+        broadcast,
+        Counter::PassNotUnicast,
+    ));
+    let mut v6_multicast = redis_a().over(Link::ipv6()).frame();
+    v6_multicast[14 + 24] = 0xff;
+    fix_checksums(&mut v6_multicast);
+    cases.push(pass(
+        "IPv6 multicast destination",
+        v6_multicast,
+        Counter::PassNotUnicast,
+    ));
+    let mut hop_by_hop = redis_a().over(Link::ipv6()).frame();
+    hop_by_hop[14 + 6] = 0;
+    cases.push(pass(
+        "IPv6 with a hop-by-hop header",
+        hop_by_hop,
+        Counter::PassIpOptions,
     ));
     cases.push(pass(
         "non-DNS UDP (NTP)",
@@ -272,11 +480,7 @@ fn fixtures() -> Vec<Fixture> {
     ));
     cases.push(pass(
         "RFC 1035 §2.3.4: 64-byte label",
-        Query::new(
-            Box::leak(format!("{}.mesh", "a".repeat(64)).into_boxed_str()),
-            TYPE_A,
-        )
-        .frame(),
+        Query::new(leak(format!("{}.mesh", "a".repeat(64))), TYPE_A).frame(),
         Counter::PassMalformed,
     ));
     let mut trailing = redis_a().to_bytes();
@@ -304,21 +508,10 @@ fn fixtures() -> Vec<Fixture> {
     ));
     let mut options = redis_a().frame();
     options[IP] = 0x46;
-    cases.push(pass(
-        "IPv4 with options",
-        options,
-        Counter::PassIpOptionsOrFragment,
-    ));
+    cases.push(pass("IPv4 with options", options, Counter::PassIpOptions));
     let mut fragment = redis_a().frame();
     patch_u16(&mut fragment, IP + 6, 0x2000);
-    cases.push(pass(
-        "IPv4 fragment (MF)",
-        fragment,
-        Counter::PassIpOptionsOrFragment,
-    ));
-    let mut ipv6 = redis_a().frame();
-    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
-    cases.push(pass("IPv6 ethertype", ipv6, Counter::PassNotIpv4));
+    cases.push(pass("IPv4 fragment (MF)", fragment, Counter::PassIpOptions));
     cases
 }
 
@@ -334,10 +527,11 @@ fn fix_ip_checksum_only(frame: &mut [u8]) {
     frame[IP + 10..IP + 12].copy_from_slice(&check.to_be_bytes());
 }
 
-fn fast_path() -> FastPath {
+fn fast_path(zone: Zone) -> FastPath {
     meshdns_tests::require_root();
     let services = format!(
-        "{SERVICES}  - name: {}\n    vips: [240.0.2.1]\n",
+        "authoritative: {}\n{SERVICES}  - name: {}\n    vips: [240.0.2.1]\n",
+        zone == Zone::Authoritative,
         longest_service()
     );
     let table = Table::parse(&services).expect("fixture services parse");
@@ -346,23 +540,62 @@ fn fast_path() -> FastPath {
     fast_path
 }
 
+/// Runs one frame through the program; returns the action and output.
+fn run(fast_path: &mut FastPath, input: &[u8]) -> (u32, Vec<u8>) {
+    let mut output = vec![0u8; 4096];
+    let result = fast_path
+        .program()
+        .unwrap()
+        .test_run(TestRunOptions {
+            data_in: Some(input),
+            data_out: Some(&mut output),
+            ..TestRunOptions::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    output.truncate(result.data_size_out as usize);
+    (result.return_value, output)
+}
+
+/// What a reply must be whatever the fixture: well-formed for hickory, with
+/// right checksums, one question, and the rcode and sections of its counter.
+fn check_reply(output: &[u8], counter: Counter) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = verify_checksums(output) {
+        problems.push(e);
+    }
+    match decode_dns(output) {
+        Ok(reply) => {
+            let (rcode, answers, authorities) = match counter {
+                Counter::AnsweredNxdomain => (ResponseCode::NXDomain, false, 1),
+                Counter::AnsweredNodata => (ResponseCode::NoError, false, 1),
+                _ => (ResponseCode::NoError, true, 0),
+            };
+            if reply.metadata.response_code != rcode
+                || reply.answers.is_empty() == answers
+                || reply.authorities.len() != authorities
+                || reply.queries.len() != 1
+            {
+                problems.push(format!("hickory decodes an unexpected reply: {reply:?}"));
+            }
+        }
+        Err(e) => problems.push(format!("hickory cannot decode the reply: {e}")),
+    }
+    problems
+}
+
 #[test]
 fn fixtures_through_bpf_prog_test_run() {
-    let mut fast_path = fast_path();
+    let mut forwarding = fast_path(Zone::Forwarding);
+    let mut authoritative = fast_path(Zone::Authoritative);
     let mut failures = Vec::new();
-    for fixture in fixtures() {
+    let fixtures = fixtures();
+    for fixture in &fixtures {
+        let fast_path = match fixture.zone {
+            Zone::Forwarding => &mut forwarding,
+            Zone::Authoritative => &mut authoritative,
+        };
         let before = fast_path.counters().unwrap();
-        let mut output = vec![0u8; 4096];
-        let result = fast_path
-            .program()
-            .unwrap()
-            .test_run(TestRunOptions {
-                data_in: Some(&fixture.input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::default()
-            })
-            .unwrap_or_else(|e| panic!("{}: test run failed: {e}", fixture.description));
-        output.truncate(result.data_size_out as usize);
+        let (action, output) = run(fast_path, &fixture.input);
         let moved = fast_path.counters().unwrap().since(&before);
 
         let (want_action, want_output, want_counter) = match &fixture.expect {
@@ -370,11 +603,8 @@ fn fixtures_through_bpf_prog_test_run() {
             Expect::Pass(reason) => (XDP_PASS, &fixture.input, *reason),
         };
         let mut problems = Vec::new();
-        if result.return_value != want_action {
-            problems.push(format!(
-                "action {} (want {want_action})",
-                result.return_value
-            ));
+        if action != want_action {
+            problems.push(format!("action {action} (want {want_action})"));
         }
         if &output != want_output {
             problems.push(format!(
@@ -389,27 +619,19 @@ fn fixtures_through_bpf_prog_test_run() {
                 want_counter.name()
             ));
         }
-        if want_action == XDP_TX && result.return_value == XDP_TX {
-            if let Err(e) = verify_checksums(&output) {
-                problems.push(e);
-            }
-            match decode_dns(&output) {
-                Ok(reply) => {
-                    if reply.answers.is_empty() {
-                        problems.push("hickory decodes no answers".into());
-                    }
-                }
-                Err(e) => problems.push(format!("hickory cannot decode the reply: {e}")),
-            }
+        if want_action == XDP_TX && action == XDP_TX {
+            problems.extend(check_reply(&output, want_counter));
         }
         if !problems.is_empty() {
             failures.push(format!(
-                "{}:\n  {}",
+                "{} ({:?} zone):\n  {}",
                 fixture.description,
+                fixture.zone,
                 problems.join("\n  ")
             ));
         }
     }
+    println!("{} fixtures", fixtures.len());
     assert!(
         failures.is_empty(),
         "{} fixtures failed:\n{}",
@@ -422,7 +644,7 @@ fn fixtures_through_bpf_prog_test_run() {
 /// review; each has a budget to be raised deliberately, not silently.
 #[test]
 fn instruction_counts() {
-    let mut fast_path = fast_path();
+    let mut fast_path = fast_path(Zone::Forwarding);
     let info = fast_path.program().unwrap().info().unwrap();
     let instructions = info.size_translated().expect("kernel reports it") / 8;
     let processed = info

@@ -8,14 +8,22 @@ pub enum Counter {
     AnsweredA = 0,
     /// Answered with AAAA records (`XDP_TX`).
     AnsweredAaaa,
-    /// Passed: not an IPv4 frame (ARP, IPv6, VLAN-tagged, ...).
-    PassNotIpv4,
-    /// Passed: IPv4 with options, or a fragment.
-    PassIpOptionsOrFragment,
+    /// Answered NOERROR with no answer and the SOA: the name exists, but has
+    /// no address of the asked family (RFC 2308 §2.2).
+    AnsweredNodata,
+    /// Answered NXDOMAIN with the SOA: the zone is authoritative and the
+    /// name is not in it (RFC 2308 §2.1).
+    AnsweredNxdomain,
+    /// Passed: neither IPv4 nor IPv6 (ARP, LLDP, more than two VLAN tags, ...).
+    PassNotIp,
+    /// Passed: IPv4 with options or fragmented, or IPv6 with extension headers.
+    PassIpOptions,
     /// Passed: not UDP.
     PassNotUdp,
     /// Passed: UDP, but not to port 53.
     PassNotDnsPort,
+    /// Passed: to a multicast or broadcast address; only unicast is answered.
+    PassNotUnicast,
     /// Passed: truncated or inconsistent lengths, a bad name, trailing bytes.
     PassMalformed,
     /// Passed: a DNS message, but not a plain query (a response, another
@@ -25,33 +33,37 @@ pub enum Counter {
     PassUnsupportedType,
     /// Passed: an OPT record with an EDNS version above 0 (the agent answers BADVERS).
     PassEdnsVersion,
-    /// Passed: the name is not in the table.
+    /// Passed: the name is not in the zone.
+    PassNotInZone,
+    /// Passed: the name is in the zone but not in the table, and the zone
+    /// is not authoritative.
     PassUnknownName,
-    /// Passed: the name has no address of the asked family.
-    PassNoAddress,
-    /// Passed: the reply would not fit in 512 bytes.
+    /// Passed: the query is larger than 512 bytes.
     PassTooLarge,
-    /// Passed: the kernel refused to resize the frame for the reply.
-    PassTailAdjust,
+    /// Passed: the kernel refused to resize the frame for the reply (not enough headroom).
+    PassResize,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 17] = [
         Counter::AnsweredA,
         Counter::AnsweredAaaa,
-        Counter::PassNotIpv4,
-        Counter::PassIpOptionsOrFragment,
+        Counter::AnsweredNodata,
+        Counter::AnsweredNxdomain,
+        Counter::PassNotIp,
+        Counter::PassIpOptions,
         Counter::PassNotUdp,
         Counter::PassNotDnsPort,
+        Counter::PassNotUnicast,
         Counter::PassMalformed,
         Counter::PassNotQuery,
         Counter::PassUnsupportedType,
         Counter::PassEdnsVersion,
+        Counter::PassNotInZone,
         Counter::PassUnknownName,
-        Counter::PassNoAddress,
         Counter::PassTooLarge,
-        Counter::PassTailAdjust,
+        Counter::PassResize,
     ];
 
     /// Number of counters: the counters map's `max_entries`.
@@ -62,24 +74,33 @@ impl Counter {
         match self {
             Counter::AnsweredA => "answered_a",
             Counter::AnsweredAaaa => "answered_aaaa",
-            Counter::PassNotIpv4 => "pass_not_ipv4",
-            Counter::PassIpOptionsOrFragment => "pass_ip_options_or_fragment",
+            Counter::AnsweredNodata => "answered_nodata",
+            Counter::AnsweredNxdomain => "answered_nxdomain",
+            Counter::PassNotIp => "pass_not_ip",
+            Counter::PassIpOptions => "pass_ip_options",
             Counter::PassNotUdp => "pass_not_udp",
             Counter::PassNotDnsPort => "pass_not_dns_port",
+            Counter::PassNotUnicast => "pass_not_unicast",
             Counter::PassMalformed => "pass_malformed",
             Counter::PassNotQuery => "pass_not_query",
             Counter::PassUnsupportedType => "pass_unsupported_type",
             Counter::PassEdnsVersion => "pass_edns_version",
+            Counter::PassNotInZone => "pass_not_in_zone",
             Counter::PassUnknownName => "pass_unknown_name",
-            Counter::PassNoAddress => "pass_no_address",
             Counter::PassTooLarge => "pass_too_large",
-            Counter::PassTailAdjust => "pass_tail_adjust",
+            Counter::PassResize => "pass_resize",
         }
     }
 
-    /// Whether the packet was answered on the fast path.
+    /// Whether the packet was answered on the fast path (`XDP_TX`).
     pub const fn is_answer(self) -> bool {
-        matches!(self, Counter::AnsweredA | Counter::AnsweredAaaa)
+        matches!(
+            self,
+            Counter::AnsweredA
+                | Counter::AnsweredAaaa
+                | Counter::AnsweredNodata
+                | Counter::AnsweredNxdomain
+        )
     }
 }
 

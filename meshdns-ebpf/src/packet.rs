@@ -14,6 +14,13 @@ pub struct EthHdr {
     pub ether_type: [u8; 2],
 }
 
+/// An 802.1Q / 802.1ad tag, after the MAC addresses.
+#[repr(C)]
+pub struct VlanHdr {
+    pub tci: [u8; 2],
+    pub ether_type: [u8; 2],
+}
+
 /// IPv4 header without options.
 #[repr(C)]
 pub struct Ipv4Hdr {
@@ -29,6 +36,17 @@ pub struct Ipv4Hdr {
     pub dst: [u8; 4],
 }
 
+/// IPv6 fixed header.
+#[repr(C)]
+pub struct Ipv6Hdr {
+    pub version_class_flow: [u8; 4],
+    pub payload_len: [u8; 2],
+    pub next_header: u8,
+    pub hop_limit: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
 #[repr(C)]
 pub struct UdpHdr {
     pub src_port: [u8; 2],
@@ -38,10 +56,26 @@ pub struct UdpHdr {
 }
 
 pub const ETH_HDR_LEN: usize = size_of::<EthHdr>();
+pub const VLAN_HDR_LEN: usize = size_of::<VlanHdr>();
 pub const IPV4_HDR_LEN: usize = size_of::<Ipv4Hdr>();
+pub const IPV6_HDR_LEN: usize = size_of::<Ipv6Hdr>();
 pub const UDP_HDR_LEN: usize = size_of::<UdpHdr>();
 
-const _: () = assert!(ETH_HDR_LEN == 14 && IPV4_HDR_LEN == 20 && UDP_HDR_LEN == 8);
+const _: () = assert!(
+    ETH_HDR_LEN == 14
+        && VLAN_HDR_LEN == 4
+        && IPV4_HDR_LEN == 20
+        && IPV6_HDR_LEN == 40
+        && UDP_HDR_LEN == 8
+);
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
+pub const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub const IPPROTO_UDP: u8 = 17;
+/// Most VLAN tags in front of the IP header (802.1ad outer + 802.1Q inner).
+pub const MAX_VLAN_TAGS: usize = 2;
 
 /// A `T` at `offset` bytes into the frame, if the frame is long enough.
 #[inline(always)]
@@ -58,13 +92,6 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*const T> {
 #[inline(always)]
 pub fn ptr_at_mut<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     ptr_at::<T>(ctx, offset).map(|p| p as *mut T)
-}
-
-/// The byte at `offset`.
-#[inline(always)]
-pub fn load_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
-    // SAFETY: ptr_at checked that the byte is inside the frame.
-    ptr_at::<u8>(ctx, offset).map(|p| unsafe { *p })
 }
 
 /// The big-endian 16-bit word at `offset`.

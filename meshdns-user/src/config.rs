@@ -13,7 +13,7 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf};
 
-use meshdns_common::MAX_ADDRS;
+use meshdns_common::{MAX_ADDRS, MAX_SOA_NAMES_LEN};
 use serde::Deserialize;
 
 use crate::dns_name::NameError;
@@ -30,8 +30,45 @@ pub struct Config {
     /// TTL of the answers, in seconds.
     #[serde(default = "default_ttl")]
     pub ttl: u32,
+    /// Unknown names in the zone get NXDOMAIN (true) or go to the host's
+    /// resolver (false, the default, as Kuma does).
+    #[serde(default)]
+    pub authoritative: bool,
+    /// The zone's SOA, sent with NODATA and NXDOMAIN answers.
+    #[serde(default)]
+    pub soa: Soa,
     #[serde(default)]
     pub services: Vec<Service>,
+}
+
+/// The zone's SOA record (RFC 1035 §3.3.13); every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Soa {
+    /// Primary name server; default `ns.<zone>.`.
+    pub mname: Option<String>,
+    /// Mailbox of the person responsible; default `hostmaster.<zone>.`.
+    pub rname: Option<String>,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// TTL of negative answers, in seconds (RFC 2308 §4).
+    pub minimum: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Self {
+        Self {
+            mname: None,
+            rname: None,
+            serial: 1,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -78,6 +115,14 @@ pub enum ConfigErrorKind {
     Zone { zone: String, error: NameError },
     #[error("ttl {0} is above the maximum of {MAX_TTL} (RFC 2181 §8)")]
     Ttl(u32),
+    #[error("soa {field} {value:?}: {error}")]
+    SoaName {
+        field: &'static str,
+        value: String,
+        error: NameError,
+    },
+    #[error("soa mname and rname take {len} bytes together; the most is {MAX_SOA_NAMES_LEN}")]
+    SoaNamesTooLong { len: usize },
     #[error("service {name:?}: {error}")]
     Name { name: String, error: NameError },
     #[error("service {name:?} has no vips (automatic VIP allocation is not implemented yet)")]
@@ -138,6 +183,8 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
     let needle: String = match kind {
         ConfigErrorKind::Zone { zone, .. } => format!("zone: {zone}"),
         ConfigErrorKind::Ttl(ttl) => format!("ttl: {ttl}"),
+        ConfigErrorKind::SoaName { value, .. } => value.clone(),
+        ConfigErrorKind::SoaNamesTooLong { .. } => "soa".to_string(),
         ConfigErrorKind::Name { name, .. }
         | ConfigErrorKind::NoVips { name }
         | ConfigErrorKind::TooManyVips { name, .. }

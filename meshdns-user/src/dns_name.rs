@@ -23,8 +23,15 @@ pub fn to_wire(name: &str, zone: &str) -> Result<Vec<u8>, NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
     }
-    let mut wire = Vec::with_capacity(name.len() + zone.len() + 3);
-    for label in name.split('.').chain(zone.split('.')) {
+    from_text(&format!("{name}.{zone}"))
+}
+
+/// Encodes an absolute dotted name, trailing dot optional, into wire
+/// format, lowercased.
+pub fn from_text(text: &str) -> Result<Vec<u8>, NameError> {
+    let text = text.strip_suffix('.').unwrap_or(text);
+    let mut wire = Vec::with_capacity(text.len() + 2);
+    for label in text.split('.') {
         if label.is_empty() {
             return Err(NameError::EmptyLabel);
         }
@@ -48,13 +55,6 @@ pub fn to_wire(name: &str, zone: &str) -> Result<Vec<u8>, NameError> {
         return Err(NameError::NameTooLong { len: wire.len() });
     }
     Ok(wire)
-}
-
-/// Checks a zone name such as `mesh` or `svc.cluster.local`.
-pub fn check_zone(zone: &str) -> Result<(), NameError> {
-    let zone = zone.strip_suffix('.').unwrap_or(zone);
-    // The zone alone must be a name; "x" stands in for a service label.
-    to_wire("x", zone).map(|_| ())
 }
 
 /// The dotted, lowercased text of a wire-format name, with a trailing dot.
@@ -112,8 +112,10 @@ mod tests {
         assert_eq!(to_wire("", "mesh"), Err(NameError::Empty));
         assert_eq!(to_wire("a..b", "mesh"), Err(NameError::EmptyLabel));
         assert_eq!(to_wire("a b", "mesh"), Err(NameError::BadCharacter(' ')));
-        assert!(check_zone("mesh").is_ok());
-        assert!(check_zone("svc.cluster.local.").is_ok());
-        assert_eq!(check_zone(""), Err(NameError::EmptyLabel));
+        assert_eq!(
+            from_text("svc.Cluster.local.").unwrap(),
+            b"\x03svc\x07cluster\x05local\x00"
+        );
+        assert_eq!(from_text(""), Err(NameError::EmptyLabel));
     }
 }

@@ -8,7 +8,10 @@ use aya::{
     maps::{HashMap, MapData, MapError, PerCpuArray},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
 };
-use meshdns_common::{ANSWER_PROGRAM, COUNTERS_MAP, Counter, NAMES_MAP, NameKey, ServiceRecord};
+use meshdns_common::{
+    ANSWER_PROGRAM, COUNTERS_MAP, Counter, NAMES_MAP, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP,
+    ZoneConfig,
+};
 
 use crate::{EBPF_OBJECT, table::Table};
 
@@ -156,6 +159,17 @@ impl FastPath {
     /// differ: a name whose record did not change is never removed and
     /// re-added, and a changed one is replaced in a single update.
     pub fn sync(&mut self, table: &Table) -> Result<SyncReport> {
+        let map = self
+            .ebpf
+            .map_mut(ZONE_MAP)
+            .ok_or(FastPathError::Missing(ZONE_MAP))?;
+        let mut zone: HashMap<_, u32, ZoneConfig> =
+            HashMap::try_from(map).map_err(map_error(ZONE_MAP))?;
+        if zone.get(&ZONE_KEY, 0).ok().as_ref() != Some(table.zone()) {
+            zone.insert(ZONE_KEY, table.zone(), 0)
+                .map_err(map_error(ZONE_MAP))?;
+        }
+
         let map = self
             .ebpf
             .map_mut(NAMES_MAP)

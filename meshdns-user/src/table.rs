@@ -7,7 +7,9 @@ use std::{
     path::Path,
 };
 
-use meshdns_common::{MAX_ADDRS, NameKey, ServiceRecord};
+use meshdns_common::{
+    MAX_ADDRS, MAX_SOA_NAMES_LEN, NameKey, ServiceRecord, ZONE_AUTHORITATIVE, ZoneConfig,
+};
 
 use crate::{
     config::{Config, ConfigError, ConfigErrorKind, MAX_TTL, line_of},
@@ -19,14 +21,18 @@ use crate::{
 pub struct Entry {
     /// The name as text, lowercased, with a trailing dot.
     pub name: String,
-    /// The service it belongs to, as the config names it.
-    pub service: String,
+    /// The service it belongs to, as the config names it; `None` for the
+    /// apex and the empty non-terminals of an authoritative zone, which
+    /// exist but have no addresses.
+    pub service: Option<String>,
     pub record: ServiceRecord,
 }
 
-/// Every name the zone answers for, keyed as the XDP program looks them up.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// Every name the zone answers for, keyed as the XDP program looks them up,
+/// and the zone itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
+    zone: ZoneConfig,
     entries: BTreeMap<NameKey, Entry>,
 }
 
@@ -52,13 +58,14 @@ impl Table {
     /// Builds the table, checking every name and address.
     pub fn from_config(config: &Config) -> Result<Self, ConfigErrorKind> {
         let zone = config.zone();
-        dns_name::check_zone(zone).map_err(|error| ConfigErrorKind::Zone {
+        let apex = dns_name::from_text(zone).map_err(|error| ConfigErrorKind::Zone {
             zone: config.zone.clone(),
             error,
         })?;
         if config.ttl > MAX_TTL {
             return Err(ConfigErrorKind::Ttl(config.ttl));
         }
+        let zone_config = zone_config(config, &apex)?;
 
         let mut entries = BTreeMap::new();
         for service in &config.services {
@@ -72,19 +79,30 @@ impl Table {
                 let key = NameKey::from_wire(&wire).expect("to_wire makes well-formed names");
                 let entry = Entry {
                     name: dns_name::to_text(&wire),
-                    service: service.name.clone(),
+                    service: Some(service.name.clone()),
                     record,
                 };
                 if let Some(first) = entries.insert(key, entry) {
                     return Err(ConfigErrorKind::DuplicateName {
-                        first: first.service,
+                        first: first.service.unwrap_or_default(),
                         second: service.name.clone(),
                         dns_name: first.name,
                     });
                 }
             }
         }
-        Ok(Self { entries })
+        if config.authoritative {
+            add_empty_names(&mut entries, &apex, config.ttl);
+        }
+        Ok(Self {
+            zone: zone_config,
+            entries,
+        })
+    }
+
+    /// The zone as the XDP program sees it.
+    pub fn zone(&self) -> &ZoneConfig {
+        &self.zone
     }
 
     pub fn len(&self) -> usize {
@@ -103,6 +121,85 @@ impl Table {
     pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Entry)> {
         self.entries.iter()
     }
+}
+
+/// Adds the apex and every empty non-terminal (a name with no records of
+/// its own but names below it, such as `svc.1010.mesh` for
+/// `echo-server.echo-example.svc.1010.mesh`) as names without addresses:
+/// they exist, so an authoritative zone must answer them NODATA, not
+/// NXDOMAIN (RFC 8020).
+fn add_empty_names(entries: &mut BTreeMap<NameKey, Entry>, apex: &[u8], ttl: u32) {
+    let mut empty = vec![apex.to_vec()];
+    for key in entries.keys() {
+        let mut wire = key.as_wire();
+        // Strip the first label while what is left is below the apex.
+        while wire.len() > apex.len() {
+            wire = &wire[1 + wire[0] as usize..];
+            empty.push(wire.to_vec());
+        }
+    }
+    for wire in empty {
+        let key = NameKey::from_wire(&wire).expect("a suffix of a well-formed name");
+        entries.entry(key).or_insert_with(|| Entry {
+            name: dns_name::to_text(&wire),
+            service: None,
+            record: ServiceRecord {
+                ttl,
+                ..ServiceRecord::EMPTY
+            },
+        });
+    }
+}
+
+/// The zone's apex, flags and SOA record, from the config.
+fn zone_config(config: &Config, apex: &[u8]) -> Result<ZoneConfig, ConfigErrorKind> {
+    let soa = &config.soa;
+    let zone = config.zone();
+    let name = |field: &'static str, value: &Option<String>, default: String| {
+        let value = value.clone().unwrap_or(default);
+        dns_name::from_text(&value).map_err(|error| ConfigErrorKind::SoaName {
+            field,
+            value,
+            error,
+        })
+    };
+    let mname = name("mname", &soa.mname, format!("ns.{zone}."))?;
+    let rname = name("rname", &soa.rname, format!("hostmaster.{zone}."))?;
+    if mname.len() + rname.len() > MAX_SOA_NAMES_LEN {
+        return Err(ConfigErrorKind::SoaNamesTooLong {
+            len: mname.len() + rname.len(),
+        });
+    }
+
+    let mut rdata = Vec::new();
+    rdata.extend(&mname);
+    rdata.extend(&rname);
+    for field in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+        rdata.extend(field.to_be_bytes());
+    }
+    let mut rr = Vec::new();
+    rr.extend(6u16.to_be_bytes()); // TYPE SOA
+    rr.extend(1u16.to_be_bytes()); // CLASS IN
+    // A negative answer's SOA has the MINIMUM as its TTL (RFC 2308 §3).
+    rr.extend(soa.minimum.to_be_bytes());
+    rr.extend((rdata.len() as u16).to_be_bytes());
+    rr.extend(rdata);
+
+    let mut zone_config = ZoneConfig {
+        apex: NameKey::from_wire(apex)
+            .expect("from_text makes well-formed names")
+            .wire,
+        apex_len: apex.len() as u16,
+        soa_rr_len: rr.len() as u16,
+        flags: if config.authoritative {
+            ZONE_AUTHORITATIVE
+        } else {
+            0
+        },
+        soa_rr: [0; meshdns_common::MAX_SOA_RR_LEN],
+    };
+    zone_config.soa_rr[..rr.len()].copy_from_slice(&rr);
+    Ok(zone_config)
 }
 
 /// The record for a service's VIPs, in the order the config lists them.
@@ -235,6 +332,66 @@ mod tests {
             message.contains("\"a.b\"") && message.contains("\"a_b\""),
             "{message}"
         );
+    }
+
+    #[test]
+    fn rfc8020_authoritative_zone_has_its_apex_and_empty_non_terminals() {
+        let text = "authoritative: true\nservices:\n  - name: a.b.c\n    vips: [240.0.0.1]\n";
+        let table = Table::parse(text).unwrap();
+        let names: Vec<&str> = table.iter().map(|(_, e)| e.name.as_str()).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        for empty in ["b.c", "c"] {
+            let entry = table.get(&key(empty)).unwrap();
+            assert_eq!(
+                (
+                    entry.service.as_ref(),
+                    entry.record.v4_count,
+                    entry.record.v6_count
+                ),
+                (None, 0, 0)
+            );
+        }
+        let apex = NameKey::from_wire(b"\x04mesh\x00").unwrap();
+        assert!(table.get(&apex).is_some());
+        assert!(table.zone().is_authoritative());
+
+        // Not authoritative: only the services' own names.
+        let table = Table::parse(&text.replace("true", "false")).unwrap();
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn rfc1035_3_3_13_soa_record_with_defaults() {
+        let table = Table::parse("zone: Mesh.\n").unwrap();
+        let zone = table.zone();
+        assert_eq!(&zone.apex[..zone.apex_len as usize], b"\x04mesh\x00");
+        let rr = &zone.soa_rr[..zone.soa_rr_len as usize];
+        let mut want = vec![0, 6, 0, 1, 0, 0, 0, 30];
+        let rdata = [&b"\x02ns\x04mesh\x00"[..], b"\x0ahostmaster\x04mesh\x00"].concat();
+        want.extend(((rdata.len() + 20) as u16).to_be_bytes());
+        want.extend(rdata);
+        for field in [1u32, 3600, 600, 86400, 30] {
+            want.extend(field.to_be_bytes());
+        }
+        assert_eq!(rr, want);
+    }
+
+    #[test]
+    fn soa_names_are_checked() {
+        let (line, kind) = Table::parse("soa:\n  mname: \"bad name.\"\n").unwrap_err();
+        assert!(
+            matches!(kind, ConfigErrorKind::SoaName { field: "mname", .. }),
+            "{kind}"
+        );
+        assert_eq!(line, Some(2));
+        let long = format!(
+            "soa: {{ mname: {0}.{0}., rname: {0}.x. }}\n",
+            "a".repeat(60)
+        );
+        assert!(matches!(
+            Table::parse(&long).unwrap_err().1,
+            ConfigErrorKind::SoaNamesTooLong { .. }
+        ));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! DNS-over-UDP/IPv4 Ethernet frames, built and checked without any code of
-//! meshdns: queries byte by byte, expected replies with hickory-proto, and
-//! checksums with a separate RFC 1071 implementation.
+//! DNS-over-UDP Ethernet frames (IPv4 or IPv6, up to two VLAN tags), built
+//! and checked without any code of meshdns: queries byte by byte, expected
+//! answers with hickory-proto, negative answers by hand, and checksums with
+//! a separate RFC 1071 implementation.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode},
@@ -13,9 +14,11 @@ pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 pub const CLIENT_PORT: u16 = 40053;
 
-/// Offsets of an Ethernet + IPv4 (no options) + UDP frame.
+/// Offsets of an untagged Ethernet + IPv4 (no options) + UDP frame.
 pub const IP: usize = 14;
 pub const UDP: usize = IP + 20;
 pub const DNS: usize = UDP + 8;
@@ -26,9 +29,38 @@ pub const TYPE_AAAA: u16 = 28;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
 
-/// Header flags of a query (RFC 1035 §4.1.1).
+/// Header flags (RFC 1035 §4.1.1; CD from RFC 4035 §3.2.2).
+pub const QR: u16 = 0x8000;
+pub const AA: u16 = 0x0400;
 pub const RD: u16 = 0x0100;
+pub const RA: u16 = 0x0080;
 pub const CD: u16 = 0x0010;
+pub const NOERROR: u16 = 0;
+pub const NXDOMAIN: u16 = 3;
+
+/// How a frame is carried: VLAN tags (TPID, TCI), outermost first, and
+/// the IP version.
+#[derive(Clone, Debug, Default)]
+pub struct Link {
+    pub vlans: Vec<(u16, u16)>,
+    pub ipv6: bool,
+}
+
+impl Link {
+    pub fn ipv6() -> Self {
+        Self {
+            vlans: vec![],
+            ipv6: true,
+        }
+    }
+
+    pub fn vlans(vlans: &[(u16, u16)], ipv6: bool) -> Self {
+        Self {
+            vlans: vlans.to_vec(),
+            ipv6,
+        }
+    }
+}
 
 /// A DNS name in wire format from dotted text, case kept ("" is the root).
 pub fn wire_name(name: &str) -> Vec<u8> {
@@ -94,6 +126,7 @@ pub struct Query {
     pub qtype: u16,
     pub qclass: u16,
     pub opt: Option<Opt>,
+    pub link: Link,
 }
 
 impl Query {
@@ -106,11 +139,17 @@ impl Query {
             qtype,
             qclass: CLASS_IN,
             opt: None,
+            link: Link::default(),
         }
     }
 
     pub fn with_opt(mut self, opt: Opt) -> Self {
         self.opt = Some(opt);
+        self
+    }
+
+    pub fn over(mut self, link: Link) -> Self {
+        self.link = link;
         self
     }
 
@@ -134,7 +173,46 @@ impl Query {
 
     /// The query in a frame from the client to the server.
     pub fn frame(&self) -> Vec<u8> {
-        udp_frame(&self.to_bytes(), 53)
+        frame(&self.link, Direction::ToServer, &self.to_bytes(), 53)
+    }
+
+    /// The frame of a NODATA (`rcode` NOERROR) or NXDOMAIN answer, built by
+    /// hand: the question as sent, then the zone's SOA in the authority
+    /// section with its owner compressed to the apex's offset in the
+    /// question, then our OPT if the query had one. `soa_rr` is the SOA from
+    /// TYPE on; `apex_labels` the apex's label count.
+    pub fn expected_negative_reply(
+        &self,
+        rcode: u16,
+        soa_rr: &[u8],
+        apex_labels: usize,
+    ) -> Vec<u8> {
+        let flags = QR | AA | RA | (self.flags & (RD | CD)) | rcode;
+        let mut dns = Vec::new();
+        dns.extend(self.id.to_be_bytes());
+        dns.extend(flags.to_be_bytes());
+        dns.extend([0, 1, 0, 0, 0, 1]);
+        dns.extend((self.opt.is_some() as u16).to_be_bytes());
+        dns.extend(&self.name);
+        dns.extend(self.qtype.to_be_bytes());
+        dns.extend(self.qclass.to_be_bytes());
+        // Offsets of the name's labels; the apex is its last apex_labels.
+        let mut starts = vec![];
+        let mut at = 0;
+        while self.name[at] != 0 {
+            starts.push(at);
+            at += 1 + self.name[at] as usize;
+        }
+        starts.push(at);
+        let apex_at = 12 + starts[starts.len() - 1 - apex_labels];
+        dns.extend((0xc000 | apex_at as u16).to_be_bytes());
+        dns.extend(soa_rr);
+        if let Some(opt) = &self.opt {
+            dns.extend([0, 0, 41, 0x04, 0xd0, 0, 0]);
+            dns.extend((if opt.do_bit { 0x8000u16 } else { 0 }).to_be_bytes());
+            dns.extend([0, 0]);
+        }
+        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
     }
 
     /// The frame the fast path must send back: built with hickory-proto from
@@ -165,41 +243,113 @@ impl Query {
             reply.set_edns(edns);
         }
         let dns = reply.to_vec().expect("hickory encodes the reply");
-        let mut frame = udp_frame(&dns, 53);
-        // Swap ends: the reply goes from server to client.
-        frame[0..6].copy_from_slice(&CLIENT_MAC);
-        frame[6..12].copy_from_slice(&SERVER_MAC);
-        frame[IP + 12..IP + 16].copy_from_slice(&SERVER_IP.octets());
-        frame[IP + 16..IP + 20].copy_from_slice(&CLIENT_IP.octets());
-        frame[UDP..UDP + 2].copy_from_slice(&53u16.to_be_bytes());
-        frame[UDP + 2..UDP + 4].copy_from_slice(&CLIENT_PORT.to_be_bytes());
-        fix_checksums(&mut frame);
-        frame
+        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
     }
 }
 
-/// An Ethernet + IPv4 + UDP frame from the client to `dst_port` on the
-/// server, with correct checksums.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+/// An untagged Ethernet + IPv4 + UDP frame from the client to `dst_port`
+/// on the server, with correct checksums.
 pub fn udp_frame(payload: &[u8], dst_port: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(DNS + payload.len());
-    f.extend(SERVER_MAC);
-    f.extend(CLIENT_MAC);
-    f.extend(0x0800u16.to_be_bytes());
-    // IPv4: version 4, IHL 5, DF, TTL 64, UDP.
-    f.extend([0x45, 0]);
-    f.extend(((20 + 8 + payload.len()) as u16).to_be_bytes());
-    f.extend(0x1234u16.to_be_bytes());
-    f.extend(0x4000u16.to_be_bytes());
-    f.extend([64, 17, 0, 0]);
-    f.extend(CLIENT_IP.octets());
-    f.extend(SERVER_IP.octets());
-    f.extend(CLIENT_PORT.to_be_bytes());
+    frame(&Link::default(), Direction::ToServer, payload, dst_port)
+}
+
+/// A UDP frame between client and server over `link`, with correct
+/// checksums. `port` is the destination port; the other end's is 53 or
+/// `CLIENT_PORT`.
+pub fn frame(link: &Link, direction: Direction, payload: &[u8], port: u16) -> Vec<u8> {
+    let to_server = direction == Direction::ToServer;
+    let (dst_mac, src_mac) = if to_server {
+        (SERVER_MAC, CLIENT_MAC)
+    } else {
+        (CLIENT_MAC, SERVER_MAC)
+    };
+    let (src_port, dst_port) = if to_server {
+        (CLIENT_PORT, port)
+    } else {
+        (53, port)
+    };
+    let udp_len = 8 + payload.len();
+    let mut f = Vec::with_capacity(64 + payload.len());
+    f.extend(dst_mac);
+    f.extend(src_mac);
+    for (tpid, tci) in &link.vlans {
+        f.extend(tpid.to_be_bytes());
+        f.extend(tci.to_be_bytes());
+    }
+    if link.ipv6 {
+        let (src, dst) = if to_server {
+            (CLIENT_IP6, SERVER_IP6)
+        } else {
+            (SERVER_IP6, CLIENT_IP6)
+        };
+        f.extend(0x86ddu16.to_be_bytes());
+        // Version 6, no traffic class or flow label, UDP, hop limit 64.
+        f.extend([0x60, 0, 0, 0]);
+        f.extend((udp_len as u16).to_be_bytes());
+        f.extend([17, 64]);
+        f.extend(src.octets());
+        f.extend(dst.octets());
+    } else {
+        let (src, dst) = if to_server {
+            (CLIENT_IP, SERVER_IP)
+        } else {
+            (SERVER_IP, CLIENT_IP)
+        };
+        f.extend(0x0800u16.to_be_bytes());
+        // Version 4, IHL 5, DF, TTL 64, UDP.
+        f.extend([0x45, 0]);
+        f.extend(((20 + udp_len) as u16).to_be_bytes());
+        f.extend(0x1234u16.to_be_bytes());
+        f.extend(0x4000u16.to_be_bytes());
+        f.extend([64, 17, 0, 0]);
+        f.extend(src.octets());
+        f.extend(dst.octets());
+    }
+    f.extend(src_port.to_be_bytes());
     f.extend(dst_port.to_be_bytes());
-    f.extend(((8 + payload.len()) as u16).to_be_bytes());
+    f.extend((udp_len as u16).to_be_bytes());
     f.extend([0, 0]);
     f.extend(payload);
     fix_checksums(&mut f);
     f
+}
+
+/// Where the headers of a UDP frame are.
+struct Layout {
+    l3: usize,
+    ipv6: bool,
+    l4: usize,
+    udp_len: usize,
+}
+
+fn layout(frame: &[u8]) -> Layout {
+    let mut at = 12;
+    while matches!(
+        u16::from_be_bytes([frame[at], frame[at + 1]]),
+        0x8100 | 0x88a8
+    ) {
+        at += 4;
+    }
+    let ipv6 = u16::from_be_bytes([frame[at], frame[at + 1]]) == 0x86dd;
+    let l3 = at + 2;
+    let l4 = l3 + if ipv6 { 40 } else { 20 };
+    let udp_len = if ipv6 {
+        usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]))
+    } else {
+        usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]])) - 20
+    };
+    Layout {
+        l3,
+        ipv6,
+        l4,
+        udp_len,
+    }
 }
 
 /// RFC 1071 sum of `bytes` as big-endian 16-bit words (odd length padded).
@@ -217,49 +367,59 @@ fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
-/// The UDP datagram of an IPv4 frame, as its IP header bounds it.
-fn udp_datagram(frame: &[u8]) -> &[u8] {
-    let ip_len = usize::from(u16::from_be_bytes([frame[IP + 2], frame[IP + 3]]));
-    &frame[UDP..IP + ip_len]
+/// The pseudo-header sum of a frame's UDP datagram (RFC 768; RFC 8200 §8.1).
+fn udp_pseudo_sum(frame: &[u8], l: &Layout) -> u32 {
+    let addrs = if l.ipv6 {
+        &frame[l.l3 + 8..l.l3 + 40]
+    } else {
+        &frame[l.l3 + 12..l.l3 + 20]
+    };
+    sum16(addrs) + 17 + l.udp_len as u32
 }
 
-fn udp_pseudo_sum(frame: &[u8], udp_len: usize) -> u32 {
-    sum16(&frame[IP + 12..IP + 20]) + 17 + udp_len as u32
-}
-
-/// Recomputes the IPv4 header and UDP checksums of a frame.
+/// Recomputes the IPv4 header (if any) and UDP checksums of a frame.
 pub fn fix_checksums(frame: &mut [u8]) {
-    frame[IP + 10..IP + 12].fill(0);
-    let ip = !fold(sum16(&frame[IP..IP + 20]));
-    frame[IP + 10..IP + 12].copy_from_slice(&ip.to_be_bytes());
-    frame[UDP + 6..UDP + 8].fill(0);
-    let udp_len = udp_datagram(frame).len();
-    let udp = match !fold(udp_pseudo_sum(frame, udp_len) + sum16(udp_datagram(frame))) {
+    let l = layout(frame);
+    if !l.ipv6 {
+        frame[l.l3 + 10..l.l3 + 12].fill(0);
+        let ip = !fold(sum16(&frame[l.l3..l.l3 + 20]));
+        frame[l.l3 + 10..l.l3 + 12].copy_from_slice(&ip.to_be_bytes());
+    }
+    frame[l.l4 + 6..l.l4 + 8].fill(0);
+    let datagram = &frame[l.l4..l.l4 + l.udp_len];
+    let udp = match !fold(udp_pseudo_sum(frame, &l) + sum16(datagram)) {
         0 => 0xffff,
         c => c,
     };
-    frame[UDP + 6..UDP + 8].copy_from_slice(&udp.to_be_bytes());
+    frame[l.l4 + 6..l.l4 + 8].copy_from_slice(&udp.to_be_bytes());
 }
 
-/// Checks the IPv4 header and UDP checksums of a frame; a sum over a header
-/// with a right checksum in it folds to all ones.
+/// Checks the IPv4 header (if any) and UDP checksums of a frame; a sum over
+/// a header with a right checksum in it folds to all ones.
 pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
-    if fold(sum16(&frame[IP..IP + 20])) != 0xffff {
+    let l = layout(frame);
+    if !l.ipv6 && fold(sum16(&frame[l.l3..l.l3 + 20])) != 0xffff {
         return Err("bad IPv4 header checksum".into());
     }
-    let udp = udp_datagram(frame);
-    if u16::from_be_bytes([udp[6], udp[7]]) == 0 {
+    let datagram = &frame[l.l4..l.l4 + l.udp_len];
+    if u16::from_be_bytes([datagram[6], datagram[7]]) == 0 {
         return Err("UDP checksum missing".into());
     }
-    if fold(udp_pseudo_sum(frame, udp.len()) + sum16(udp)) != 0xffff {
+    if fold(udp_pseudo_sum(frame, &l) + sum16(datagram)) != 0xffff {
         return Err("bad UDP checksum".into());
     }
     Ok(())
 }
 
-/// The DNS message of an IPv4/UDP frame, decoded by hickory-proto.
+/// The DNS message of a UDP frame.
+pub fn dns_payload(frame: &[u8]) -> &[u8] {
+    let l = layout(frame);
+    &frame[l.l4 + 8..l.l4 + l.udp_len]
+}
+
+/// The DNS message of a UDP frame, decoded by hickory-proto.
 pub fn decode_dns(frame: &[u8]) -> Result<Message, String> {
-    Message::from_vec(&udp_datagram(frame)[8..]).map_err(|e| e.to_string())
+    Message::from_vec(dns_payload(frame)).map_err(|e| e.to_string())
 }
 
 /// Sets the 16-bit big-endian word at `offset` and fixes the checksums.

@@ -25,6 +25,7 @@ use meshdns_common::{COUNTERS_MAP, PASS_PROGRAM};
 
 pub const SERVER_V4: &str = "198.18.0.1";
 pub const CLIENT_V4: &str = "198.18.0.2";
+pub const SERVER_V6: &str = "2001:db8::1";
 
 /// Runs a command and fails with its output unless it succeeds.
 pub fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {

@@ -1,0 +1,50 @@
+//! The zone the fast path is authoritative for: its apex and SOA record.
+
+use crate::name::MAX_NAME_LEN;
+
+/// Room for the SOA record after its owner name: TYPE, CLASS, TTL, RDLENGTH
+/// (10 bytes), MNAME and RNAME (130 bytes together at most, in wire format),
+/// and five 32-bit fields (RFC 1035 §3.3.13). A multiple of 4, so
+/// `ZoneConfig` has no padding.
+pub const MAX_SOA_RR_LEN: usize = 160;
+/// Most bytes MNAME and RNAME may take together, in wire format.
+pub const MAX_SOA_NAMES_LEN: usize = MAX_SOA_RR_LEN - 10 - 20;
+
+/// `flags` bit: unknown names in the zone get NXDOMAIN instead of being passed.
+pub const ZONE_AUTHORITATIVE: u32 = 1;
+
+/// Key of the single entry of the zone map.
+pub const ZONE_KEY: u32 = 0;
+
+/// What the fast path knows of its zone. Kept in a one-entry hash map, not
+/// an array, so that an update replaces the whole value at once.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ZoneConfig {
+    /// The apex in lowercased wire format, zero padded.
+    pub apex: [u8; MAX_NAME_LEN + 1],
+    /// Length of `apex` in wire format.
+    pub apex_len: u16,
+    /// Length of `soa_rr` in use.
+    pub soa_rr_len: u16,
+    /// `ZONE_AUTHORITATIVE` or 0.
+    pub flags: u32,
+    /// The apex's SOA record as sent in the authority section of NODATA and
+    /// NXDOMAIN replies, from TYPE on (the owner name is a pointer into the
+    /// question, written by the program). Its TTL is the SOA MINIMUM, as RFC
+    /// 2308 §3 asks of negative answers.
+    pub soa_rr: [u8; MAX_SOA_RR_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<ZoneConfig>() == 256 + 8 + MAX_SOA_RR_LEN);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), explicit field sizes with no implicit padding (asserted
+// above), every bit pattern valid.
+unsafe impl aya::Pod for ZoneConfig {}
+
+impl ZoneConfig {
+    pub fn is_authoritative(&self) -> bool {
+        self.flags & ZONE_AUTHORITATIVE != 0
+    }
+}
