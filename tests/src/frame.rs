@@ -321,35 +321,48 @@ pub fn frame(link: &Link, direction: Direction, payload: &[u8], port: u16) -> Ve
 }
 
 /// Where the headers of a UDP frame are.
-struct Layout {
-    l3: usize,
-    ipv6: bool,
-    l4: usize,
-    udp_len: usize,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Offset of the IP header; the VLAN tags are the bytes from 12 to `l3 - 2`.
+    pub l3: usize,
+    pub ipv6: bool,
+    pub l4: usize,
+    pub udp_len: usize,
+}
+
+impl Layout {
+    /// Reads the layout of an Ethernet frame carrying UDP over IPv4 or IPv6,
+    /// or `None` if it is not one whose lengths fit the frame.
+    pub fn of(frame: &[u8]) -> Option<Self> {
+        let word = |at: usize| Some(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
+        let mut at = 12;
+        while matches!(word(at)?, 0x8100 | 0x88a8) {
+            at += 4;
+        }
+        let ipv6 = word(at)? == 0x86dd;
+        let l3 = at + 2;
+        let l4 = l3 + if ipv6 { 40 } else { 20 };
+        let udp_len = if ipv6 {
+            usize::from(word(l3 + 4)?)
+        } else {
+            usize::from(word(l3 + 2)?).checked_sub(20)?
+        };
+        (udp_len >= 8 && l4 + udp_len <= frame.len()).then_some(Layout {
+            l3,
+            ipv6,
+            l4,
+            udp_len,
+        })
+    }
+
+    /// The DNS message of the frame.
+    pub fn dns<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        &frame[self.l4 + 8..self.l4 + self.udp_len]
+    }
 }
 
 fn layout(frame: &[u8]) -> Layout {
-    let mut at = 12;
-    while matches!(
-        u16::from_be_bytes([frame[at], frame[at + 1]]),
-        0x8100 | 0x88a8
-    ) {
-        at += 4;
-    }
-    let ipv6 = u16::from_be_bytes([frame[at], frame[at + 1]]) == 0x86dd;
-    let l3 = at + 2;
-    let l4 = l3 + if ipv6 { 40 } else { 20 };
-    let udp_len = if ipv6 {
-        usize::from(u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]))
-    } else {
-        usize::from(u16::from_be_bytes([frame[l3 + 2], frame[l3 + 3]])) - 20
-    };
-    Layout {
-        l3,
-        ipv6,
-        l4,
-        udp_len,
-    }
+    Layout::of(frame).expect("a UDP frame")
 }
 
 /// RFC 1071 sum of `bytes` as big-endian 16-bit words (odd length padded).

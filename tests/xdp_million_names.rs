@@ -1,0 +1,96 @@
+//! A million names in the fast path's table: they all fit, lookups through
+//! the real program find the right one, and what the kernel charges for the
+//! map is printed (the README quotes it).
+
+use std::{
+    net::IpAddr,
+    os::fd::{AsFd as _, AsRawFd as _},
+    time::Instant,
+};
+
+use aya::{
+    maps::Map,
+    programs::{TestRun, TestRunOptions},
+};
+use meshdns::{
+    config::{Config, Service, Soa},
+    fastpath::FastPath,
+    table::Table,
+};
+use meshdns_common::{Counter, NAMES_MAP};
+use meshdns_tests::frame::{Query, TYPE_A};
+
+const NAMES: u32 = 1_000_000;
+
+fn service(i: u32) -> Service {
+    let [_, b, c, d] = i.to_be_bytes();
+    Service {
+        // Realistic lengths: Kuma-style names run 30 to 50 bytes.
+        name: format!("svc-{i:07}.namespace-{:03}.svc", i % 997),
+        vips: vec![IpAddr::from([240, b, c, d])],
+    }
+}
+
+/// The kernel's charge for a map, from /proc/self/fdinfo.
+fn memlock(map: &Map) -> u64 {
+    let fd = match map {
+        Map::HashMap(data) => data.fd().as_fd().as_raw_fd(),
+        _ => panic!("NAMES is a hash map"),
+    };
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("fdinfo has memlock")
+}
+
+#[test]
+fn a_million_names_fit_and_answer() {
+    meshdns_tests::require_root();
+    let config = Config {
+        zone: "mesh".into(),
+        ttl: 60,
+        authoritative: false,
+        soa: Soa::default(),
+        services: (0..NAMES).map(service).collect(),
+    };
+    let table = Table::from_config(&config).unwrap();
+    assert_eq!(table.len(), NAMES as usize);
+
+    let mut fast_path = FastPath::load().unwrap();
+    let empty = memlock(fast_path.ebpf_mut().map(NAMES_MAP).unwrap());
+    let start = Instant::now();
+    let report = fast_path.sync(&table).unwrap();
+    let fill = start.elapsed();
+    assert_eq!(report.added, NAMES as usize);
+    let full = memlock(fast_path.ebpf_mut().map(NAMES_MAP).unwrap());
+    println!(
+        "{NAMES} names: map charged {:.1} MiB empty, {:.1} MiB full ({} bytes a name); filled in {fill:.1?}",
+        empty as f64 / (1 << 20) as f64,
+        full as f64 / (1 << 20) as f64,
+        (full - empty) / u64::from(NAMES)
+    );
+
+    // Names from all over the table answer with their own address.
+    for i in [0, 1, 499_999, 777_777, NAMES - 1] {
+        let name = format!("SVC-{i:07}.namespace-{:03}.svc.mesh", i % 997);
+        let query = Query::new(Box::leak(name.into_boxed_str()), TYPE_A);
+        let input = query.frame();
+        let mut output = vec![0u8; 4096];
+        let before = fast_path.counters().unwrap();
+        let result = fast_path
+            .program()
+            .unwrap()
+            .test_run(TestRunOptions {
+                data_in: Some(&input),
+                data_out: Some(&mut output),
+                ..TestRunOptions::default()
+            })
+            .unwrap();
+        output.truncate(result.data_size_out as usize);
+        let want = query.expected_reply(&service(i).vips, 60);
+        assert_eq!(output, want, "name {i}");
+        let moved = fast_path.counters().unwrap().since(&before);
+        assert_eq!(moved.get(Counter::AnsweredA), 1);
+    }
+}
