@@ -70,7 +70,7 @@ fn dig_gets_its_answer_from_the_xdp_fast_path() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     let config = config_file(&lab);
-    let agent = lab.start_agent(&config).unwrap();
+    let agent = lab.start_agent(&config, &[]).unwrap();
 
     // Nothing in the server namespace listens on port 53: an answer can only
     // come from the XDP program.
@@ -154,13 +154,32 @@ fn dig_gets_its_answer_from_the_xdp_fast_path() {
     assert_eq!(moved.answered(), 0, "{moved}");
     assert!(moved.get(Counter::PassUnknownName) >= 1, "{moved}");
 
-    // SIGTERM detaches cleanly.
+    // SIGTERM ends the agent but leaves the fast path attached (pinned):
+    // it keeps answering with no agent at all.
     let status = agent.stop().unwrap();
     assert!(status.success(), "meshdns exited with {status}");
     assert!(
-        !lab.server_has_xdp().unwrap(),
-        "program still attached after exit"
+        lab.server_has_xdp().unwrap(),
+        "program gone after the agent exited"
     );
+    let (_, answers) = dig(&lab, "redis.mesh", "A");
+    assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"]);
+
+    // `meshdns detach` removes it and its pins.
+    let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
+    let detach = lab
+        .meshdns(&["detach", "--iface", &lab.server_if, "--pin-dir", &pin_dir])
+        .unwrap();
+    assert!(
+        detach.status.success(),
+        "{}",
+        String::from_utf8_lossy(&detach.stderr)
+    );
+    assert!(
+        !lab.server_has_xdp().unwrap(),
+        "program still attached after detach"
+    );
+    assert!(!lab.pin_dir.exists(), "pins left behind");
     fs::remove_file(config).ok();
 }
 
@@ -178,6 +197,10 @@ fn a_broken_config_is_rejected_with_its_line_before_attaching() {
         .command(meshdns_tests::lab::Agent::binary().unwrap())
         .args(["run", "--iface", &lab.server_if, "--config"])
         .arg(&config)
+        .arg("--pin-dir")
+        .arg(&lab.pin_dir)
+        .arg("--state-dir")
+        .arg(&lab.state_dir)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -195,7 +218,18 @@ fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
     // Loopback has no driver-mode XDP.
     let lab = Lab::new().unwrap();
     let config = config_file(&lab);
-    let mut agent = Agent::start(&lab.server, "lo", "auto", &config).unwrap();
+    let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
+    let state_dir = lab.state_dir.to_string_lossy().into_owned();
+    let args = [
+        "--xdp-mode",
+        "auto",
+        "--pin-dir",
+        &pin_dir,
+        "--state-dir",
+        &state_dir,
+        "--detach-on-exit",
+    ];
+    let mut agent = Agent::start(&lab.server, "lo", &config, &args).unwrap();
     agent
         .wait_for_log("falling back to generic (SKB) mode", Duration::from_secs(5))
         .unwrap();
@@ -204,5 +238,6 @@ fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
         .unwrap();
     assert!(attached.contains("mode=Skb"), "{attached}");
     assert!(agent.stop().unwrap().success());
+    assert!(!lab.pin_dir.exists(), "--detach-on-exit left pins behind");
     fs::remove_file(config).ok();
 }

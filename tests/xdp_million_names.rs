@@ -13,9 +13,10 @@ use aya::{
     programs::{TestRun, TestRunOptions},
 };
 use meshdns::{
-    config::{Config, Service, Soa},
+    config::{Config, Service},
     fastpath::FastPath,
     table::Table,
+    vip::State,
 };
 use meshdns_common::{Counter, NAMES_MAP};
 use meshdns_tests::frame::{Query, TYPE_A};
@@ -47,14 +48,9 @@ fn memlock(map: &Map) -> u64 {
 #[test]
 fn a_million_names_fit_and_answer() {
     meshdns_tests::require_root();
-    let config = Config {
-        zone: "mesh".into(),
-        ttl: 60,
-        authoritative: false,
-        soa: Soa::default(),
-        services: (0..NAMES).map(service).collect(),
-    };
-    let table = Table::from_config(&config).unwrap();
+    let mut config = Config::parse("zone: mesh\n").unwrap();
+    config.services = (0..NAMES).map(service).collect();
+    let table = Table::from_config(&config, &mut State::default(), 0).unwrap();
     assert_eq!(table.len(), NAMES as usize);
 
     let mut fast_path = FastPath::load().unwrap();

@@ -33,3 +33,29 @@ pub const MAX_NAMES: u32 = 1 << 20;
 /// UDP payload size advertised in the OPT record of EDNS(0) replies: the
 /// DNS Flag Day 2020 value, which avoids IP fragmentation on common paths.
 pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
+
+/// Version of the layout of the maps the program and agent share. Bump it
+/// whenever a map's key, value or meaning changes: an agent never reuses
+/// pinned maps of another layout, it replaces them.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// A fingerprint of the shared types' sizes, so a layout change that forgot
+/// to bump `LAYOUT_VERSION` is still caught.
+pub const LAYOUT_FINGERPRINT: u32 = {
+    let sizes = [
+        core::mem::size_of::<NameKey>(),
+        core::mem::size_of::<ServiceRecord>(),
+        core::mem::size_of::<ZoneConfig>(),
+        Counter::COUNT as usize,
+        MAX_NAMES as usize,
+    ];
+    // FNV-1a over the sizes.
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < sizes.len() {
+        hash ^= sizes[i] as u32;
+        hash = hash.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    hash
+};

@@ -16,7 +16,10 @@ use std::{fmt, net::IpAddr, path::PathBuf};
 use meshdns_common::{MAX_ADDRS, MAX_SOA_NAMES_LEN};
 use serde::Deserialize;
 
-use crate::dns_name::NameError;
+use crate::{
+    dns_name::NameError,
+    vip::{Cidr, CidrError, Pools},
+};
 
 /// Largest TTL a resolver must accept (RFC 2181 §8).
 pub const MAX_TTL: u32 = (1 << 31) - 1;
@@ -37,6 +40,16 @@ pub struct Config {
     /// The zone's SOA, sent with NODATA and NXDOMAIN answers.
     #[serde(default)]
     pub soa: Soa,
+    /// Where services without `vips` get their IPv4 VIP.
+    #[serde(default = "default_vip_cidr")]
+    pub vip_cidr: String,
+    /// Where they get their IPv6 VIP; `none` for no IPv6 VIPs.
+    #[serde(default = "default_vip6_cidr")]
+    pub vip6_cidr: String,
+    /// How long a freed VIP waits before another service may have it:
+    /// seconds, or a number with `s`, `m` or `h`. At least twice the TTL.
+    #[serde(default = "default_vip_reuse_after")]
+    pub vip_reuse_after: Duration,
     #[serde(default)]
     pub services: Vec<Service>,
 }
@@ -87,6 +100,53 @@ fn default_ttl() -> u32 {
     60
 }
 
+fn default_vip_cidr() -> String {
+    "240.0.0.0/4".to_string()
+}
+
+fn default_vip6_cidr() -> String {
+    "fd00:fd00::/64".to_string()
+}
+
+fn default_vip_reuse_after() -> Duration {
+    Duration::Seconds(600)
+}
+
+/// A length of time in whole seconds, written `90`, `90s`, `10m` or `1h`;
+/// read as written and checked with the rest of the file, so an error
+/// names its line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Duration {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Duration {
+    pub fn seconds(&self) -> Result<u64, String> {
+        let text = match self {
+            Duration::Seconds(seconds) => return Ok(*seconds),
+            Duration::Text(text) => text,
+        };
+        let (number, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let scale = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => 0,
+        };
+        match number.parse::<u64>() {
+            Ok(n) if scale > 0 => Ok(n * scale),
+            _ => Err(format!(
+                "{text:?} is not a duration such as 600, 90s, 10m or 1h"
+            )),
+        }
+    }
+}
+
 /// Why a services file was rejected, and where.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
@@ -125,8 +185,18 @@ pub enum ConfigErrorKind {
     SoaNamesTooLong { len: usize },
     #[error("service {name:?}: {error}")]
     Name { name: String, error: NameError },
-    #[error("service {name:?} has no vips (automatic VIP allocation is not implemented yet)")]
-    NoVips { name: String },
+    #[error("{field} {value:?}: {error}")]
+    Cidr {
+        field: &'static str,
+        value: String,
+        error: crate::vip::CidrError,
+    },
+    #[error("vip_reuse_after is {reuse_after}s; it must be at least twice the ttl ({ttl}s)")]
+    ReuseTooSoon { reuse_after: u64, ttl: u32 },
+    #[error("vip_reuse_after: {0}")]
+    BadDuration(String),
+    #[error("{0}")]
+    Vip(#[from] crate::vip::AllocError),
     #[error("service {name:?} has {count} IPv{family} vips; the most is {MAX_ADDRS}")]
     TooManyVips {
         name: String,
@@ -160,6 +230,53 @@ impl Config {
     pub fn zone(&self) -> &str {
         self.zone.strip_suffix('.').unwrap_or(&self.zone)
     }
+
+    /// The VIP pools, checked.
+    pub fn pools(&self) -> Result<Pools, ConfigErrorKind> {
+        let cidr = |field: &'static str, value: &str| {
+            value
+                .parse::<Cidr>()
+                .map_err(|error| ConfigErrorKind::Cidr {
+                    field,
+                    value: value.to_string(),
+                    error,
+                })
+        };
+        let v4 = cidr("vip_cidr", &self.vip_cidr)?;
+        let v6 = match self.vip6_cidr.as_str() {
+            "none" => None,
+            value => Some(cidr("vip6_cidr", value)?),
+        };
+        if !v4.is_ipv4() {
+            return Err(ConfigErrorKind::Cidr {
+                field: "vip_cidr",
+                value: self.vip_cidr.clone(),
+                error: CidrError(self.vip_cidr.clone()),
+            });
+        }
+        if v6.is_some_and(|v6| v6.is_ipv4()) {
+            return Err(ConfigErrorKind::Cidr {
+                field: "vip6_cidr",
+                value: self.vip6_cidr.clone(),
+                error: CidrError(self.vip6_cidr.clone()),
+            });
+        }
+        let reuse_after = self
+            .vip_reuse_after
+            .seconds()
+            .map_err(ConfigErrorKind::BadDuration)?;
+        if reuse_after < 2 * u64::from(self.ttl) {
+            return Err(ConfigErrorKind::ReuseTooSoon {
+                reuse_after,
+                ttl: self.ttl,
+            });
+        }
+        Ok(Pools {
+            v4,
+            v6,
+            reuse_after,
+        })
+    }
 }
 
 impl Service {
@@ -186,9 +303,16 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
         ConfigErrorKind::SoaName { value, .. } => value.clone(),
         ConfigErrorKind::SoaNamesTooLong { .. } => "soa".to_string(),
         ConfigErrorKind::Name { name, .. }
-        | ConfigErrorKind::NoVips { name }
         | ConfigErrorKind::TooManyVips { name, .. }
         | ConfigErrorKind::DuplicateVip { name, .. } => name.clone(),
+        ConfigErrorKind::Cidr { field, .. } => format!("{field}:"),
+        ConfigErrorKind::ReuseTooSoon { .. } | ConfigErrorKind::BadDuration(_) => {
+            "vip_reuse_after".to_string()
+        }
+        ConfigErrorKind::Vip(crate::vip::AllocError::Collision { second, .. }) => second.clone(),
+        ConfigErrorKind::Vip(crate::vip::AllocError::PoolExhausted { service, .. }) => {
+            service.clone()
+        }
         ConfigErrorKind::DuplicateName { second, .. } => second.clone(),
         ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
     };
@@ -238,6 +362,37 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(line, Some(5));
+    }
+
+    #[test]
+    fn vip_settings_parse_and_are_checked() {
+        let config = Config::parse("vip_reuse_after: 10m\nvip6_cidr: none\n").unwrap();
+        let pools = config.pools().unwrap();
+        assert_eq!((pools.reuse_after, pools.v6), (600, None));
+        assert_eq!(
+            Config::parse("vip_reuse_after: 90\n")
+                .unwrap()
+                .vip_reuse_after
+                .seconds(),
+            Ok(90)
+        );
+        let text = "ttl: 5\nvip_reuse_after: 10 minutes\n";
+        let kind = Config::parse(text).unwrap().pools().unwrap_err();
+        assert!(matches!(kind, ConfigErrorKind::BadDuration(_)));
+        assert_eq!(line_of(text, &kind), Some(2));
+        let config = Config::parse("ttl: 600\nvip_reuse_after: 10m\n").unwrap();
+        assert!(matches!(
+            config.pools(),
+            Err(ConfigErrorKind::ReuseTooSoon { .. })
+        ));
+        let config = Config::parse("vip_cidr: fd00::/8\n").unwrap();
+        assert!(matches!(
+            config.pools(),
+            Err(ConfigErrorKind::Cidr {
+                field: "vip_cidr",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,16 +1,27 @@
 //! The XDP program in the kernel: loading it, attaching it to an interface,
 //! keeping its table in step, and reading its counters.
 
-use std::{borrow::Borrow, collections::HashSet, fmt};
+use std::{
+    borrow::Borrow,
+    collections::HashSet,
+    fmt, fs,
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::{Path, PathBuf},
+};
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray},
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    pin::PinError,
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use meshdns_common::{
-    ANSWER_PROGRAM, COUNTERS_MAP, Counter, NAMES_MAP, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP,
-    ZoneConfig,
+    ANSWER_PROGRAM, COUNTERS_MAP, Counter, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES_MAP, NameKey,
+    ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
 };
 
 use crate::{EBPF_OBJECT, table::Table};
@@ -47,6 +58,24 @@ pub enum FastPathError {
         #[source]
         source: MapError,
     },
+    #[error("pinning in {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: PinError,
+    },
+    #[error("pinned link {path}: {source}")]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: LinkError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 type Result<T, E = FastPathError> = std::result::Result<T, E>;
@@ -55,18 +84,84 @@ fn map_error(map: &'static str) -> impl Fn(MapError) -> FastPathError {
     move |source| FastPathError::Map { map, source }
 }
 
+/// The maps the program and agent share, pinned so they outlive the agent.
+const SHARED_MAPS: [&str; 3] = [NAMES_MAP, ZONE_MAP, COUNTERS_MAP];
+
+/// Where a fast path's objects live in bpffs, so that the program keeps
+/// serving while no agent runs and the next agent takes it over:
+///
+/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES,ZONE,COUNTERS}`: the maps,
+///   in a folder named by their layout, so an agent never reads maps of
+///   another layout;
+/// - `<dir>/links/<iface>`: the XDP link of each interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pins {
+    pub dir: PathBuf,
+}
+
+impl Pins {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The folder of this build's maps.
+    pub fn maps_dir(&self) -> PathBuf {
+        self.dir
+            .join(format!("maps-v{LAYOUT_VERSION}-{LAYOUT_FINGERPRINT:08x}"))
+    }
+
+    /// The pinned link of `iface`.
+    pub fn link(&self, iface: &str) -> PathBuf {
+        self.dir.join("links").join(iface)
+    }
+
+    /// Map folders of other layouts, left by older or newer agents.
+    fn stale_maps_dirs(&self) -> Vec<PathBuf> {
+        let current = self.maps_dir();
+        fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path != &current
+                    && path
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with("maps-"))
+            })
+            .collect()
+    }
+
+    fn create(&self) -> Result<()> {
+        for dir in [self.maps_dir(), self.dir.join("links")] {
+            fs::create_dir_all(&dir).map_err(|source| FastPathError::Io { path: dir, source })?;
+        }
+        Ok(())
+    }
+}
+
 /// The loaded XDP program and its maps.
 pub struct FastPath {
     ebpf: Ebpf,
     attachment: Option<Attachment>,
 }
 
-/// Where the program is attached.
+/// Where the program is attached, and how it got there.
 #[derive(Debug)]
 pub struct Attachment {
     pub iface: String,
     pub mode: XdpMode,
-    link: XdpLinkId,
+    /// True if this agent took over a link a previous agent pinned.
+    pub took_over: bool,
+    link: AttachedLink,
+}
+
+#[derive(Debug)]
+enum AttachedLink {
+    /// Owned by the program: detached when the agent exits.
+    Owned(XdpLinkId),
+    /// Pinned in bpffs: outlives the agent.
+    Pinned { path: PathBuf },
 }
 
 /// What [`FastPath::sync`] changed in the kernel's table.
@@ -80,9 +175,30 @@ pub struct SyncReport {
 
 impl FastPath {
     /// Loads the embedded object and its answer program into the kernel
-    /// (this runs the verifier), attached nowhere yet.
+    /// (this runs the verifier) with maps of its own, attached nowhere yet.
     pub fn load() -> Result<Self> {
-        let mut ebpf = Ebpf::load(EBPF_OBJECT)?;
+        Self::load_with(&mut EbpfLoader::new())
+    }
+
+    /// Loads the program with the pinned maps of `pins`, created and pinned
+    /// if there are none yet: a restarted agent keeps serving the table and
+    /// counters its predecessor left.
+    pub fn load_pinned(pins: &Pins) -> Result<Self> {
+        pins.create()?;
+        let dir = pins.maps_dir();
+        let paths: Vec<(&str, PathBuf)> = SHARED_MAPS
+            .iter()
+            .map(|name| (*name, dir.join(name)))
+            .collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        Self::load_with(&mut loader)
+    }
+
+    fn load_with(loader: &mut EbpfLoader<'_>) -> Result<Self> {
+        let mut ebpf = loader.load(EBPF_OBJECT)?;
         Self::xdp(&mut ebpf)?
             .load()
             .map_err(FastPathError::Program)?;
@@ -109,35 +225,116 @@ impl FastPath {
         &mut self.ebpf
     }
 
-    /// Attaches the program to `iface`. In `Auto` mode a driver without
-    /// native XDP gets the program in generic mode, with a warning.
+    /// Attaches the program to `iface`, for as long as this value lives.
+    /// In `Auto` mode a driver without native XDP gets the program in
+    /// generic mode, with a warning.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<&Attachment> {
+        let (id, mode) = self.attach_new(iface, mode)?;
+        Ok(self.attachment.insert(Attachment {
+            iface: iface.to_string(),
+            mode,
+            took_over: false,
+            link: AttachedLink::Owned(id),
+        }))
+    }
+
+    fn attach_new(&mut self, iface: &str, mode: AttachMode) -> Result<(XdpLinkId, XdpMode)> {
         let xdp = Self::xdp(&mut self.ebpf)?;
         let attach = |xdp: &mut Xdp, mode: XdpMode| {
             xdp.attach(iface, mode)
-                .map(|link| Attachment {
-                    iface: iface.to_string(),
-                    mode,
-                    link,
-                })
+                .map(|id| (id, mode))
                 .map_err(|source| FastPathError::Attach {
                     iface: iface.to_string(),
                     mode,
                     source,
                 })
         };
-        let attachment = match mode {
-            AttachMode::Driver => attach(xdp, XdpMode::Driver)?,
-            AttachMode::Skb => attach(xdp, XdpMode::Skb)?,
-            AttachMode::Auto => match attach(xdp, XdpMode::Driver) {
-                Ok(attachment) => attachment,
-                Err(error) => {
-                    tracing::warn!(%error, "no driver-mode XDP here; falling back to generic (SKB) mode, which is much slower");
-                    attach(xdp, XdpMode::Skb)?
+        match mode {
+            AttachMode::Driver => attach(xdp, XdpMode::Driver),
+            AttachMode::Skb => attach(xdp, XdpMode::Skb),
+            AttachMode::Auto => attach(xdp, XdpMode::Driver).or_else(|error| {
+                tracing::warn!(%error, "no driver-mode XDP here; falling back to generic (SKB) mode, which is much slower");
+                attach(xdp, XdpMode::Skb)
+            }),
+        }
+    }
+
+    /// Attaches the program to `iface` through a link pinned in `pins`, so
+    /// it keeps serving after the agent exits. If a previous agent left a
+    /// pinned link there, the program in it is replaced atomically
+    /// (`bpf_link_update`): the interface is never without a program.
+    pub fn attach_pinned(
+        &mut self,
+        iface: &str,
+        mode: AttachMode,
+        pins: &Pins,
+    ) -> Result<&Attachment> {
+        pins.create()?;
+        let path = pins.link(iface);
+        if path.exists() {
+            match self.take_over(&path) {
+                Ok(()) => {
+                    return Ok(self.attachment.insert(Attachment {
+                        iface: iface.to_string(),
+                        // The link keeps the mode it was created with.
+                        mode: XdpMode::Default,
+                        took_over: true,
+                        link: AttachedLink::Pinned { path },
+                    }));
                 }
-            },
+                Err(error) => {
+                    // A link whose interface went away, for example.
+                    tracing::warn!(%error, path = %path.display(), "cannot take over the pinned link; attaching anew");
+                    fs::remove_file(&path).map_err(|source| FastPathError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        let (id, mode) = self.attach_new(iface, mode)?;
+        let xdp = Self::xdp(&mut self.ebpf)?;
+        let link = xdp.take_link(id).map_err(FastPathError::Program)?;
+        let link = FdLink::try_from(link).map_err(|source| FastPathError::Link {
+            path: path.clone(),
+            source,
+        })?;
+        link.pin(&path).map_err(|source| FastPathError::Pin {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(self.attachment.insert(Attachment {
+            iface: iface.to_string(),
+            mode,
+            took_over: false,
+            link: AttachedLink::Pinned { path },
+        }))
+    }
+
+    fn take_over(&mut self, path: &Path) -> Result<()> {
+        let link_error = |source| FastPathError::Link {
+            path: path.to_path_buf(),
+            source,
         };
-        Ok(self.attachment.insert(attachment))
+        let pinned = PinnedLink::from_pin(path).map_err(link_error)?;
+        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(link_error)?;
+        Self::xdp(&mut self.ebpf)?
+            .attach_to_link(link)
+            .map_err(FastPathError::Program)?;
+        Ok(())
+    }
+
+    /// Removes pinned maps of other layouts. Call it once the program is
+    /// attached: the old program, and with it its maps, is gone by then.
+    pub fn remove_stale_maps(pins: &Pins) {
+        for dir in pins.stale_maps_dirs() {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!(path = %dir.display(), "removed maps of another layout"),
+                Err(error) => {
+                    tracing::warn!(path = %dir.display(), %error, "cannot remove maps of another layout")
+                }
+            }
+        }
     }
 
     /// Where the program is attached, if it is.
@@ -145,14 +342,16 @@ impl FastPath {
         self.attachment.as_ref()
     }
 
-    /// Detaches the program from its interface, if attached.
+    /// Detaches the program from its interface, if attached, and removes
+    /// its pinned link.
     pub fn detach(&mut self) -> Result<()> {
-        if let Some(attachment) = self.attachment.take() {
-            Self::xdp(&mut self.ebpf)?
-                .detach(attachment.link)
-                .map_err(FastPathError::Program)?;
+        match self.attachment.take().map(|a| a.link) {
+            None => Ok(()),
+            Some(AttachedLink::Owned(id)) => Self::xdp(&mut self.ebpf)?
+                .detach(id)
+                .map_err(FastPathError::Program),
+            Some(AttachedLink::Pinned { path }) => detach_link(&path).map(|_| ()),
         }
-        Ok(())
     }
 
     /// Makes the kernel's table equal to `table`, touching only names that
@@ -212,6 +411,107 @@ impl FastPath {
         let counters = PerCpuArray::try_from(map).map_err(map_error(COUNTERS_MAP))?;
         Counters::read(&counters).map_err(map_error(COUNTERS_MAP))
     }
+}
+
+/// Detaches the XDP link pinned at `path` and removes the pin. The link
+/// goes at once, even while another process holds it open (an agent that
+/// is still running), because it is detached, not just closed. Returns
+/// false if nothing was pinned there.
+pub fn detach_link(path: &Path) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    let io = |source| FastPathError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let link = bpf::obj_get(path).map_err(io)?;
+    bpf::link_detach(link.as_fd().as_raw_fd()).map_err(io)?;
+    fs::remove_file(path).map_err(io)?;
+    Ok(true)
+}
+
+/// The two bpf(2) commands aya has no public call for.
+mod bpf {
+    use std::{
+        ffi::CString,
+        os::{
+            fd::{FromRawFd as _, OwnedFd, RawFd},
+            unix::ffi::OsStrExt as _,
+        },
+        path::Path,
+    };
+
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_DETACH: libc::c_long = 34;
+
+    fn bpf<T>(cmd: libc::c_long, attr: &T) -> std::io::Result<libc::c_long> {
+        // SAFETY: `attr` is a valid `union bpf_attr` prefix of the size passed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr as *const T,
+                std::mem::size_of::<T>() as libc::c_uint,
+            )
+        };
+        if ret < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    /// BPF_OBJ_GET: opens a pinned object.
+    pub fn obj_get(path: &Path) -> std::io::Result<OwnedFd> {
+        #[repr(C)]
+        struct ObjGetAttr {
+            pathname: u64,
+            bpf_fd: u32,
+            file_flags: u32,
+        }
+        let path = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        let attr = ObjGetAttr {
+            pathname: path.as_ptr() as u64,
+            bpf_fd: 0,
+            file_flags: 0,
+        };
+        let fd = bpf(BPF_OBJ_GET, &attr)?;
+        // SAFETY: the kernel just gave us this fd.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    /// BPF_LINK_DETACH (kernel 5.9): detaches a link whoever holds it.
+    pub fn link_detach(link_fd: RawFd) -> std::io::Result<()> {
+        #[repr(C)]
+        struct LinkDetachAttr {
+            link_fd: u32,
+        }
+        bpf(
+            BPF_LINK_DETACH,
+            &LinkDetachAttr {
+                link_fd: link_fd as u32,
+            },
+        )
+        .map(|_| ())
+    }
+}
+
+/// Removes everything the fast path pinned for `iface` under `pins`: its
+/// link (which detaches the program) and, once no interface's link is left,
+/// the maps of every layout and the folders. Returns whether a link was
+/// there.
+pub fn remove_pins(pins: &Pins, iface: &str) -> Result<bool> {
+    let detached = detach_link(&pins.link(iface))?;
+    let links = pins.dir.join("links");
+    let others = fs::read_dir(&links).map(|d| d.count()).unwrap_or(0);
+    if others == 0 && pins.dir.exists() {
+        fs::remove_dir_all(&pins.dir).map_err(|source| FastPathError::Io {
+            path: pins.dir.clone(),
+            source,
+        })?;
+    }
+    Ok(detached)
 }
 
 /// A snapshot of the program's counters, summed over CPUs.

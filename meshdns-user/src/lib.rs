@@ -4,13 +4,17 @@
 //! - [`config`]: the services file (YAML), parsed and validated.
 //! - [`dns_name`]: service names to DNS names in wire format.
 //! - [`table`]: the fast path's table, built from a config.
+//! - [`vip`]: stable VIPs for services that do not list their own.
 //! - [`fastpath`]: loading and attaching the XDP program, filling its map,
-//!   reading its counters.
+//!   reading its counters, pinning it so it outlives the agent.
+//! - [`registry`]: the services file and the VIP state, reloaded on change.
 
 pub mod config;
 pub mod dns_name;
 pub mod fastpath;
+pub mod registry;
 pub mod table;
+pub mod vip;
 
 /// The XDP program, built by build.rs from `meshdns-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/meshdns"));

@@ -1,11 +1,19 @@
 //! `meshdns`: the node-local DNS agent for service meshes.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ffi::CString,
+    os::unix::ffi::OsStrExt as _,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
+use futures_util::StreamExt as _;
+use inotify::{Inotify, WatchMask};
 use meshdns::{
-    fastpath::{AttachMode, FastPath},
+    fastpath::{self, AttachMode, FastPath, Pins},
+    registry::{Registry, Reload},
     table::Table,
 };
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -19,18 +27,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Attach the fast path to an interface and serve the services file
-    /// until SIGINT or SIGTERM, then detach.
+    /// Attach the fast path to an interface and keep its table in step with
+    /// the services file until SIGINT or SIGTERM. The program stays
+    /// attached after exit (pinned), so restarts and upgrades lose nothing.
     Run {
         /// Interface whose incoming DNS queries the fast path answers.
         #[arg(long, value_name = "IF")]
         iface: String,
-        /// The services file (YAML).
+        /// The services file (YAML); changes apply as they are saved, and on SIGHUP.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// How to attach the XDP program.
         #[arg(long, value_enum, default_value_t = AttachMode::Auto)]
         xdp_mode: AttachMode,
+        /// Where the VIP allocations are kept.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/meshdns")]
+        state_dir: PathBuf,
+        /// Where the program's link and maps are pinned (on bpffs).
+        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
+        pin_dir: PathBuf,
+        /// Detach the program and remove its pins on exit.
+        #[arg(long)]
+        detach_on_exit: bool,
+    },
+    /// Detach the fast path from an interface and remove its pins.
+    Detach {
+        #[arg(long, value_name = "IF")]
+        iface: String,
+        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
+        pin_dir: PathBuf,
     },
 }
 
@@ -45,59 +70,266 @@ fn main() -> anyhow::Result<()> {
             iface,
             config,
             xdp_mode,
-        } => run(&iface, &config, xdp_mode),
+            state_dir,
+            pin_dir,
+            detach_on_exit,
+        } => run(&Options {
+            iface,
+            config,
+            xdp_mode,
+            state_dir,
+            pins: Pins::new(pin_dir),
+            detach_on_exit,
+        }),
+        Command::Detach { iface, pin_dir } => {
+            let pins = Pins::new(pin_dir);
+            if fastpath::remove_pins(&pins, &iface)? {
+                tracing::info!(iface, "detached; pins removed from {}", pins.dir.display());
+            } else {
+                tracing::info!(iface, "nothing was pinned in {}", pins.dir.display());
+            }
+            Ok(())
+        }
     }
 }
 
-fn run(iface: &str, config: &Path, mode: AttachMode) -> anyhow::Result<()> {
+struct Options {
+    iface: String,
+    config: PathBuf,
+    xdp_mode: AttachMode,
+    state_dir: PathBuf,
+    pins: Pins,
+    detach_on_exit: bool,
+}
+
+fn run(options: &Options) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // Catch the signals before attaching: a SIGTERM that comes right after
-    // the attach must still detach cleanly, not kill the process.
-    let mut shutdown = runtime.block_on(async { Shutdown::new() })?;
+    // the attach must still end the agent cleanly, not kill it.
+    let mut signals = runtime.block_on(async { Signals::new() })?;
 
-    // Read the table first: a broken file should fail before anything is
-    // attached, with the line at fault.
-    let table = Table::load(config)?;
-    let mut fast_path = FastPath::load().context("loading the XDP program")?;
+    // Read the services first: a broken file fails the start before
+    // anything changes, with the line at fault. A program a previous agent
+    // left keeps serving meanwhile.
+    let mut registry = Registry::new(&options.config, &options.state_dir);
+    let Reload::Changed(mut table) = registry.reload()? else {
+        unreachable!("the first read is always a change");
+    };
+    ensure_bpffs(&options.pins.dir)?;
+    let mut fast_path = FastPath::load_pinned(&options.pins).context("loading the XDP program")?;
     let report = fast_path.sync(&table).context("filling the names map")?;
     tracing::info!(
         names = table.len(),
         added = report.added,
+        updated = report.updated,
+        removed = report.removed,
+        unchanged = report.unchanged,
         "table loaded from {}",
-        config.display()
+        options.config.display()
     );
-    let attachment = fast_path.attach(iface, mode)?;
-    tracing::info!(iface, mode = ?attachment.mode, "fast path attached");
+    let attachment = fast_path.attach_pinned(&options.iface, options.xdp_mode, &options.pins)?;
+    if attachment.took_over {
+        tracing::info!(
+            iface = options.iface,
+            "fast path attached: took over the pinned link, program replaced in place"
+        );
+    } else {
+        tracing::info!(iface = options.iface, mode = ?attachment.mode, "fast path attached");
+    }
+    FastPath::remove_stale_maps(&options.pins);
 
-    let signal = runtime.block_on(shutdown.wait());
-    tracing::info!("{signal}: detaching");
+    let signal = runtime.block_on(serve(
+        &mut fast_path,
+        &mut registry,
+        &mut table,
+        &mut signals,
+    ))?;
     let counters = fast_path.counters()?;
-    fast_path.detach()?;
-    tracing::info!(%counters, "detached from {iface}");
+    if options.detach_on_exit {
+        fast_path.detach()?;
+        fastpath::remove_pins(&options.pins, &options.iface)?;
+        tracing::info!(%counters, "{signal}: detached from {}", options.iface);
+    } else {
+        tracing::info!(
+            %counters,
+            "{signal}: exiting; the fast path stays attached to {} (pinned in {}; `meshdns detach` removes it)",
+            options.iface,
+            options.pins.dir.display()
+        );
+    }
     Ok(())
 }
 
-/// SIGINT and SIGTERM, caught from creation on.
-struct Shutdown {
-    interrupt: Signal,
-    terminate: Signal,
+/// Keeps the table in step with the services file until SIGINT or SIGTERM;
+/// returns which came.
+async fn serve(
+    fast_path: &mut FastPath,
+    registry: &mut Registry,
+    table: &mut Box<Table>,
+    signals: &mut Signals,
+) -> anyhow::Result<&'static str> {
+    let mut changes = ConfigWatch::new(registry.config_path())?;
+    loop {
+        let why = tokio::select! {
+            signal = signals.next() => match signal {
+                Caught::Shutdown(name) => return Ok(name),
+                Caught::Hangup => "SIGHUP",
+            },
+            result = changes.next() => {
+                result?;
+                "file changed"
+            }
+        };
+        match registry.reload() {
+            Ok(Reload::Unchanged) => tracing::debug!(why, "services file unchanged"),
+            Ok(Reload::Changed(new)) => {
+                let report = fast_path.sync(&new).context("updating the names map")?;
+                tracing::info!(
+                    why,
+                    names = new.len(),
+                    added = report.added,
+                    updated = report.updated,
+                    removed = report.removed,
+                    "table reloaded"
+                );
+                *table = new;
+            }
+            Err(error) => tracing::error!(why, "{error}; the table that was serving keeps serving"),
+        }
+    }
 }
 
-impl Shutdown {
+/// SIGINT, SIGTERM and SIGHUP, caught from creation on.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
     fn new() -> std::io::Result<Self> {
         Ok(Self {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Waits for either signal and says which came.
-    async fn wait(&mut self) -> &'static str {
+    /// Waits for the next signal.
+    async fn next(&mut self) -> Caught {
         tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => Caught::Shutdown("SIGINT"),
+            _ = self.terminate.recv() => Caught::Shutdown("SIGTERM"),
+            _ = self.hangup.recv() => Caught::Hangup,
         }
     }
+}
+
+enum Caught {
+    /// SIGINT or SIGTERM: stop.
+    Shutdown(&'static str),
+    /// SIGHUP: read the services file again.
+    Hangup,
+}
+
+/// Changes to the services file, seen through inotify on its folder: that
+/// catches editors that write in place, tools that write a new file and
+/// rename it over the old one, and Kubernetes ConfigMap volumes, which swap
+/// a symlink. Whether the file really changed is the registry's call.
+struct ConfigWatch {
+    events: inotify::EventStream<Vec<u8>>,
+}
+
+/// How long to wait for more events after the first, so that a write in
+/// several steps is read once, when done. Well inside the 100 ms budget.
+const SETTLE: Duration = Duration::from_millis(10);
+
+impl ConfigWatch {
+    fn new(config: &Path) -> anyhow::Result<Self> {
+        let dir = match config.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let inotify = Inotify::init().context("inotify")?;
+        inotify
+            .watches()
+            .add(
+                dir,
+                WatchMask::CLOSE_WRITE
+                    | WatchMask::MOVED_TO
+                    | WatchMask::CREATE
+                    | WatchMask::DELETE,
+            )
+            .with_context(|| format!("watching {}", dir.display()))?;
+        Ok(Self {
+            events: inotify.into_event_stream(vec![0; 4096])?,
+        })
+    }
+
+    /// Waits for a change, then for the folder to settle.
+    async fn next(&mut self) -> anyhow::Result<()> {
+        match self.events.next().await {
+            Some(event) => {
+                event?;
+            }
+            None => bail!("inotify stream ended"),
+        }
+        while let Ok(Some(event)) = tokio::time::timeout(SETTLE, self.events.next()).await {
+            event?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes sure `pin_dir` is on a bpffs, mounting one at /sys/fs/bpf if the
+/// pin folder is under it and nothing is mounted there yet.
+fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    let is_bpffs = |path: &Path| -> bool {
+        let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: a zeroed statfs filled by the kernel for a valid path.
+        unsafe {
+            let mut stat: libc::statfs = std::mem::zeroed();
+            libc::statfs(path.as_ptr(), &mut stat) == 0 && stat.f_type as i64 == BPF_FS_MAGIC
+        }
+    };
+    // The nearest folder that exists decides which filesystem it is on.
+    let existing = pin_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"));
+    if is_bpffs(existing) {
+        return Ok(());
+    }
+    let bpffs = Path::new("/sys/fs/bpf");
+    if pin_dir.starts_with(bpffs) && bpffs.is_dir() {
+        tracing::info!("mounting bpffs at /sys/fs/bpf");
+        let source = CString::new("bpf")?;
+        let target = CString::new("/sys/fs/bpf")?;
+        // SAFETY: valid C strings; no data argument.
+        let ret = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                source.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if ret == 0 {
+            return Ok(());
+        }
+        bail!(
+            "mounting bpffs at /sys/fs/bpf: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    bail!(
+        "{} is not on a bpffs: pin under /sys/fs/bpf, or mount one (`mount -t bpf bpf DIR`)",
+        pin_dir.display()
+    )
 }

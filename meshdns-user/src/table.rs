@@ -14,6 +14,7 @@ use meshdns_common::{
 use crate::{
     config::{Config, ConfigError, ConfigErrorKind, MAX_TTL, line_of},
     dns_name,
+    vip::{Request, State},
 };
 
 /// One name of the table.
@@ -37,26 +38,48 @@ pub struct Table {
 }
 
 impl Table {
-    /// Reads, parses and validates the services file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads, parses and validates the services file at `path`, allocating
+    /// VIPs from `state` as of `now` (Unix seconds). `state` changes only if
+    /// the whole file is good.
+    pub fn load(path: &Path, state: &mut State, now: u64) -> Result<Self, ConfigError> {
         let error = |line, kind| ConfigError {
             path: path.to_path_buf(),
             line,
             kind,
         };
         let text = std::fs::read_to_string(path).map_err(|e| error(None, e.into()))?;
-        Self::parse(&text).map_err(|(line, kind)| error(line, kind))
+        Self::parse_with(&text, state, now).map_err(|(line, kind)| error(line, kind))
     }
 
-    /// Parses and validates a services file's text; an error comes with the
-    /// 1-based line at fault where it can be told.
+    /// Parses and validates a services file's text, allocating VIPs as a
+    /// fresh node would; an error comes with the 1-based line at fault
+    /// where it can be told.
     pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
-        let config = Config::parse(text)?;
-        Self::from_config(&config).map_err(|kind| (line_of(text, &kind), kind))
+        Self::parse_with(text, &mut State::default(), 0)
     }
 
-    /// Builds the table, checking every name and address.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigErrorKind> {
+    /// Parses and validates a services file's text, allocating VIPs from
+    /// `state` as of `now` (Unix seconds); `state` changes only on success.
+    pub fn parse_with(
+        text: &str,
+        state: &mut State,
+        now: u64,
+    ) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
+        let config = Config::parse(text)?;
+        let mut next = state.clone();
+        let table = Self::from_config(&config, &mut next, now)
+            .map_err(|kind| (line_of(text, &kind), kind))?;
+        *state = next;
+        Ok(table)
+    }
+
+    /// Builds the table, checking every name and address and allocating
+    /// VIPs for services without them from `state`.
+    pub fn from_config(
+        config: &Config,
+        state: &mut State,
+        now: u64,
+    ) -> Result<Self, ConfigErrorKind> {
         let zone = config.zone();
         let apex = dns_name::from_text(zone).map_err(|error| ConfigErrorKind::Zone {
             zone: config.zone.clone(),
@@ -66,10 +89,23 @@ impl Table {
             return Err(ConfigErrorKind::Ttl(config.ttl));
         }
         let zone_config = zone_config(config, &apex)?;
+        let pools = config.pools()?;
+        for service in &config.services {
+            check_vips(&service.name, &service.vips)?;
+        }
+        let requests: Vec<Request<'_>> = config
+            .services
+            .iter()
+            .map(|s| Request {
+                name: &s.name,
+                vips: &s.vips,
+            })
+            .collect();
+        let vips = state.allocate(&requests, &pools, now)?;
 
         let mut entries = BTreeMap::new();
         for service in &config.services {
-            let record = record_of(&service.name, &service.vips, config.ttl)?;
+            let record = record_of(&vips[&service.name], config.ttl);
             for name in service.dns_names() {
                 let wire =
                     dns_name::to_wire(&name, zone).map_err(|error| ConfigErrorKind::Name {
@@ -202,18 +238,10 @@ fn zone_config(config: &Config, apex: &[u8]) -> Result<ZoneConfig, ConfigErrorKi
     Ok(zone_config)
 }
 
-/// The record for a service's VIPs, in the order the config lists them.
-fn record_of(name: &str, vips: &[IpAddr], ttl: u32) -> Result<ServiceRecord, ConfigErrorKind> {
-    if vips.is_empty() {
-        return Err(ConfigErrorKind::NoVips {
-            name: name.to_string(),
-        });
-    }
+/// Checks a service's explicit VIPs: no address twice, at most
+/// `MAX_ADDRS` of each family.
+fn check_vips(name: &str, vips: &[IpAddr]) -> Result<(), ConfigErrorKind> {
     let mut seen = HashSet::new();
-    let mut record = ServiceRecord {
-        ttl,
-        ..ServiceRecord::EMPTY
-    };
     for vip in vips {
         if !seen.insert(vip) {
             return Err(ConfigErrorKind::DuplicateVip {
@@ -221,29 +249,42 @@ fn record_of(name: &str, vips: &[IpAddr], ttl: u32) -> Result<ServiceRecord, Con
                 vip: *vip,
             });
         }
-        let (family, count) = match vip {
-            IpAddr::V4(_) => (4, usize::from(record.v4_count)),
-            IpAddr::V6(_) => (6, usize::from(record.v6_count)),
-        };
-        if count == MAX_ADDRS {
+    }
+    for (family, count) in [
+        (4, vips.iter().filter(|v| v.is_ipv4()).count()),
+        (6, vips.iter().filter(|v| v.is_ipv6()).count()),
+    ] {
+        if count > MAX_ADDRS {
             return Err(ConfigErrorKind::TooManyVips {
                 name: name.to_string(),
                 family,
-                count: vips.iter().filter(|v| v.is_ipv4() == (family == 4)).count(),
+                count,
             });
         }
+    }
+    Ok(())
+}
+
+/// The record for a service's VIPs (checked by `check_vips`), in order.
+fn record_of(vips: &[IpAddr], ttl: u32) -> ServiceRecord {
+    let mut record = ServiceRecord {
+        ttl,
+        ..ServiceRecord::EMPTY
+    };
+    for vip in vips {
         match vip {
-            IpAddr::V4(v4) => {
-                record.v4[count] = v4.octets();
+            IpAddr::V4(v4) if usize::from(record.v4_count) < MAX_ADDRS => {
+                record.v4[usize::from(record.v4_count)] = v4.octets();
                 record.v4_count += 1;
             }
-            IpAddr::V6(v6) => {
-                record.v6[count] = v6.octets();
+            IpAddr::V6(v6) if usize::from(record.v6_count) < MAX_ADDRS => {
+                record.v6[usize::from(record.v6_count)] = v6.octets();
                 record.v6_count += 1;
             }
+            _ => {}
         }
     }
-    Ok(record)
+    record
 }
 
 #[cfg(test)]
@@ -288,13 +329,6 @@ mod tests {
 
     #[test]
     fn semantic_errors_name_the_service_and_its_line() {
-        let (line, kind) = Table::parse(
-            "services:\n  - name: a\n    vips: [240.0.0.1]\n  - name: b\n    vips: []\n",
-        )
-        .unwrap_err();
-        assert_eq!(line, Some(4));
-        assert!(matches!(kind, ConfigErrorKind::NoVips { .. }));
-
         let (_, kind) =
             Table::parse("services:\n  - name: a\n    vips: [240.0.0.1, 240.0.0.1]\n").unwrap_err();
         assert!(matches!(kind, ConfigErrorKind::DuplicateVip { .. }));
@@ -392,6 +426,34 @@ mod tests {
             Table::parse(&long).unwrap_err().1,
             ConfigErrorKind::SoaNamesTooLong { .. }
         ));
+    }
+
+    #[test]
+    fn services_without_vips_get_one_of_each_family() {
+        let table =
+            Table::parse("services:\n  - name: auto\n  - name: v4only\n    vips: [240.0.0.9]\n")
+                .unwrap();
+        let auto = table.get(&key("auto")).unwrap().record;
+        assert_eq!((auto.v4_count, auto.v6_count), (1, 1));
+        let v4only = table.get(&key("v4only")).unwrap().record;
+        assert_eq!((v4only.v4_count, v4only.v6_count), (1, 0));
+        let table = Table::parse("vip6_cidr: none\nservices:\n  - name: auto\n").unwrap();
+        let auto = table.get(&key("auto")).unwrap().record;
+        assert_eq!((auto.v4_count, auto.v6_count), (1, 0));
+    }
+
+    #[test]
+    fn a_vip_claimed_by_two_services_is_an_error_naming_both() {
+        let (line, kind) = Table::parse(
+            "services:\n  - name: one\n    vips: [240.0.0.1]\n  - name: two\n    vips: [240.0.0.1]\n",
+        )
+        .unwrap_err();
+        assert_eq!(line, Some(4));
+        let message = kind.to_string();
+        assert!(
+            message.contains("\"one\"") && message.contains("\"two\""),
+            "{message}"
+        );
     }
 
     #[test]

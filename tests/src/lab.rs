@@ -77,12 +77,33 @@ impl Netns {
         command
     }
 
+    /// A command that runs `program` in the namespace's network only, with
+    /// the host's mounts: unlike `ip netns exec`, which mounts a sysfs of
+    /// its own, the program sees the host's bpffs and its pins.
+    pub fn nsenter(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg(program);
+        command
+    }
+
     /// Runs `f` on a thread that has entered the namespace, and returns its
     /// result. The calling thread's namespace does not change.
     pub fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
+        self.spawn(f)
+            .join()
+            .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+    }
+
+    /// Starts `f` on a thread that has entered the namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> thread::JoinHandle<anyhow::Result<T>> {
         let path = Path::new("/run/netns").join(&self.name);
         thread::spawn(move || {
             let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -96,8 +117,6 @@ impl Netns {
             }
             f()
         })
-        .join()
-        .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
     }
 }
 
@@ -116,14 +135,27 @@ impl Drop for Netns {
 
 /// Server and client namespaces joined by a veth pair: `server_if`
 /// (198.18.0.1/24, 2001:db8::1/64) in `server`, `client_if` (198.18.0.2/24,
-/// 2001:db8::2/64) in `client`.
+/// 2001:db8::2/64) in `client`; and the agent's pin and state folders.
+/// Everything is removed on drop.
 pub struct Lab {
     pub server: Netns,
     pub client: Netns,
     pub server_if: String,
     pub client_if: String,
+    /// `--pin-dir` for agents in this lab, on the host's bpffs.
+    pub pin_dir: PathBuf,
+    /// `--state-dir` for agents in this lab.
+    pub state_dir: PathBuf,
     /// The XDP_PASS program on `client_if`, once attached.
     peer: Option<PeerNapi>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Unpinning the link detaches the program; the namespaces go after.
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
 }
 
 static LABS: AtomicU32 = AtomicU32::new(0);
@@ -166,6 +198,8 @@ impl Lab {
             client,
             server_if,
             client_if,
+            pin_dir: PathBuf::from(format!("/sys/fs/bpf/meshdns-test-{id}")),
+            state_dir: std::env::temp_dir().join(format!("meshdns-test-{id}")),
             peer: None,
         })
     }
@@ -180,9 +214,20 @@ impl Lab {
     }
 
     /// Starts `meshdns run` on the server end with `config`, in driver
-    /// mode, and waits until it has attached.
-    pub fn start_agent(&self, config: &Path) -> anyhow::Result<Agent> {
-        Agent::start(&self.server, &self.server_if, "driver", config)
+    /// mode, with the lab's pin and state folders, and waits until it has
+    /// attached.
+    pub fn start_agent(&self, config: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
+        let mut args = vec!["--xdp-mode", "driver", "--pin-dir"];
+        let pin_dir = self.pin_dir.to_string_lossy().into_owned();
+        let state_dir = self.state_dir.to_string_lossy().into_owned();
+        args.extend([pin_dir.as_str(), "--state-dir", state_dir.as_str()]);
+        args.extend_from_slice(extra);
+        Agent::start(&self.server, &self.server_if, config, &args)
+    }
+
+    /// Runs `meshdns ARGS` to completion in the server namespace.
+    pub fn meshdns(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(self.server.nsenter(Agent::binary()?).args(args).output()?)
     }
 
     /// The fast path's counters, read from the kernel: the maps of the
@@ -287,13 +332,14 @@ impl Agent {
         Ok(binary)
     }
 
-    /// Starts `meshdns run --iface IFACE --xdp-mode MODE --config CONFIG`
-    /// in `netns` and waits until it has attached.
-    pub fn start(netns: &Netns, iface: &str, mode: &str, config: &Path) -> anyhow::Result<Self> {
+    /// Starts `meshdns run --iface IFACE --config CONFIG ARGS` in `netns`
+    /// and waits until it has attached.
+    pub fn start(netns: &Netns, iface: &str, config: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let mut child = netns
-            .command(Self::binary()?)
-            .args(["run", "--iface", iface, "--xdp-mode", mode, "--config"])
+            .nsenter(Self::binary()?)
+            .args(["run", "--iface", iface, "--config"])
             .arg(config)
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -345,8 +391,16 @@ impl Agent {
         Ok(self.child.wait()?)
     }
 
-    fn signal(&self, signal: libc::c_int) {
-        // `ip netns exec` execs the agent, so the child's pid is the agent's.
+    /// Kills the agent with SIGKILL: no chance to clean anything up.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.signal(libc::SIGKILL);
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Sends a signal to the agent.
+    pub fn signal(&self, signal: libc::c_int) {
+        // nsenter execs the agent, so the child's pid is the agent's.
         // SAFETY: kill has no memory preconditions.
         unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
     }

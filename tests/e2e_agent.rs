@@ -1,0 +1,269 @@
+//! The agent as operators live with it, under a steady query load from a
+//! client namespace: hot reloads, broken files, and `kill -9` restarts
+//! must not cost one fast-path answer.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use meshdns_tests::{
+    lab::{Lab, SERVER_V4},
+    load::{Load, Outcome},
+};
+
+const BEFORE: &str = "\
+zone: mesh
+services:
+  - name: steady
+    vips: [240.0.0.1]
+  - name: moving
+    vips: [240.0.0.2]
+  - name: auto
+";
+
+/// `moving` gets a new VIP; `late` appears.
+const AFTER: &str = "\
+zone: mesh
+services:
+  - name: steady
+    vips: [240.0.0.1]
+  - name: moving
+    vips: [240.0.0.22]
+  - name: auto
+  - name: late
+    vips: [240.0.0.3]
+";
+
+fn server() -> SocketAddr {
+    SocketAddr::new(SERVER_V4.parse().unwrap(), 53)
+}
+
+fn answer(addr: &str) -> Outcome {
+    Outcome::Answer(vec![addr.parse().unwrap()])
+}
+
+/// A services file in the lab's state folder (the agent watches the folder).
+fn config_path(lab: &Lab) -> PathBuf {
+    let dir = lab.state_dir.with_extension("config");
+    fs::create_dir_all(&dir).unwrap();
+    dir.join("services.yaml")
+}
+
+/// Replaces the file as tools do: write a new one and rename it over.
+fn write_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("new");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+/// The one A answer `auto.mesh` gives now, straight from the fast path.
+fn auto_vip(lab: &Lab) -> Ipv4Addr {
+    let out = lab
+        .dig(&[
+            &format!("@{SERVER_V4}"),
+            "auto.mesh",
+            "A",
+            "+short",
+            "+tries=1",
+            "+time=2",
+        ])
+        .unwrap();
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no VIP for auto.mesh: {out:?}"))
+}
+
+#[test]
+fn hot_reload_under_load_never_drops_an_answer() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    let auto = Outcome::Answer(vec![auto_vip(&lab)]);
+
+    let load = Load::start(
+        &lab.client,
+        server(),
+        &["steady.mesh", "moving.mesh", "auto.mesh"],
+    );
+    sleep(Duration::from_millis(300));
+    let written = Instant::now();
+    write_atomically(&config, AFTER);
+    agent
+        .wait_for_log("table reloaded", Duration::from_secs(5))
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    // An in-place rewrite (truncate, write) back to the old file works too.
+    fs::write(&config, BEFORE).unwrap();
+    sleep(Duration::from_millis(300));
+    let report = load.stop().unwrap();
+
+    assert_eq!(
+        report.seen("steady.mesh"),
+        BTreeSet::from([answer("240.0.0.1")]),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.seen("auto.mesh"),
+        BTreeSet::from([auto.clone()]),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.seen("moving.mesh"),
+        BTreeSet::from([answer("240.0.0.2"), answer("240.0.0.22")]),
+        "every answer is the old or the new VIP, never a failure: {report:?}"
+    );
+    let applied = report
+        .first_seen("moving.mesh", &answer("240.0.0.22"))
+        .unwrap()
+        .duration_since(written);
+    println!(
+        "{} queries; the change answered {applied:?} after the write",
+        report.sent
+    );
+    // The target is 100 ms; this bound only catches a reload that did not
+    // come from the file watch at all.
+    assert!(
+        applied < Duration::from_secs(1),
+        "change applied after {applied:?}"
+    );
+
+    // The VIP allocated to `auto` is kept across the reload.
+    assert_eq!(Outcome::Answer(vec![auto_vip(&lab)]), auto);
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
+
+#[test]
+fn a_broken_file_is_rejected_with_its_line_and_the_old_table_keeps_serving() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+
+    let load = Load::start(&lab.client, server(), &["steady.mesh", "moving.mesh"]);
+    sleep(Duration::from_millis(200));
+    write_atomically(
+        &config,
+        "zone: mesh\nservices:\n  - name: moving\n    vips: [240.0.0.300]\n",
+    );
+    let line = agent
+        .wait_for_log("keeps serving", Duration::from_secs(5))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(&format!("{}:4:", config.display())), "{line}");
+    sleep(Duration::from_millis(300));
+    let report = load.stop().unwrap();
+    assert_eq!(
+        report.seen("steady.mesh"),
+        BTreeSet::from([answer("240.0.0.1")]),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.seen("moving.mesh"),
+        BTreeSet::from([answer("240.0.0.2")]),
+        "{report:?}"
+    );
+
+    // SIGHUP after fixing the file applies it.
+    fs::write(&config, AFTER).unwrap();
+    agent.signal(libc::SIGHUP);
+    agent
+        .wait_for_log("table reloaded", Duration::from_secs(5))
+        .unwrap();
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
+
+#[test]
+fn kill_9_and_restart_under_load_lose_no_fast_path_answer() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    let agent = lab.start_agent(&config, &[]).unwrap();
+    let auto = Outcome::Answer(vec![auto_vip(&lab)]);
+
+    let load = Load::start(
+        &lab.client,
+        server(),
+        &["steady.mesh", "moving.mesh", "auto.mesh"],
+    );
+    sleep(Duration::from_millis(200));
+    agent.kill().unwrap();
+    // No agent at all for a while: the pinned program keeps answering.
+    sleep(Duration::from_millis(300));
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    agent
+        .wait_for_log("took over the pinned link", Duration::ZERO)
+        .unwrap();
+    sleep(Duration::from_millis(300));
+    // And once more, gracefully this time, with a changed file.
+    assert!(agent.stop().unwrap().success());
+    write_atomically(&config, AFTER);
+    let _agent = lab.start_agent(&config, &[]).unwrap();
+    sleep(Duration::from_millis(300));
+    let report = load.stop().unwrap();
+
+    assert_eq!(
+        report.seen("steady.mesh"),
+        BTreeSet::from([answer("240.0.0.1")]),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.seen("auto.mesh"),
+        BTreeSet::from([auto]),
+        "the allocated VIP moved: {report:?}"
+    );
+    assert_eq!(
+        report.seen("moving.mesh"),
+        BTreeSet::from([answer("240.0.0.2"), answer("240.0.0.22")]),
+        "{report:?}"
+    );
+    println!("{} queries across two restarts, none failed", report.sent);
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
+
+#[test]
+fn a_corrupt_state_file_is_reported_and_rebuilt() {
+    let lab = Lab::new().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    fs::create_dir_all(&lab.state_dir).unwrap();
+    fs::write(lab.state_dir.join("vips.json"), "{ this is not json").unwrap();
+    let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
+    agent
+        .wait_for_log("VIP state file is corrupt; rebuilding it", Duration::ZERO)
+        .unwrap();
+    let state = fs::read_to_string(lab.state_dir.join("vips.json")).unwrap();
+    assert!(state.contains("\"auto\""), "state not rebuilt: {state}");
+    assert!(agent.stop().unwrap().success());
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
+
+#[test]
+fn maps_of_another_layout_are_replaced_not_read() {
+    let lab = Lab::new().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    // What an agent of another layout would have left: its own maps folder.
+    let stale = lab.pin_dir.join("maps-v0-00000000");
+    fs::create_dir_all(&stale).unwrap();
+    let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
+    agent
+        .wait_for_log("removed maps of another layout", Duration::from_secs(5))
+        .unwrap();
+    assert!(!stale.exists());
+    let ours: Vec<String> = fs::read_dir(&lab.pin_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(ours.iter().any(|n| n.starts_with("maps-v1-")), "{ours:?}");
+    assert!(agent.stop().unwrap().success());
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
