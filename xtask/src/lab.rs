@@ -19,6 +19,8 @@ const NETNS: &str = "meshdns-lab";
 const HOST_IF: &str = "meshdns0";
 const CLIENT_IF: &str = "meshdns0c";
 const HOST_V4: &str = "198.18.0.1";
+const PIN_DIR: &str = "/sys/fs/bpf/meshdns-lab";
+const STATE_DIR: &str = "/run/meshdns-lab";
 
 /// The namespace and veth pair; removed on drop.
 struct Lab;
@@ -77,6 +79,9 @@ impl Lab {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        for dir in [PIN_DIR, STATE_DIR] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -123,7 +128,15 @@ pub fn run(root: &Path, target: &Path) -> anyhow::Result<()> {
     let mut agent = Command::new(target.join("meshdns"));
     agent
         .args(["run", "--iface", HOST_IF, "--config"])
-        .arg(&config);
+        .arg(&config)
+        // The lab's own pins and VIP state, removed with it.
+        .args([
+            "--pin-dir",
+            PIN_DIR,
+            "--state-dir",
+            STATE_DIR,
+            "--detach-on-exit",
+        ]);
     let agent = agent.spawn().context("starting meshdns")?;
     let mut agent = Reaped(agent);
     // Ctrl-C reaches the whole process group: the children stop on it, and
