@@ -50,6 +50,14 @@ pub struct Config {
     /// seconds, or a number with `s`, `m` or `h`. At least twice the TTL.
     #[serde(default = "default_vip_reuse_after")]
     pub vip_reuse_after: Duration,
+    /// Clients the resolver answers (CIDRs); others get REFUSED. Default:
+    /// loopback and the subnets of the attached interface.
+    #[serde(default)]
+    pub allow_from: Option<Vec<String>>,
+    /// How long past their TTL cached answers may be served while every
+    /// upstream fails (RFC 8767); default 1 day.
+    #[serde(default = "default_stale_max")]
+    pub stale_max: Duration,
     #[serde(default)]
     pub services: Vec<Service>,
 }
@@ -112,7 +120,11 @@ fn default_vip_reuse_after() -> Duration {
     Duration::Seconds(600)
 }
 
-/// A length of time in whole seconds, written `90`, `90s`, `10m` or `1h`;
+fn default_stale_max() -> Duration {
+    Duration::Seconds(86_400)
+}
+
+/// A length of time in whole seconds, written `90`, `90s`, `10m`, `1h` or `1d`;
 /// read as written and checked with the rest of the file, so an error
 /// names its line.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -136,6 +148,7 @@ impl Duration {
             "" | "s" => 1,
             "m" => 60,
             "h" => 3600,
+            "d" => 86_400,
             _ => 0,
         };
         match number.parse::<u64>() {
@@ -193,8 +206,8 @@ pub enum ConfigErrorKind {
     },
     #[error("vip_reuse_after is {reuse_after}s; it must be at least twice the ttl ({ttl}s)")]
     ReuseTooSoon { reuse_after: u64, ttl: u32 },
-    #[error("vip_reuse_after: {0}")]
-    BadDuration(String),
+    #[error("{field}: {error}")]
+    BadDuration { field: &'static str, error: String },
     #[error("{0}")]
     Vip(#[from] crate::vip::AllocError),
     #[error("service {name:?} has {count} IPv{family} vips; the most is {MAX_ADDRS}")]
@@ -231,6 +244,35 @@ impl Config {
         self.zone.strip_suffix('.').unwrap_or(&self.zone)
     }
 
+    /// The resolver's client allow list, if the file sets one, checked.
+    pub fn allow_from(&self) -> Result<Option<Vec<Cidr>>, ConfigErrorKind> {
+        let Some(list) = &self.allow_from else {
+            return Ok(None);
+        };
+        list.iter()
+            .map(|value| {
+                value
+                    .parse::<Cidr>()
+                    .map_err(|error| ConfigErrorKind::Cidr {
+                        field: "allow_from",
+                        value: value.clone(),
+                        error,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// How long stale answers may be served, in seconds.
+    pub fn stale_max(&self) -> Result<u64, ConfigErrorKind> {
+        self.stale_max
+            .seconds()
+            .map_err(|error| ConfigErrorKind::BadDuration {
+                field: "stale_max",
+                error,
+            })
+    }
+
     /// The VIP pools, checked.
     pub fn pools(&self) -> Result<Pools, ConfigErrorKind> {
         let cidr = |field: &'static str, value: &str| {
@@ -261,10 +303,13 @@ impl Config {
                 error: CidrError(self.vip6_cidr.clone()),
             });
         }
-        let reuse_after = self
-            .vip_reuse_after
-            .seconds()
-            .map_err(ConfigErrorKind::BadDuration)?;
+        let reuse_after =
+            self.vip_reuse_after
+                .seconds()
+                .map_err(|error| ConfigErrorKind::BadDuration {
+                    field: "vip_reuse_after",
+                    error,
+                })?;
         if reuse_after < 2 * u64::from(self.ttl) {
             return Err(ConfigErrorKind::ReuseTooSoon {
                 reuse_after,
@@ -306,9 +351,8 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
         | ConfigErrorKind::TooManyVips { name, .. }
         | ConfigErrorKind::DuplicateVip { name, .. } => name.clone(),
         ConfigErrorKind::Cidr { field, .. } => format!("{field}:"),
-        ConfigErrorKind::ReuseTooSoon { .. } | ConfigErrorKind::BadDuration(_) => {
-            "vip_reuse_after".to_string()
-        }
+        ConfigErrorKind::ReuseTooSoon { .. } => "vip_reuse_after".to_string(),
+        ConfigErrorKind::BadDuration { field, .. } => format!("{field}:"),
         ConfigErrorKind::Vip(crate::vip::AllocError::Collision { second, .. }) => second.clone(),
         ConfigErrorKind::Vip(crate::vip::AllocError::PoolExhausted { service, .. }) => {
             service.clone()
@@ -378,7 +422,7 @@ mod tests {
         );
         let text = "ttl: 5\nvip_reuse_after: 10 minutes\n";
         let kind = Config::parse(text).unwrap().pools().unwrap_err();
-        assert!(matches!(kind, ConfigErrorKind::BadDuration(_)));
+        assert!(matches!(kind, ConfigErrorKind::BadDuration { .. }));
         assert_eq!(line_of(text, &kind), Some(2));
         let config = Config::parse("ttl: 600\nvip_reuse_after: 10m\n").unwrap();
         assert!(matches!(

@@ -8,11 +8,16 @@
 //! - [`fastpath`]: loading and attaching the XDP program, filling its map,
 //!   reading its counters, pinning it so it outlives the agent.
 //! - [`registry`]: the services file and the VIP state, reloaded on change.
+//! - [`resolver`]: the full resolver behind the fast path: misses, TCP,
+//!   other types, and forwarding with a cache.
+//! - [`netif`]: interface addresses and system nameservers, for defaults.
 
 pub mod config;
 pub mod dns_name;
 pub mod fastpath;
+pub mod netif;
 pub mod registry;
+pub mod resolver;
 pub mod table;
 pub mod vip;
 

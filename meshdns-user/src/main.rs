@@ -2,8 +2,10 @@
 
 use std::{
     ffi::CString,
+    net::{IpAddr, SocketAddr},
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -13,8 +15,16 @@ use futures_util::StreamExt as _;
 use inotify::{Inotify, WatchMask};
 use meshdns::{
     fastpath::{self, AttachMode, FastPath, Pins},
+    netif,
     registry::{Registry, Reload},
+    resolver::{
+        Resolver,
+        cache::{Cache, Limits},
+        server,
+        upstream::{self, Upstreams},
+    },
     table::Table,
+    vip::Cidr,
 };
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -49,6 +59,14 @@ enum Command {
         /// Detach the program and remove its pins on exit.
         #[arg(long)]
         detach_on_exit: bool,
+        /// Where the resolver listens, UDP and TCP (repeatable). Default: the
+        /// interface's addresses, port 53.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Vec<SocketAddr>,
+        /// Where names that are not the mesh's go (repeatable). Default: the
+        /// nameservers of /etc/resolv.conf, less meshdns itself.
+        #[arg(long, value_name = "ADDR:PORT")]
+        upstream: Vec<SocketAddr>,
     },
     /// Detach the fast path from an interface and remove its pins.
     Detach {
@@ -73,6 +91,8 @@ fn main() -> anyhow::Result<()> {
             state_dir,
             pin_dir,
             detach_on_exit,
+            listen,
+            upstream,
         } => run(&Options {
             iface,
             config,
@@ -80,6 +100,8 @@ fn main() -> anyhow::Result<()> {
             state_dir,
             pins: Pins::new(pin_dir),
             detach_on_exit,
+            listen,
+            upstream,
         }),
         Command::Detach { iface, pin_dir } => {
             let pins = Pins::new(pin_dir);
@@ -100,10 +122,13 @@ struct Options {
     state_dir: PathBuf,
     pins: Pins,
     detach_on_exit: bool,
+    listen: Vec<SocketAddr>,
+    upstream: Vec<SocketAddr>,
 }
 
 fn run(options: &Options) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     // Catch the signals before attaching: a SIGTERM that comes right after
@@ -140,7 +165,12 @@ fn run(options: &Options) -> anyhow::Result<()> {
     }
     FastPath::remove_stale_maps(&options.pins);
 
+    let resolver = Arc::new(resolver(options, &registry, &table)?);
+    let _listeners =
+        runtime.block_on(server::listen(resolver.clone(), &resolver_listen(options)?))?;
+
     let signal = runtime.block_on(serve(
+        &resolver,
         &mut fast_path,
         &mut registry,
         &mut table,
@@ -165,6 +195,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
 /// Keeps the table in step with the services file until SIGINT or SIGTERM;
 /// returns which came.
 async fn serve(
+    resolver: &Resolver,
     fast_path: &mut FastPath,
     registry: &mut Registry,
     table: &mut Box<Table>,
@@ -194,11 +225,74 @@ async fn serve(
                     removed = report.removed,
                     "table reloaded"
                 );
+                resolver.set_table((*new).clone());
                 *table = new;
             }
             Err(error) => tracing::error!(why, "{error}; the table that was serving keeps serving"),
         }
     }
+}
+
+/// The resolver, set up from the options and the services file.
+fn resolver(options: &Options, registry: &Registry, table: &Table) -> anyhow::Result<Resolver> {
+    let config = registry.config().context("no services file loaded")?;
+    let allow_from = match config.allow_from()? {
+        Some(list) => list,
+        None => {
+            // Loopback and the interface's own subnets.
+            let mut list: Vec<Cidr> = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
+            for (addr, prefix) in netif::addresses(&options.iface)? {
+                list.push(netif::subnet(addr, prefix));
+            }
+            list
+        }
+    };
+    let listen = resolver_listen(options)?;
+    let upstreams: Vec<SocketAddr> = if options.upstream.is_empty() {
+        netif::nameservers(Path::new("/etc/resolv.conf"))
+            .into_iter()
+            .filter(|server| !listen.contains(server))
+            .collect()
+    } else {
+        options.upstream.clone()
+    };
+    if upstreams.is_empty() {
+        tracing::warn!("no upstream resolver: names outside the mesh get SERVFAIL");
+    }
+    tracing::info!(?upstreams, allow_from = ?allow_from.iter().map(ToString::to_string).collect::<Vec<_>>(), "resolver ready");
+    let limits = Limits {
+        stale_max: Duration::from_secs(config.stale_max()?),
+        ..Limits::default()
+    };
+    Ok(Resolver::new(
+        table.clone(),
+        allow_from,
+        Upstreams::new(&upstreams, upstream::Settings::default()),
+        Cache::new(limits),
+    ))
+}
+
+/// Where the resolver listens: `--listen`, or the interface's addresses
+/// (not IPv6 link-local ones, which need a scope), port 53.
+fn resolver_listen(options: &Options) -> anyhow::Result<Vec<SocketAddr>> {
+    if !options.listen.is_empty() {
+        return Ok(options.listen.clone());
+    }
+    let addrs: Vec<SocketAddr> = netif::addresses(&options.iface)?
+        .into_iter()
+        .filter(|(addr, _)| match addr {
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+            IpAddr::V4(_) => true,
+        })
+        .map(|(addr, _)| SocketAddr::new(addr, 53))
+        .collect();
+    if addrs.is_empty() {
+        bail!(
+            "{} has no address to listen on; give --listen",
+            options.iface
+        );
+    }
+    Ok(addrs)
 }
 
 /// SIGINT, SIGTERM and SIGHUP, caught from creation on.

@@ -6,7 +6,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crate::{config::ConfigError, table::Table, vip::State};
+use crate::{
+    config::{Config, ConfigError},
+    table::Table,
+    vip::State,
+};
 
 /// Name of the VIP state file in the state folder.
 pub const STATE_FILE: &str = "vips.json";
@@ -17,6 +21,8 @@ pub struct Registry {
     state: State,
     /// The text of the file the current table came from.
     loaded_text: Option<String>,
+    /// The file the current table came from.
+    config_now: Option<Config>,
 }
 
 /// What a reload found.
@@ -37,11 +43,17 @@ impl Registry {
             state: State::load(&state_path),
             state_path,
             loaded_text: None,
+            config_now: None,
         }
     }
 
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// The services file the current table came from.
+    pub fn config(&self) -> Option<&Config> {
+        self.config_now.as_ref()
     }
 
     /// Reads the services file. A file that does not parse or validate is an
@@ -70,6 +82,7 @@ impl Registry {
         if let Err(error) = self.state.save(&self.state_path) {
             tracing::error!(path = %self.state_path.display(), %error, "cannot save the VIP state; VIPs may change on restart");
         }
+        self.config_now = Config::parse(&text).ok();
         self.loaded_text = Some(text);
         Ok(Reload::Changed(Box::new(table)))
     }

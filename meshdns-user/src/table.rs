@@ -90,6 +90,9 @@ impl Table {
         }
         let zone_config = zone_config(config, &apex)?;
         let pools = config.pools()?;
+        // Checked here so that a bad value is a bad file, with its line.
+        config.allow_from()?;
+        config.stale_max()?;
         for service in &config.services {
             check_vips(&service.name, &service.vips)?;
         }

@@ -217,10 +217,26 @@ impl Lab {
     /// mode, with the lab's pin and state folders, and waits until it has
     /// attached.
     pub fn start_agent(&self, config: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
-        let mut args = vec!["--xdp-mode", "driver", "--pin-dir"];
         let pin_dir = self.pin_dir.to_string_lossy().into_owned();
         let state_dir = self.state_dir.to_string_lossy().into_owned();
-        args.extend([pin_dir.as_str(), "--state-dir", state_dir.as_str()]);
+        let mut args = vec![
+            "--xdp-mode",
+            "driver",
+            "--pin-dir",
+            &pin_dir,
+            "--state-dir",
+            &state_dir,
+        ];
+        // The resolver stays off the veth unless a test asks, so an answer on
+        // it can only come from XDP; and it never forwards beyond the
+        // namespace (the host's resolv.conf is not a test's to use): its
+        // default upstream is a closed port on the namespace's loopback.
+        if !extra.contains(&"--listen") {
+            args.extend(["--listen", "127.0.0.1:53"]);
+        }
+        if !extra.contains(&"--upstream") {
+            args.extend(["--upstream", "127.0.0.1:54"]);
+        }
         args.extend_from_slice(extra);
         Agent::start(&self.server, &self.server_if, config, &args)
     }

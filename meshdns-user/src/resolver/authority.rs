@@ -1,0 +1,149 @@
+//! Answers for names in the mesh zone, from the same table and by the same
+//! rules as the XDP program, so a query gets the same answer whichever path
+//! it takes; plus what only userspace answers (other types, ANY, the apex's
+//! SOA).
+
+use hickory_proto::{
+    op::{Edns, Message, MessageType, OpCode, ResponseCode},
+    rr::{
+        Name, RData, Record, RecordType,
+        rdata::{A, AAAA, HINFO},
+    },
+    serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _},
+};
+use meshdns_common::{EDNS_UDP_PAYLOAD_SIZE, NameKey};
+
+use crate::table::Table;
+
+/// What the zone says about a query.
+pub enum Verdict {
+    /// Not ours to answer: outside the zone, or unknown in a zone that is
+    /// not authoritative. The resolver forwards it.
+    Forward,
+    /// Our answer.
+    Answer(Message),
+}
+
+/// The zone apex and its SOA record as hickory records, decoded from the
+/// very bytes the XDP program sends.
+pub struct Zone {
+    apex: Name,
+    soa: Record,
+    authoritative: bool,
+}
+
+impl Zone {
+    pub fn of(table: &Table) -> Self {
+        let zone = table.zone();
+        let apex_wire = &zone.apex[..usize::from(zone.apex_len)];
+        let mut rr = apex_wire.to_vec();
+        rr.extend_from_slice(&zone.soa_rr[..usize::from(zone.soa_rr_len)]);
+        let mut decoder = BinDecoder::new(&rr);
+        let soa = Record::read(&mut decoder).expect("the table's SOA record is well formed");
+        Self {
+            apex: soa.name.clone(),
+            soa,
+            authoritative: zone.is_authoritative(),
+        }
+    }
+}
+
+/// Decides on a query with one question (the caller checked).
+pub fn answer(table: &Table, zone: &Zone, query: &Message) -> Verdict {
+    let question = &query.queries[0];
+    let name = question.name();
+    if !zone.apex.zone_of(name) {
+        return Verdict::Forward;
+    }
+    let Some(key) = name
+        .to_bytes()
+        .ok()
+        .and_then(|wire| NameKey::from_wire(&wire))
+    else {
+        return Verdict::Forward;
+    };
+    let mut reply = reply_to(query);
+    let entry = match table.get(&key) {
+        Some(entry) => entry,
+        None if zone.authoritative => {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+            reply.add_authority(negative_soa(zone, name));
+            return Verdict::Answer(reply);
+        }
+        None => return Verdict::Forward,
+    };
+    let ttl = entry.record.ttl;
+    let record = |data: RData| Record::from_rdata(name.clone(), ttl, data);
+    let v4 = entry
+        .record
+        .v4()
+        .iter()
+        .map(|a| record(RData::A(A(std::net::Ipv4Addr::from(*a)))));
+    let v6 = entry
+        .record
+        .v6()
+        .iter()
+        .map(|a| record(RData::AAAA(AAAA(std::net::Ipv6Addr::from(*a)))));
+    let answers: Vec<Record> = match question.query_type() {
+        RecordType::A => v4.collect(),
+        RecordType::AAAA => v6.collect(),
+        // RFC 8482 §4.2: a subset of the records, or a synthesized HINFO
+        // where there are none.
+        RecordType::ANY => {
+            let all: Vec<Record> = v4.chain(v6).collect();
+            if all.is_empty() {
+                vec![record(RData::HINFO(HINFO::new(
+                    "RFC8482".into(),
+                    String::new(),
+                )))]
+            } else {
+                all
+            }
+        }
+        RecordType::SOA if name == &zone.apex => {
+            let mut soa = zone.soa.clone();
+            soa.name = name.clone();
+            vec![soa]
+        }
+        _ => vec![],
+    };
+    if answers.is_empty() {
+        reply.add_authority(negative_soa(zone, name));
+    } else {
+        reply.add_answers(answers);
+    }
+    Verdict::Answer(reply)
+}
+
+/// The header and question of a reply to `query`, as the fast path writes
+/// them: the client's ID and question, QR, AA and RA, RD and CD copied, and
+/// our OPT record if the query had one.
+pub fn reply_to(query: &Message) -> Message {
+    let mut reply = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    reply.metadata.authoritative = true;
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    reply.metadata.checking_disabled = query.metadata.checking_disabled;
+    reply.add_queries(query.queries.iter().cloned());
+    if let Some(edns) = &query.edns {
+        reply.set_edns(our_edns(edns.flags().dnssec_ok));
+    }
+    reply
+}
+
+/// Our OPT record: version 0, our payload size, the client's DO bit.
+pub fn our_edns(dnssec_ok: bool) -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_UDP_PAYLOAD_SIZE)
+        .set_version(0)
+        .set_dnssec_ok(dnssec_ok);
+    edns
+}
+
+/// The apex's SOA for the authority section of a negative answer, its owner
+/// spelled as in the question (the fast path points into the question).
+fn negative_soa(zone: &Zone, name: &Name) -> Record {
+    let mut soa = zone.soa.clone();
+    soa.name = name.trim_to(usize::from(zone.apex.num_labels()));
+    soa
+}

@@ -1,0 +1,315 @@
+//! The cache of forwarded answers: TTLs honoured (RFC 1035 §7.4), negative
+//! answers cached for the SOA's say (RFC 2308 §5), memory bounded by entries
+//! and bytes with least-recently-used eviction, and expired answers kept a
+//! while longer to serve when every upstream fails (RFC 8767).
+
+use std::{
+    num::NonZeroUsize,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use hickory_proto::{
+    op::{Message, ResponseCode},
+    rr::{Name, RData, RecordType},
+};
+use lru::LruCache;
+
+/// What a cached answer is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The question's name, lowercased.
+    pub name: Name,
+    pub qtype: RecordType,
+    pub qclass: u16,
+    /// Whether the query asked for DNSSEC records (DO).
+    pub dnssec_ok: bool,
+}
+
+/// TTL of an answer served stale (RFC 8767 §4 recommends 30 seconds).
+pub const STALE_TTL: u32 = 30;
+
+/// Longest a positive answer is cached, whatever its TTL says.
+const MAX_TTL: u32 = 86_400;
+
+pub struct Limits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+    /// How long past its expiry an answer may still be served stale.
+    pub stale_max: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_bytes: 64 << 20,
+            stale_max: Duration::from_secs(86_400),
+        }
+    }
+}
+
+struct Entry {
+    message: Message,
+    stored: Instant,
+    ttl: u32,
+    bytes: usize,
+}
+
+pub enum Lookup {
+    /// An answer within its TTL, TTLs already reduced by its age.
+    Fresh(Message),
+    /// Expired, but within `stale_max`: only for when upstreams fail.
+    Stale(Message),
+    Miss,
+}
+
+pub struct Cache {
+    limits: Limits,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    entries: LruCache<Key, Entry>,
+    bytes: usize,
+    evictions: u64,
+}
+
+impl Cache {
+    pub fn new(limits: Limits) -> Self {
+        let cap = NonZeroUsize::new(limits.max_entries.max(1)).expect("at least one");
+        Self {
+            limits,
+            inner: Mutex::new(Inner {
+                entries: LruCache::new(cap),
+                bytes: 0,
+                evictions: 0,
+            }),
+        }
+    }
+
+    pub fn get(&self, key: &Key, now: Instant) -> Lookup {
+        let mut inner = self.inner.lock().expect("cache lock");
+        let Some(entry) = inner.entries.get(key) else {
+            return Lookup::Miss;
+        };
+        let age = now.saturating_duration_since(entry.stored);
+        let ttl = Duration::from_secs(u64::from(entry.ttl));
+        if age < ttl {
+            let left = (ttl - age).as_secs() as u32;
+            return Lookup::Fresh(with_ttls(&entry.message, |t| t.min(left)));
+        }
+        if age < ttl + self.limits.stale_max {
+            return Lookup::Stale(with_ttls(&entry.message, |_| STALE_TTL));
+        }
+        if let Some(gone) = inner.entries.pop(key) {
+            inner.bytes -= gone.bytes;
+        }
+        Lookup::Miss
+    }
+
+    /// Stores an upstream's answer, if it may be cached: `bytes` is its
+    /// encoded size, for the memory bound.
+    pub fn insert(&self, key: Key, message: &Message, bytes: usize, now: Instant) {
+        let Some(ttl) = cache_ttl(message) else {
+            return;
+        };
+        let entry = Entry {
+            message: message.clone(),
+            stored: now,
+            ttl,
+            bytes,
+        };
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.bytes += bytes;
+        let replacing = inner.entries.contains(&key);
+        if let Some((_, old)) = inner.entries.push(key, entry) {
+            // The same key's old entry, or the least recently used one.
+            inner.bytes -= old.bytes;
+            if !replacing {
+                inner.evictions += 1;
+            }
+        }
+        while inner.bytes > self.limits.max_bytes {
+            match inner.entries.pop_lru() {
+                Some((_, old)) => {
+                    inner.bytes -= old.bytes;
+                    inner.evictions += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Entries, bytes, and evictions so far.
+    pub fn stats(&self) -> (usize, usize, u64) {
+        let inner = self.inner.lock().expect("cache lock");
+        (inner.entries.len(), inner.bytes, inner.evictions)
+    }
+}
+
+/// How long `message` may be cached, if at all: the smallest TTL of its
+/// records for an answer; for NXDOMAIN and NODATA the smaller of the SOA's
+/// TTL and MINIMUM (RFC 2308 §5), and not at all without an SOA; never
+/// for SERVFAIL and the like, nor for truncated messages.
+pub fn cache_ttl(message: &Message) -> Option<u32> {
+    if message.metadata.truncation {
+        return None;
+    }
+    let negative = match message.metadata.response_code {
+        ResponseCode::NoError => message.answers.is_empty(),
+        ResponseCode::NXDomain => true,
+        _ => return None,
+    };
+    let ttl = if negative {
+        message.authorities.iter().find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+            _ => None,
+        })?
+    } else {
+        message
+            .answers
+            .iter()
+            .chain(&message.authorities)
+            .chain(
+                message
+                    .additionals
+                    .iter()
+                    .filter(|r| r.record_type() != RecordType::OPT),
+            )
+            .map(|r| r.ttl)
+            .min()?
+            .min(MAX_TTL)
+    };
+    (ttl > 0).then_some(ttl)
+}
+
+fn with_ttls(message: &Message, ttl: impl Fn(u32) -> u32) -> Message {
+    let mut message = message.clone();
+    for record in message
+        .answers
+        .iter_mut()
+        .chain(message.authorities.iter_mut())
+        .chain(message.additionals.iter_mut())
+    {
+        record.ttl = ttl(record.ttl);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::{
+        op::{MessageType, OpCode},
+        rr::{
+            Record,
+            rdata::{A, SOA},
+        },
+    };
+
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        Key {
+            name: Name::from_ascii(name).unwrap(),
+            qtype: RecordType::A,
+            qclass: 1,
+            dnssec_ok: false,
+        }
+    }
+
+    fn answer(ttl: u32) -> Message {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.add_answer(Record::from_rdata(
+            Name::from_ascii("a.test.").unwrap(),
+            ttl,
+            RData::A(A(Ipv4Addr::new(198, 18, 5, 1))),
+        ));
+        m
+    }
+
+    fn negative(rcode: ResponseCode, soa_ttl: u32, minimum: u32) -> Message {
+        let mut m = Message::new(1, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = rcode;
+        let apex = Name::from_ascii("test.").unwrap();
+        let soa = SOA::new(apex.clone(), apex.clone(), 1, 3600, 600, 86400, minimum);
+        m.add_authority(Record::from_rdata(apex, soa_ttl, RData::SOA(soa)));
+        m
+    }
+
+    #[test]
+    fn rfc1035_7_4_ttls_count_down_then_expire() {
+        let cache = Cache::new(Limits::default());
+        let now = Instant::now();
+        cache.insert(key("a.test."), &answer(300), 100, now);
+        match cache.get(&key("a.test."), now + Duration::from_secs(100)) {
+            Lookup::Fresh(m) => assert_eq!(m.answers[0].ttl, 200),
+            _ => panic!("want a fresh answer"),
+        }
+        assert!(matches!(cache.get(&key("b.test."), now), Lookup::Miss));
+    }
+
+    #[test]
+    fn rfc8767_expired_answers_are_stale_with_a_30s_ttl_until_stale_max() {
+        let limits = Limits {
+            stale_max: Duration::from_secs(1000),
+            ..Limits::default()
+        };
+        let cache = Cache::new(limits);
+        let now = Instant::now();
+        cache.insert(key("a.test."), &answer(60), 100, now);
+        match cache.get(&key("a.test."), now + Duration::from_secs(61)) {
+            Lookup::Stale(m) => assert_eq!(m.answers[0].ttl, STALE_TTL),
+            _ => panic!("want a stale answer"),
+        }
+        assert!(matches!(
+            cache.get(&key("a.test."), now + Duration::from_secs(1061)),
+            Lookup::Miss
+        ));
+        assert_eq!(cache.stats().0, 0, "a too-old entry is dropped");
+    }
+
+    #[test]
+    fn rfc2308_5_negative_answers_live_for_the_soa_minimum() {
+        assert_eq!(
+            cache_ttl(&negative(ResponseCode::NXDomain, 3600, 30)),
+            Some(30)
+        );
+        assert_eq!(
+            cache_ttl(&negative(ResponseCode::NoError, 20, 30)),
+            Some(20)
+        );
+        let mut no_soa = negative(ResponseCode::NXDomain, 3600, 30);
+        no_soa.authorities.clear();
+        assert_eq!(cache_ttl(&no_soa), None, "no SOA, no negative caching");
+        assert_eq!(cache_ttl(&negative(ResponseCode::ServFail, 3600, 30)), None);
+        let mut truncated = answer(60);
+        truncated.metadata.truncation = true;
+        assert_eq!(cache_ttl(&truncated), None);
+        assert_eq!(cache_ttl(&answer(0)), None);
+    }
+
+    #[test]
+    fn memory_is_bounded_by_entries_and_bytes_lru_first() {
+        let cache = Cache::new(Limits {
+            max_entries: 2,
+            max_bytes: 250,
+            ..Limits::default()
+        });
+        let now = Instant::now();
+        cache.insert(key("a.test."), &answer(60), 100, now);
+        cache.insert(key("b.test."), &answer(60), 100, now);
+        // Touch a, so b is the least recently used.
+        assert!(matches!(cache.get(&key("a.test."), now), Lookup::Fresh(_)));
+        cache.insert(key("c.test."), &answer(60), 100, now);
+        assert!(matches!(cache.get(&key("b.test."), now), Lookup::Miss));
+        assert!(matches!(cache.get(&key("a.test."), now), Lookup::Fresh(_)));
+        // Bytes: a 200-byte entry pushes out all but itself.
+        cache.insert(key("d.test."), &answer(60), 200, now);
+        let (entries, bytes, evictions) = cache.stats();
+        assert_eq!((entries, bytes), (1, 200));
+        assert!(evictions >= 1);
+    }
+}

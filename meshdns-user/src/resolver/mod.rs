@@ -1,0 +1,321 @@
+//! The resolver behind the fast path: every query the XDP program passes
+//! (and every TCP query) ends here.
+//!
+//! [`Resolver::handle`] is the protocol: bytes in, bytes out, no sockets.
+//! In order: refuse clients outside `allow_from`; FORMERR for what does not
+//! parse, NOTIMP for other opcodes, BADVERS for EDNS versions above 0;
+//! answer mesh names from the table ([`authority`]); forward everything
+//! else through the [`cache`] to the [`upstream`]s, one upstream query for
+//! identical questions in flight, serving stale answers when every
+//! upstream fails; truncate what does not fit the client's UDP size.
+//! [`server`] is the I/O: UDP and TCP listeners.
+
+pub mod authority;
+pub mod cache;
+pub mod server;
+pub mod upstream;
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, ResponseCode},
+    rr::RecordType,
+};
+use tokio::sync::watch;
+
+use crate::{table::Table, vip::Cidr};
+use authority::{Verdict, Zone, our_edns, reply_to};
+use cache::{Cache, Key, Lookup};
+use upstream::Upstreams;
+
+/// How a query came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Largest UDP reply we send, whatever the client offers: the DNS Flag Day
+/// 2020 size, which avoids IP fragmentation.
+const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
+/// A client without EDNS gets at most this (RFC 1035 §4.2.1).
+const PLAIN_UDP_REPLY: usize = 512;
+
+/// What the resolver has done, for logs and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub queries: AtomicU64,
+    pub refused: AtomicU64,
+    pub mesh_answers: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub stale_answers: AtomicU64,
+    pub servfail: AtomicU64,
+    pub truncated: AtomicU64,
+}
+
+/// The table and the zone view of it, swapped whole on reload.
+pub struct Mesh {
+    pub table: Table,
+    zone: Zone,
+}
+
+impl Mesh {
+    pub fn new(table: Table) -> Self {
+        let zone = Zone::of(&table);
+        Self { table, zone }
+    }
+}
+
+type Inflight = watch::Receiver<Option<Result<Arc<Message>, String>>>;
+
+pub struct Resolver {
+    mesh: RwLock<Arc<Mesh>>,
+    allow_from: Vec<Cidr>,
+    upstreams: Upstreams,
+    cache: Cache,
+    /// Questions being forwarded now, so the same one is not sent twice.
+    inflight: Mutex<HashMap<Key, Inflight>>,
+    pub stats: Stats,
+}
+
+impl Resolver {
+    pub fn new(table: Table, allow_from: Vec<Cidr>, upstreams: Upstreams, cache: Cache) -> Self {
+        Self {
+            mesh: RwLock::new(Arc::new(Mesh::new(table))),
+            allow_from,
+            upstreams,
+            cache,
+            inflight: Mutex::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Serves `table` from now on.
+    pub fn set_table(&self, table: Table) {
+        *self.mesh.write().expect("mesh lock") = Arc::new(Mesh::new(table));
+    }
+
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Answers one DNS message from `client`; `None` if it deserves no
+    /// answer at all (too short to carry an ID, or itself a response).
+    pub async fn handle(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        let query = match Message::from_vec(request) {
+            Ok(query) => query,
+            Err(_) => return formerr(request),
+        };
+        if query.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        let limit = match transport {
+            Transport::Tcp => usize::from(u16::MAX),
+            Transport::Udp => query.edns.as_ref().map_or(PLAIN_UDP_REPLY, |edns| {
+                usize::from(edns.max_payload()).clamp(PLAIN_UDP_REPLY, MAX_UDP_REPLY)
+            }),
+        };
+        let reply = self.reply(&query, client.ip()).await;
+        Some(self.encode(reply, limit))
+    }
+
+    async fn reply(&self, query: &Message, client: IpAddr) -> Message {
+        if !self.allowed(client) {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return error_reply(query, ResponseCode::Refused);
+        }
+        if query.metadata.op_code != OpCode::Query {
+            return error_reply(query, ResponseCode::NotImp);
+        }
+        if query.queries.len() != 1 {
+            return error_reply(query, ResponseCode::FormErr);
+        }
+        if let Some(edns) = &query.edns
+            && edns.version() > 0
+        {
+            // RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0.
+            return error_reply(query, ResponseCode::BADVERS);
+        }
+
+        let mesh = self.mesh.read().expect("mesh lock").clone();
+        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, query) {
+            self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
+            return reply;
+        }
+        self.forward(query).await
+    }
+
+    /// Answers from the cache, or from upstream through it.
+    async fn forward(&self, query: &Message) -> Message {
+        let question = &query.queries[0];
+        let key = Key {
+            name: question.name().to_lowercase(),
+            qtype: question.query_type(),
+            qclass: u16::from(question.query_class()),
+            dnssec_ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        };
+        let stale = match self.cache.get(&key, Instant::now()) {
+            Lookup::Fresh(answer) => {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return answer_for(query, &answer);
+            }
+            Lookup::Stale(answer) => Some(answer),
+            Lookup::Miss => None,
+        };
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+        match self.resolve_once(&key, query).await {
+            Ok(answer) => answer_for(query, &answer),
+            Err(error) => match stale {
+                Some(answer) => {
+                    self.stats.stale_answers.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, name = %key.name, "upstreams failed; serving stale");
+                    answer_for(query, &answer)
+                }
+                None => {
+                    self.stats.servfail.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, name = %key.name, "upstreams failed");
+                    error_reply(query, ResponseCode::ServFail)
+                }
+            },
+        }
+    }
+
+    /// Forwards the question, unless the same one is in flight already, in
+    /// which case this waits for that answer; caches what comes back.
+    async fn resolve_once(&self, key: &Key, query: &Message) -> Result<Arc<Message>, String> {
+        let (sender, mut receiver) = {
+            let mut inflight = self.inflight.lock().expect("inflight lock");
+            match inflight.get(key) {
+                Some(receiver) => (None, receiver.clone()),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    inflight.insert(key.clone(), receiver.clone());
+                    (Some(sender), receiver)
+                }
+            }
+        };
+        let Some(sender) = sender else {
+            // A follower: wait for the leader's answer.
+            return match receiver.wait_for(Option::is_some).await {
+                Ok(result) => result.clone().expect("waited for Some"),
+                Err(_) => Err("the query in flight was dropped".to_string()),
+            };
+        };
+        // The leader: whatever happens, take the entry out when done.
+        struct Done<'a>(&'a Mutex<HashMap<Key, Inflight>>, &'a Key);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.lock().expect("inflight lock").remove(self.1);
+            }
+        }
+        let _done = Done(&self.inflight, key);
+        let result = match self.upstreams.resolve(query).await {
+            Ok(answer) => {
+                let bytes = answer.to_vec().map(|b| b.len()).unwrap_or(0);
+                self.cache
+                    .insert(key.clone(), &answer, bytes, Instant::now());
+                Ok(Arc::new(answer))
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        let _ = sender.send(Some(result.clone()));
+        result
+    }
+
+    fn allowed(&self, client: IpAddr) -> bool {
+        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+        let client = match client {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow_from.iter().any(|cidr| cidr.contains(client))
+    }
+
+    /// Encodes `reply`; if it is longer than `limit`, sends instead the
+    /// header, question and OPT with TC set, so the client retries over TCP.
+    fn encode(&self, mut reply: Message, limit: usize) -> Vec<u8> {
+        match reply.to_vec() {
+            Ok(bytes) if bytes.len() <= limit => return bytes,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot encode a reply; sending SERVFAIL");
+                reply.answers.clear();
+                reply.authorities.clear();
+                reply.additionals.clear();
+                reply.metadata.response_code = ResponseCode::ServFail;
+                return reply.to_vec().unwrap_or_default();
+            }
+        }
+        self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+        reply.answers.clear();
+        reply.authorities.clear();
+        reply.additionals.clear();
+        reply.metadata.truncation = true;
+        reply.to_vec().unwrap_or_default()
+    }
+}
+
+/// An upstream's (or the cache's) answer, as a reply to the client's query:
+/// the client's ID, question bytes (case, as sent) and RD; our OPT record if
+/// the client sent one.
+fn answer_for(query: &Message, answer: &Message) -> Message {
+    let mut reply = answer.clone();
+    reply.metadata.id = query.metadata.id;
+    reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.recursion_available = true;
+    reply.metadata.authoritative = false;
+    reply.queries = query.queries.clone();
+    reply
+        .additionals
+        .retain(|r| r.record_type() != RecordType::OPT);
+    reply.edns = query
+        .edns
+        .as_ref()
+        .map(|edns| our_edns(edns.flags().dnssec_ok));
+    reply
+}
+
+/// A reply with `rcode` and no records.
+fn error_reply(query: &Message, rcode: ResponseCode) -> Message {
+    let mut reply = reply_to(query);
+    reply.metadata.authoritative = false;
+    reply.metadata.op_code = query.metadata.op_code;
+    reply.metadata.response_code = rcode;
+    if rcode == ResponseCode::BADVERS {
+        // BADVERS needs an OPT record to carry its high bits.
+        reply.set_edns(our_edns(false));
+    }
+    reply
+}
+
+/// FORMERR for a message that does not parse, if it has a header at all
+/// (RFC 1035 §4.1.1): its ID and opcode, QR set, nothing else.
+fn formerr(request: &[u8]) -> Option<Vec<u8>> {
+    if request.len() < 12 || request[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut reply = request[..12].to_vec();
+    reply[2] = 0x80 | (request[2] & 0x78);
+    reply[3] = ResponseCode::FormErr.low();
+    reply[4..12].fill(0);
+    Some(reply)
+}

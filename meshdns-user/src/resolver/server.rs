@@ -1,0 +1,132 @@
+//! The resolver's sockets: UDP, and TCP per RFC 7766 (length-prefixed
+//! messages, several per connection, pipelined and answered in any order,
+//! an idle timeout, and a cap on connections).
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream, UdpSocket},
+    sync::{Semaphore, mpsc},
+    task::JoinSet,
+    time::timeout,
+};
+
+use super::{Resolver, Transport};
+
+/// A TCP connection with nothing to read for this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Most TCP connections at once; more wait to be accepted.
+const MAX_TCP_CONNECTIONS: usize = 512;
+/// Most queries of one TCP connection being answered at once.
+const MAX_TCP_INFLIGHT: usize = 64;
+
+/// Binds UDP and TCP on every address in `listen` and serves until the
+/// returned tasks are dropped. Fails if any address cannot be bound.
+pub async fn listen(resolver: Arc<Resolver>, listen: &[SocketAddr]) -> anyhow::Result<JoinSet<()>> {
+    let mut tasks = JoinSet::new();
+    let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    for addr in listen {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("binding UDP {addr}"))?;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding TCP {addr}"))?;
+        tracing::info!(%addr, "resolver listening on UDP and TCP");
+        tasks.spawn(serve_udp(Arc::new(udp), resolver.clone()));
+        tasks.spawn(serve_tcp(tcp, resolver.clone(), connections.clone()));
+    }
+    Ok(tasks)
+}
+
+async fn serve_udp(socket: Arc<UdpSocket>, resolver: Arc<Resolver>) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (len, client) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(error) => {
+                tracing::warn!(%error, "UDP receive failed");
+                continue;
+            }
+        };
+        let request = buf[..len].to_vec();
+        let (socket, resolver) = (socket.clone(), resolver.clone());
+        tokio::spawn(async move {
+            if let Some(reply) = resolver.handle(&request, client, Transport::Udp).await
+                && let Err(error) = socket.send_to(&reply, client).await
+            {
+                tracing::debug!(%error, %client, "UDP send failed");
+            }
+        });
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>, connections: Arc<Semaphore>) {
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "TCP accept failed");
+                continue;
+            }
+        };
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            if let Err(error) = serve_connection(stream, client, resolver).await {
+                tracing::debug!(%error, %client, "TCP connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Reads queries until the client closes or idles; answers each as soon as
+/// it is ready, so a slow upstream answer does not hold up the others.
+async fn serve_connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    resolver: Arc<Resolver>,
+) -> std::io::Result<()> {
+    let (mut reader, mut writer) = stream.into_split();
+    let (replies, mut outgoing) = mpsc::channel::<Vec<u8>>(MAX_TCP_INFLIGHT);
+    let write = tokio::spawn(async move {
+        while let Some(reply) = outgoing.recv().await {
+            let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&reply);
+            writer.write_all(&framed).await?;
+        }
+        writer.shutdown().await
+    });
+    let inflight = Arc::new(Semaphore::new(MAX_TCP_INFLIGHT));
+    loop {
+        let len = match timeout(TCP_IDLE, reader.read_u16()).await {
+            Ok(Ok(len)) => usize::from(len),
+            // Closed by the client, or idle too long.
+            Ok(Err(_)) | Err(_) => break,
+        };
+        let mut request = vec![0u8; len];
+        if timeout(TCP_IDLE, reader.read_exact(&mut request))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            break;
+        };
+        let (resolver, replies) = (resolver.clone(), replies.clone());
+        tokio::spawn(async move {
+            if let Some(reply) = resolver.handle(&request, client, Transport::Tcp).await {
+                let _ = replies.send(reply).await;
+            }
+            drop(permit);
+        });
+    }
+    drop(replies);
+    write.await.map_err(std::io::Error::other)?
+}
