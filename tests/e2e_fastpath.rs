@@ -75,11 +75,19 @@ fn dig_gets_its_answer_from_the_xdp_fast_path() {
     // Nothing in the server namespace listens on port 53 of the veth's
     // addresses (the agent's resolver is on loopback here): an answer on
     // the veth can only come from the XDP program.
-    let sockets = lab.server.command("ss").args(["-Hlnu", "sport = :53"]).output().unwrap();
+    let sockets = lab
+        .server
+        .command("ss")
+        .args(["-Hlnu", "sport = :53"])
+        .output()
+        .unwrap();
     assert!(sockets.status.success());
     let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
     for local in sockets.lines().filter_map(|l| l.split_whitespace().nth(3)) {
-        assert!(local.starts_with("127.0.0.1:"), "something listens on {local}");
+        assert!(
+            local.starts_with("127.0.0.1:"),
+            "something listens on {local}"
+        );
     }
 
     let before = lab.fast_path_counters().unwrap();

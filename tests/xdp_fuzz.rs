@@ -241,11 +241,13 @@ fn check_tx(input: &[u8], output: &[u8], table: &Table, authoritative: bool) -> 
 
     let qtype = u16::from_be_bytes([question[12 + name_len], question[12 + name_len + 1]]);
     let key = NameKey::from_wire(&question[12..12 + name_len]).ok_or("bad name")?;
+    // Negative answers carry the SOA with its MINIMUM as TTL (30 here).
     let soa_only = |rcode| {
         reply.metadata.response_code == rcode
             && reply.answers.is_empty()
             && reply.authorities.len() == 1
             && reply.authorities[0].record_type() == RecordType::SOA
+            && reply.authorities[0].ttl == 30
     };
     match table.get(&key) {
         Some(entry) => {
@@ -274,6 +276,13 @@ fn check_tx(input: &[u8], output: &[u8], table: &Table, authoritative: bool) -> 
                 let got: Vec<RData> = reply.answers.iter().map(|r| r.data.clone()).collect();
                 if reply.metadata.response_code != ResponseCode::NoError || got != want {
                     return Err(format!("want {want:?} for {}, got {reply:?}", entry.name));
+                }
+                // hickory's record equality leaves TTLs out; check them.
+                if reply.answers.iter().any(|r| r.ttl != entry.record.ttl) {
+                    return Err(format!(
+                        "want TTL {} for {}, got {reply:?}",
+                        entry.record.ttl, entry.name
+                    ));
                 }
             }
         }
