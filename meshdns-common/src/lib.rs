@@ -26,6 +26,9 @@ pub const ANSWER_PROGRAM: &str = "meshdns";
 /// Name of an XDP program that only returns `XDP_PASS`. Attached to the peer of
 /// a veth it turns on NAPI there, which veth needs to deliver `XDP_TX` frames.
 pub const PASS_PROGRAM: &str = "meshdns_pass";
+/// Name of the benchmark's floor: an XDP program that swaps addresses and
+/// returns `XDP_TX`, doing no DNS work.
+pub const FLOOR_PROGRAM: &str = "meshdns_floor";
 
 /// Upper bound on the names the fast path holds (the map's `max_entries`).
 pub const MAX_NAMES: u32 = 1 << 20;

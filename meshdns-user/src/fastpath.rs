@@ -35,6 +35,9 @@ pub enum AttachMode {
     Driver,
     /// Generic (SKB) mode only: works everywhere, much slower.
     Skb,
+    /// No XDP at all: the resolver answers everything (for hosts without
+    /// XDP, and to measure what the fast path buys).
+    Off,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,6 +253,7 @@ impl FastPath {
                 })
         };
         match mode {
+            AttachMode::Off => unreachable!("the agent attaches nothing in off mode"),
             AttachMode::Driver => attach(xdp, XdpMode::Driver),
             AttachMode::Skb => attach(xdp, XdpMode::Skb),
             AttachMode::Auto => attach(xdp, XdpMode::Driver).or_else(|error| {

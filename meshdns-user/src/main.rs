@@ -142,9 +142,50 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let Reload::Changed(mut table) = registry.reload()? else {
         unreachable!("the first read is always a change");
     };
+    let mut fast_path = if options.xdp_mode == AttachMode::Off {
+        tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
+        None
+    } else {
+        Some(attach_fast_path(options, &table)?)
+    };
+
+    let resolver = Arc::new(resolver(options, &registry, &table)?);
+    let _listeners =
+        runtime.block_on(server::listen(resolver.clone(), &resolver_listen(options)?))?;
+
+    let signal = runtime.block_on(serve(
+        &resolver,
+        fast_path.as_mut(),
+        &mut registry,
+        &mut table,
+        &mut signals,
+    ))?;
+    let Some(mut fast_path) = fast_path else {
+        tracing::info!("{signal}: exiting");
+        return Ok(());
+    };
+    let counters = fast_path.counters()?;
+    if options.detach_on_exit {
+        fast_path.detach()?;
+        fastpath::remove_pins(&options.pins, &options.iface)?;
+        tracing::info!(%counters, "{signal}: detached from {}", options.iface);
+    } else {
+        tracing::info!(
+            %counters,
+            "{signal}: exiting; the fast path stays attached to {} (pinned in {}; `meshdns detach` removes it)",
+            options.iface,
+            options.pins.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Loads the fast path with its pinned maps, fills its table and attaches
+/// it (taking over a pinned link if there is one).
+fn attach_fast_path(options: &Options, table: &Table) -> anyhow::Result<FastPath> {
     ensure_bpffs(&options.pins.dir)?;
     let mut fast_path = FastPath::load_pinned(&options.pins).context("loading the XDP program")?;
-    let report = fast_path.sync(&table).context("filling the names map")?;
+    let report = fast_path.sync(table).context("filling the names map")?;
     tracing::info!(
         names = table.len(),
         added = report.added,
@@ -165,38 +206,14 @@ fn run(options: &Options) -> anyhow::Result<()> {
     }
     FastPath::remove_stale_maps(&options.pins);
 
-    let resolver = Arc::new(resolver(options, &registry, &table)?);
-    let _listeners =
-        runtime.block_on(server::listen(resolver.clone(), &resolver_listen(options)?))?;
-
-    let signal = runtime.block_on(serve(
-        &resolver,
-        &mut fast_path,
-        &mut registry,
-        &mut table,
-        &mut signals,
-    ))?;
-    let counters = fast_path.counters()?;
-    if options.detach_on_exit {
-        fast_path.detach()?;
-        fastpath::remove_pins(&options.pins, &options.iface)?;
-        tracing::info!(%counters, "{signal}: detached from {}", options.iface);
-    } else {
-        tracing::info!(
-            %counters,
-            "{signal}: exiting; the fast path stays attached to {} (pinned in {}; `meshdns detach` removes it)",
-            options.iface,
-            options.pins.dir.display()
-        );
-    }
-    Ok(())
+    Ok(fast_path)
 }
 
 /// Keeps the table in step with the services file until SIGINT or SIGTERM;
 /// returns which came.
 async fn serve(
     resolver: &Resolver,
-    fast_path: &mut FastPath,
+    mut fast_path: Option<&mut FastPath>,
     registry: &mut Registry,
     table: &mut Box<Table>,
     signals: &mut Signals,
@@ -216,15 +233,17 @@ async fn serve(
         match registry.reload() {
             Ok(Reload::Unchanged) => tracing::debug!(why, "services file unchanged"),
             Ok(Reload::Changed(new)) => {
-                let report = fast_path.sync(&new).context("updating the names map")?;
-                tracing::info!(
-                    why,
-                    names = new.len(),
-                    added = report.added,
-                    updated = report.updated,
-                    removed = report.removed,
-                    "table reloaded"
-                );
+                if let Some(fast_path) = fast_path.as_deref_mut() {
+                    let report = fast_path.sync(&new).context("updating the names map")?;
+                    tracing::info!(
+                        why,
+                        added = report.added,
+                        updated = report.updated,
+                        removed = report.removed,
+                        "fast path table updated"
+                    );
+                }
+                tracing::info!(why, names = new.len(), "table reloaded");
                 resolver.set_table((*new).clone());
                 *table = new;
             }

@@ -281,18 +281,25 @@ pub struct PeerNapi {
 impl PeerNapi {
     /// Attaches `meshdns_pass` to `iface` in the calling thread's namespace.
     pub fn attach(iface: &str) -> anyhow::Result<Self> {
-        let mut fast_path = FastPath::load()?;
-        let program: &mut Xdp = fast_path
-            .ebpf_mut()
-            .program_mut(PASS_PROGRAM)
-            .context("no pass program in the object")?
-            .try_into()?;
-        program.load()?;
-        program.attach(iface, XdpMode::Driver)?;
         Ok(Self {
-            _fast_path: fast_path,
+            _fast_path: attach_helper(iface, PASS_PROGRAM)?,
         })
     }
+}
+
+/// Attaches the object's helper program `name` (`meshdns_pass` or
+/// `meshdns_floor`) to `iface` in driver mode, in the calling thread's
+/// namespace; it stays attached while the returned value lives.
+pub fn attach_helper(iface: &str, name: &str) -> anyhow::Result<FastPath> {
+    let mut fast_path = FastPath::load()?;
+    let program: &mut Xdp = fast_path
+        .ebpf_mut()
+        .program_mut(name)
+        .with_context(|| format!("no {name} program in the object"))?
+        .try_into()?;
+    program.load()?;
+    program.attach(iface, XdpMode::Driver)?;
+    Ok(fast_path)
 }
 
 /// The id of the XDP program attached to `iface` in this thread's namespace.

@@ -110,10 +110,10 @@ pub fn run(root: &Path, target: &Path) -> anyhow::Result<()> {
     let lab = Lab::create()?;
     // veth delivers XDP_TX frames only to a peer with NAPI on; an XDP_PASS
     // program on the client end turns it on.
-    let peer = Command::new(target.join("meshdns-veth-peer"))
+    let peer = Command::new(target.join("meshdns-lab-xdp"))
         .args(["--netns", NETNS, "--iface", CLIENT_IF])
         .spawn()
-        .context("starting meshdns-veth-peer")?;
+        .context("starting meshdns-lab-xdp")?;
     let peer = Reaped(peer);
 
     eprintln!(

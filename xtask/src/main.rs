@@ -5,6 +5,7 @@
 //! - `run`: builds and runs meshdns, in a self-contained lab by default.
 //! - `test`: every test, the privileged ones included.
 
+mod bench;
 mod cmd;
 mod lab;
 mod setup;
@@ -40,6 +41,22 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Measure meshdns against Knot DNS, Unbound and a floor, in one run
+    /// (needs root; installs dnsperf, knot-dnsutils, knot, unbound).
+    Bench {
+        /// Services in the workload.
+        #[arg(long, default_value_t = 10_000)]
+        names: usize,
+        /// Seconds per measured run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Measured runs per target and tool.
+        #[arg(long, default_value_t = 3)]
+        repetitions: usize,
+        /// Also measure the fast path at 1k, 100k and 1M names.
+        #[arg(long)]
+        scale: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,6 +85,24 @@ fn main() -> anyhow::Result<()> {
                 full.extend(args);
                 cmd::exec(&target.join("meshdns"), &full)
             }
+        }
+        Task::Bench {
+            names,
+            seconds,
+            repetitions,
+            scale,
+        } => {
+            setup::toolchain(&root)?;
+            require_root("cargo xtask bench")?;
+            bench::run(
+                &root,
+                &bench::Args {
+                    names,
+                    seconds,
+                    repetitions,
+                    scale,
+                },
+            )
         }
         Task::Test { args } => {
             setup::toolchain(&root)?;
