@@ -63,6 +63,10 @@ enum Target {
     KnotXdp,
     Unbound,
     Floor,
+    /// meshdns answering forwarded names from its cache.
+    MeshdnsCache,
+    /// Unbound as a caching forwarder, same upstream, same names.
+    UnboundCache,
 }
 
 impl Target {
@@ -81,7 +85,15 @@ impl Target {
             Target::KnotXdp => "Knot DNS 3.2, XDP",
             Target::Unbound => "Unbound 1.17",
             Target::Floor => "floor (swap, XDP_TX)",
+            Target::MeshdnsCache => "meshdns cache hits",
+            Target::UnboundCache => "Unbound cache hits",
         }
+    }
+
+    /// Whether it is measured on forwarded names (answered from a cache)
+    /// rather than the mesh's.
+    fn forwards(self) -> bool {
+        matches!(self, Target::MeshdnsCache | Target::UnboundCache)
     }
 
     /// Whether it answers DNS (the floor reflects queries).
@@ -123,7 +135,10 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
     let _stats = BpfStats::enable()?;
 
     let mut results = Vec::new();
-    for target in Target::ALL {
+    for target in Target::ALL
+        .into_iter()
+        .chain([Target::MeshdnsCache, Target::UnboundCache])
+    {
         eprintln!("bench: {} ...", target.name());
         let server = Server::start(target, &bin, &work, &workload)?;
         results.push(measure(target, &server, &bin, &workload, args)?);
@@ -150,6 +165,12 @@ struct Workload {
     queries: usize,
     /// A sample of (name, IPv4, IPv6 if any) to check answers with.
     sample: Vec<(String, Ipv4Addr, Option<Ipv6Addr>)>,
+    /// Forwarded names (`fwd-N.test.`): the upstream's local-data, the
+    /// query files, and a sample.
+    upstream_data: String,
+    forward_kxdpgun: PathBuf,
+    forward_dnsperf: PathBuf,
+    forward_sample: Vec<(String, Ipv4Addr, Option<Ipv6Addr>)>,
 }
 
 impl Workload {
@@ -196,7 +217,27 @@ impl Workload {
                 sample.push((format!("{asked}.mesh"), v4, v6));
             }
         }
+        // Names outside the mesh, for the cache-hit targets: A records only.
+        let mut upstream_data = String::from(
+            "  local-data: 'test. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60'\n",
+        );
+        let (mut forward_kxdpgun, mut forward_dnsperf, mut forward_sample) =
+            (String::new(), String::new(), vec![]);
+        for i in 0..names {
+            let [_, b, c, d] = (i as u32).to_be_bytes();
+            let v4 = Ipv4Addr::new(198, 19, c, d.wrapping_add(b));
+            let name = format!("fwd-{i}.test");
+            writeln!(upstream_data, "  local-data: '{name}. 3600 IN A {v4}'")?;
+            let edns = if i % 2 == 0 { " E" } else { "" };
+            writeln!(forward_kxdpgun, "{name} A{edns}")?;
+            writeln!(forward_dnsperf, "{name} A")?;
+            if i % (names / 20).max(1) == 0 {
+                forward_sample.push((name, v4, None));
+            }
+        }
         let path = |name: &str| dir.join(name);
+        fs::write(path("forward.kxdpgun"), forward_kxdpgun)?;
+        fs::write(path("forward.dnsperf"), forward_dnsperf)?;
         fs::write(path("services.yaml"), services)?;
         fs::write(path("queries.kxdpgun"), kxdpgun)?;
         fs::write(path("queries.dnsperf"), dnsperf)?;
@@ -209,6 +250,10 @@ impl Workload {
             knot_zone: path("mesh.zone"),
             queries: 2 * names,
             sample,
+            upstream_data,
+            forward_kxdpgun: path("forward.kxdpgun"),
+            forward_dnsperf: path("forward.dnsperf"),
+            forward_sample,
         })
     }
 }
@@ -316,17 +361,35 @@ impl Server {
         // Each target's output, stdout and stderr, in the work folder.
         let log = fs::File::create(work.join(format!("{target:?}.log")))?;
         let (out, err): (Stdio, Stdio) = (log.try_clone()?.into(), log.into());
+        let mut children = Vec::new();
+        if target.forwards() {
+            // The upstream both cache targets forward to, on loopback.
+            let mut data = String::from("  local-zone: \"test.\" static\n");
+            data.push_str(&workload.upstream_data);
+            children.push(unbound(
+                work,
+                "upstream",
+                "127.0.0.2@5353",
+                "127.0.0.0/8",
+                &data,
+            )?);
+        }
         let child = match target {
-            Target::MeshdnsXdp | Target::MeshdnsUserspace => {
-                let mode = if target == Target::MeshdnsXdp {
-                    "driver"
-                } else {
+            Target::MeshdnsXdp | Target::MeshdnsUserspace | Target::MeshdnsCache => {
+                let mode = if target == Target::MeshdnsUserspace {
                     "off"
+                } else {
+                    "driver"
+                };
+                let upstream = if target.forwards() {
+                    "127.0.0.2:5353"
+                } else {
+                    "127.0.0.1:54"
                 };
                 in_server_ns(bin.join("meshdns"))
                     .args(["run", "--iface", SERVER_IF, "--xdp-mode", mode, "--config"])
                     .arg(&workload.services)
-                    .args(["--listen", "198.18.0.1:53", "--upstream", "127.0.0.1:54"])
+                    .args(["--listen", "198.18.0.1:53", "--upstream", upstream])
                     .args(["--pin-dir", PIN_DIR, "--detach-on-exit", "--state-dir"])
                     .arg(work.join("state"))
                     .stdout(out)
@@ -334,26 +397,19 @@ impl Server {
                     .spawn()?
             }
             Target::Unbound => {
-                let conf = work.join("unbound.conf");
-                fs::write(
-                    &conf,
-                    format!(
-                        "server:\n  interface: 198.18.0.1\n  port: 53\n  do-daemonize: no\n  username: \"\"\n  \
-                         chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  \
-                         verbosity: 0\n  num-threads: 2\n  do-ip6: no\n  access-control: 198.18.0.0/15 allow\n  \
-                         module-config: \"iterator\"\n  local-zone: \"mesh.\" static\n{data}\
-                         remote-control:\n  control-enable: no\n",
-                        dir = work.display(),
-                        data = workload.unbound_data
-                    ),
-                )?;
-                in_server_ns("unbound")
-                    .args(["-d", "-c"])
-                    .arg(&conf)
-                    .stdout(out)
-                    .stderr(err)
-                    .spawn()?
+                let mut data = String::from("  local-zone: \"mesh.\" static\n");
+                data.push_str(&workload.unbound_data);
+                unbound(work, "unbound", "198.18.0.1@53", "198.18.0.0/15", &data)?
             }
+            Target::UnboundCache => unbound(
+                work,
+                "forwarder",
+                "198.18.0.1@53",
+                "198.18.0.0/15",
+                // Unbound serves test. itself (RFC 6761) unless told not to.
+                "  do-not-query-localhost: no\n  local-zone: \"test.\" nodefault\n\
+                 forward-zone:\n  name: \"test.\"\n  forward-addr: 127.0.0.2@5353\n",
+            )?,
             Target::KnotXdp => {
                 let dir = work.join("knot");
                 fs::create_dir_all(&dir)?;
@@ -379,10 +435,11 @@ impl Server {
             }
             Target::Floor => helper(bin, SERVER_NS, SERVER_IF, "floor")?,
         };
-        let server = Server {
-            children: vec![child],
-        };
-        if target.is_dns() {
+        children.push(child);
+        let server = Server { children };
+        if target.forwards() {
+            server.wait_ready(&workload.forward_sample[0].0)?;
+        } else if target.is_dns() {
             server.wait_ready(&workload.sample[0].0)?;
         } else {
             sleep(Duration::from_secs(1));
@@ -409,6 +466,37 @@ impl Server {
     }
 }
 
+/// Starts Unbound in the server namespace on `interface` (`ADDR@PORT`),
+/// with `extra` at the end of its `server:` clause (or after it).
+fn unbound(
+    work: &Path,
+    name: &str,
+    interface: &str,
+    allow: &str,
+    extra: &str,
+) -> anyhow::Result<Child> {
+    let conf = work.join(format!("{name}.conf"));
+    let (addr, port) = interface.split_once('@').unwrap_or((interface, "53"));
+    fs::write(
+        &conf,
+        format!(
+            "server:\n  interface: {addr}\n  port: {port}\n  do-daemonize: no\n  username: \"\"\n  \
+             chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  \
+             verbosity: 0\n  num-threads: 2\n  do-ip6: no\n  access-control: {allow} allow\n  \
+             module-config: \"iterator\"\n  msg-cache-size: 64m\n  rrset-cache-size: 64m\n{extra}\
+             remote-control:\n  control-enable: no\n",
+            dir = work.display()
+        ),
+    )?;
+    let log = fs::File::create(work.join(format!("{name}.log")))?;
+    Ok(in_server_ns("unbound")
+        .args(["-d", "-c"])
+        .arg(&conf)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
+}
+
 /// `dig @198.18.0.1 ARGS` from the client namespace.
 fn dig(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("ip")
@@ -430,7 +518,12 @@ fn dig(args: &[&str]) -> anyhow::Result<String> {
 /// where there is one); any wrong answer fails the bench.
 fn check_answers(target: Target, workload: &Workload) -> anyhow::Result<usize> {
     let mut checked = 0;
-    for (name, v4, v6) in &workload.sample {
+    let sample = if target.forwards() {
+        &workload.forward_sample
+    } else {
+        &workload.sample
+    };
+    for (name, v4, v6) in sample {
         let a = dig(&[name, "A", "+short"])?;
         ensure!(
             a.trim() == v4.to_string(),
@@ -478,10 +571,16 @@ fn measure(
         ns_per_packet: None,
     };
     // kxdpgun brings its own XDP program to the client end; a warm-up first.
+    let (kx_queries, dp_queries) = if target.forwards() {
+        (&workload.forward_kxdpgun, &workload.forward_dnsperf)
+    } else {
+        (&workload.kxdpgun, &workload.dnsperf)
+    };
     let stats_before = xdp_prog_stats()?;
-    kxdpgun(&workload.kxdpgun, 1)?;
+    // The warm-up also fills the caches of the cache targets.
+    kxdpgun(kx_queries, 1)?;
     for _ in 0..args.repetitions {
-        let run = kxdpgun(&workload.kxdpgun, args.seconds)?;
+        let run = kxdpgun(kx_queries, args.seconds)?;
         m.kxdpgun_qps.push(run.replies_per_second);
         m.reply_ratio.push(run.reply_ratio);
         for (rcode, n) in run.rcodes {
@@ -502,9 +601,9 @@ fn measure(
     let mut pass = helper(bin, CLIENT_NS, CLIENT_IF, "pass")?;
     let result = (|| -> anyhow::Result<()> {
         check_answers(target, workload)?;
-        dnsperf(&workload.dnsperf, 1)?;
+        dnsperf(dp_queries, 1)?;
         for _ in 0..args.repetitions {
-            let run = dnsperf(&workload.dnsperf, args.seconds)?;
+            let run = dnsperf(dp_queries, args.seconds)?;
             m.dnsperf_qps.push(run.0);
             m.latency_us.push(run.1);
         }
@@ -683,7 +782,7 @@ fn print_report(results: &[Measured], args: &Args) {
         "ratio",
         "mean lat"
     );
-    for m in results {
+    for m in results.iter().filter(|m| !m.target.forwards()) {
         let (lo, hi) = range(&m.kxdpgun_qps);
         let kx = median(&m.kxdpgun_qps);
         let dp = median(&m.dnsperf_qps);
@@ -710,6 +809,29 @@ fn print_report(results: &[Measured], args: &Args) {
             100.0 * median(&m.reply_ratio),
             m.ns_per_packet.map_or("-".into(), |ns| format!("{ns:.0}")),
             dnsperf
+        );
+    }
+    let cache: Vec<&Measured> = results.iter().filter(|m| m.target.forwards()).collect();
+    if let [ours, theirs] = cache.as_slice() {
+        println!(
+            "\ncache hits: {} forwarded names, answered from cache; ratio meshdns / Unbound",
+            args.names
+        );
+        for m in [ours, theirs] {
+            println!(
+                "{:<22} kxdpgun {:>8.0} replies/s ({:.1}% replied), dnsperf {:>8.0} qps, mean latency {:.0}us",
+                m.target.name(),
+                median(&m.kxdpgun_qps),
+                100.0 * median(&m.reply_ratio),
+                median(&m.dnsperf_qps),
+                median(&m.latency_us)
+            );
+        }
+        println!(
+            "{:<22} kxdpgun {:.2}x, dnsperf {:.2}x",
+            "meshdns / Unbound",
+            median(&ours.kxdpgun_qps) / median(&theirs.kxdpgun_qps),
+            median(&ours.dnsperf_qps) / median(&theirs.dnsperf_qps)
         );
     }
     println!("\nrcodes (kxdpgun, all runs):");

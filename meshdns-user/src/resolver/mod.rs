@@ -77,6 +77,24 @@ impl Mesh {
 
 type Inflight = watch::Receiver<Option<Result<Arc<Message>, String>>>;
 
+/// What [`Resolver::handle_now`] did.
+pub enum Step {
+    /// Answered (or nothing to answer).
+    Done(Option<Vec<u8>>),
+    /// Needs an upstream: finish it with [`Resolver::finish`].
+    Forward(Pending),
+}
+
+/// A query that needs an upstream.
+pub struct Pending {
+    query: Message,
+    key: Key,
+    /// The cache's expired answer, if any, for when every upstream fails.
+    stale: Option<Message>,
+    /// Longest reply the client takes.
+    limit: usize,
+}
+
 pub struct Resolver {
     mesh: RwLock<Arc<Mesh>>,
     allow_from: Vec<Cidr>,
@@ -120,13 +138,24 @@ impl Resolver {
         client: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        match self.handle_now(request, client, transport) {
+            Step::Done(reply) => reply,
+            Step::Forward(pending) => Some(self.finish(pending).await),
+        }
+    }
+
+    /// Everything that needs no upstream, done at once: refusals, errors,
+    /// mesh answers, cache hits. What needs an upstream comes back as a
+    /// [`Pending`] for [`Resolver::finish`], so the socket loop can answer
+    /// the rest inline and spawn only for this.
+    pub fn handle_now(&self, request: &[u8], client: SocketAddr, transport: Transport) -> Step {
         self.stats.queries.fetch_add(1, Ordering::Relaxed);
         let query = match Message::from_vec(request) {
             Ok(query) => query,
-            Err(_) => return formerr(request),
+            Err(_) => return Step::Done(formerr(request)),
         };
         if query.metadata.message_type != MessageType::Query {
-            return None;
+            return Step::Done(None);
         }
         let limit = match transport {
             Transport::Tcp => usize::from(u16::MAX),
@@ -134,38 +163,46 @@ impl Resolver {
                 usize::from(edns.max_payload()).clamp(PLAIN_UDP_REPLY, MAX_UDP_REPLY)
             }),
         };
-        let reply = self.reply(&query, client.ip()).await;
-        Some(self.encode(reply, limit))
+        match self.reply_now(query, client.ip()) {
+            Ok(reply) => Step::Done(Some(self.encode(reply, limit))),
+            Err(mut pending) => {
+                pending.limit = limit;
+                Step::Forward(pending)
+            }
+        }
     }
 
-    async fn reply(&self, query: &Message, client: IpAddr) -> Message {
+    /// Forwards what `handle_now` could not answer, and encodes the reply.
+    pub async fn finish(&self, pending: Pending) -> Vec<u8> {
+        let limit = pending.limit;
+        let reply = self.forward(pending).await;
+        self.encode(reply, limit)
+    }
+
+    fn reply_now(&self, query: Message, client: IpAddr) -> Result<Message, Pending> {
         if !self.allowed(client) {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return error_reply(query, ResponseCode::Refused);
+            return Ok(error_reply(&query, ResponseCode::Refused));
         }
         if query.metadata.op_code != OpCode::Query {
-            return error_reply(query, ResponseCode::NotImp);
+            return Ok(error_reply(&query, ResponseCode::NotImp));
         }
         if query.queries.len() != 1 {
-            return error_reply(query, ResponseCode::FormErr);
+            return Ok(error_reply(&query, ResponseCode::FormErr));
         }
         if let Some(edns) = &query.edns
             && edns.version() > 0
         {
             // RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0.
-            return error_reply(query, ResponseCode::BADVERS);
+            return Ok(error_reply(&query, ResponseCode::BADVERS));
         }
 
         let mesh = self.mesh.read().expect("mesh lock").clone();
-        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, query) {
+        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, &query) {
             self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
-            return reply;
+            return Ok(reply);
         }
-        self.forward(query).await
-    }
 
-    /// Answers from the cache, or from upstream through it.
-    async fn forward(&self, query: &Message) -> Message {
         let question = &query.queries[0];
         let key = Key {
             name: question.name().to_lowercase(),
@@ -176,24 +213,38 @@ impl Resolver {
         let stale = match self.cache.get(&key, Instant::now()) {
             Lookup::Fresh(answer) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
-                return answer_for(query, &answer);
+                return Ok(answer_for(&query, &answer));
             }
             Lookup::Stale(answer) => Some(answer),
             Lookup::Miss => None,
         };
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-        match self.resolve_once(&key, query).await {
-            Ok(answer) => answer_for(query, &answer),
+        Err(Pending {
+            query,
+            key,
+            stale,
+            limit: 0,
+        })
+    }
+
+    /// Answers from upstream, through the cache; stale or SERVFAIL if every
+    /// upstream fails.
+    async fn forward(&self, pending: Pending) -> Message {
+        let Pending {
+            query, key, stale, ..
+        } = pending;
+        match self.resolve_once(&key, &query).await {
+            Ok(answer) => answer_for(&query, &answer),
             Err(error) => match stale {
                 Some(answer) => {
                     self.stats.stale_answers.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%error, name = %key.name, "upstreams failed; serving stale");
-                    answer_for(query, &answer)
+                    answer_for(&query, &answer)
                 }
                 None => {
                     self.stats.servfail.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%error, name = %key.name, "upstreams failed");
-                    error_reply(query, ResponseCode::ServFail)
+                    error_reply(&query, ResponseCode::ServFail)
                 }
             },
         }

@@ -7,13 +7,13 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream, UdpSocket},
+    net::{TcpListener, TcpStream},
     sync::{Semaphore, mpsc},
     task::JoinSet,
     time::timeout,
 };
 
-use super::{Resolver, Transport};
+use super::{Resolver, Step, Transport};
 
 /// A TCP connection with nothing to read for this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -23,43 +23,82 @@ const MAX_TCP_CONNECTIONS: usize = 512;
 const MAX_TCP_INFLIGHT: usize = 64;
 
 /// Binds UDP and TCP on every address in `listen` and serves until the
-/// returned tasks are dropped. Fails if any address cannot be bound.
+/// process ends (UDP) or the returned tasks are dropped (TCP). Fails if any
+/// address cannot be bound.
 pub async fn listen(resolver: Arc<Resolver>, listen: &[SocketAddr]) -> anyhow::Result<JoinSet<()>> {
     let mut tasks = JoinSet::new();
     let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Handle::current();
     for addr in listen {
-        let udp = UdpSocket::bind(addr)
-            .await
-            .with_context(|| format!("binding UDP {addr}"))?;
+        // One UDP socket per core on the same address (SO_REUSEPORT), each
+        // with a thread of its own that blocks in recvfrom: the kernel
+        // spreads clients over them, and a query answered from the table
+        // or the cache costs two system calls and no task switch.
+        for i in 0..threads {
+            let udp = reuseport_udp(*addr).with_context(|| format!("binding UDP {addr}"))?;
+            let (resolver, runtime) = (resolver.clone(), runtime.clone());
+            std::thread::Builder::new()
+                .name(format!("udp-{i}"))
+                .spawn(move || serve_udp(udp, resolver, runtime))?;
+        }
         let tcp = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding TCP {addr}"))?;
-        tracing::info!(%addr, "resolver listening on UDP and TCP");
-        tasks.spawn(serve_udp(Arc::new(udp), resolver.clone()));
+        tracing::info!(%addr, udp_sockets = threads, "resolver listening on UDP and TCP");
         tasks.spawn(serve_tcp(tcp, resolver.clone(), connections.clone()));
     }
     Ok(tasks)
 }
 
-async fn serve_udp(socket: Arc<UdpSocket>, resolver: Arc<Resolver>) {
+/// A blocking UDP socket bound to `addr` with SO_REUSEPORT.
+fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A UDP socket's own thread: answers what needs no upstream at once, and
+/// hands forwarding to the runtime, which sends that reply when it comes.
+fn serve_udp(
+    socket: std::net::UdpSocket,
+    resolver: Arc<Resolver>,
+    runtime: tokio::runtime::Handle,
+) {
+    let socket = Arc::new(socket);
     let mut buf = vec![0u8; 65_535];
     loop {
-        let (len, client) = match socket.recv_from(&mut buf).await {
+        let (len, client) = match socket.recv_from(&mut buf) {
             Ok(received) => received,
             Err(error) => {
                 tracing::warn!(%error, "UDP receive failed");
                 continue;
             }
         };
-        let request = buf[..len].to_vec();
-        let (socket, resolver) = (socket.clone(), resolver.clone());
-        tokio::spawn(async move {
-            if let Some(reply) = resolver.handle(&request, client, Transport::Udp).await
-                && let Err(error) = socket.send_to(&reply, client).await
-            {
-                tracing::debug!(%error, %client, "UDP send failed");
+        match resolver.handle_now(&buf[..len], client, Transport::Udp) {
+            Step::Done(None) => {}
+            Step::Done(Some(reply)) => {
+                if let Err(error) = socket.send_to(&reply, client) {
+                    tracing::debug!(%error, %client, "UDP send failed");
+                }
             }
-        });
+            Step::Forward(pending) => {
+                let (socket, resolver) = (socket.clone(), resolver.clone());
+                runtime.spawn(async move {
+                    let reply = resolver.finish(pending).await;
+                    // A datagram send does not block for long; no need to
+                    // move this off the runtime.
+                    if let Err(error) = socket.send_to(&reply, client) {
+                        tracing::debug!(%error, %client, "UDP send failed");
+                    }
+                });
+            }
+        }
     }
 }
 

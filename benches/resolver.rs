@@ -1,0 +1,87 @@
+//! What one query costs the userspace resolver, without sockets: a mesh
+//! name answered from the table, a forwarded name answered from the cache.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query},
+    rr::{Name, RecordType},
+};
+use meshdns::{
+    resolver::{
+        Resolver, Step, Transport,
+        cache::{Cache, Key, Limits},
+        upstream::{Settings, Upstreams},
+    },
+    table::Table,
+};
+
+fn query(name: &str, qtype: RecordType) -> Vec<u8> {
+    let mut query = Message::new(0x1234, MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    query.to_vec().unwrap()
+}
+
+fn resolver(names: usize) -> Resolver {
+    let mut text = String::from("zone: mesh\nservices:\n");
+    for i in 0..names {
+        text.push_str(&format!(
+            "  - name: svc-{i}.ns-{}\n    vips: [240.0.{}.{}]\n",
+            i % 97,
+            i / 256,
+            i % 256
+        ));
+    }
+    let table = Table::parse(&text).unwrap();
+    let resolver = Resolver::new(
+        table,
+        vec!["127.0.0.0/8".parse().unwrap()],
+        Upstreams::new(&[], Settings::default()),
+        Cache::new(Limits::default()),
+    );
+    // A forwarded name already in the cache.
+    let mut answer = Message::from_vec(&query("www.example.", RecordType::A)).unwrap();
+    answer.metadata.message_type = MessageType::Response;
+    answer.add_answer(hickory_proto::rr::Record::from_rdata(
+        Name::from_ascii("www.example.").unwrap(),
+        300,
+        hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::new(198, 18, 5, 1)),
+    ));
+    let key = Key {
+        name: Name::from_ascii("www.example.").unwrap(),
+        qtype: RecordType::A,
+        qclass: 1,
+        dnssec_ok: false,
+    };
+    resolver
+        .cache()
+        .insert(key, &answer, 64, std::time::Instant::now());
+    resolver
+}
+
+fn bench(c: &mut Criterion) {
+    let resolver = resolver(10_000);
+    let client = "127.0.0.1:40000".parse().unwrap();
+    for (label, bytes) in [
+        ("mesh name, A", query("svc-5000.ns-53.mesh.", RecordType::A)),
+        (
+            "mesh name, NODATA",
+            query("svc-5000.ns-53.mesh.", RecordType::AAAA),
+        ),
+        ("cache hit", query("www.example.", RecordType::A)),
+    ] {
+        c.bench_function(label, |b| {
+            b.iter(
+                || match resolver.handle_now(black_box(&bytes), client, Transport::Udp) {
+                    Step::Done(reply) => reply,
+                    Step::Forward(_) => panic!("{label} should not need an upstream"),
+                },
+            )
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
