@@ -37,6 +37,9 @@ pub struct Limits {
     pub max_bytes: usize,
     /// How long past its expiry an answer may still be served stale.
     pub stale_max: Duration,
+    /// Independent parts, each with its own lock and a share of the
+    /// limits, so threads rarely wait for each other.
+    pub shards: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +48,7 @@ impl Default for Limits {
             max_entries: 100_000,
             max_bytes: 64 << 20,
             stale_max: Duration::from_secs(86_400),
+            shards: 16,
         }
     }
 }
@@ -65,8 +69,11 @@ pub enum Lookup {
 }
 
 pub struct Cache {
-    limits: Limits,
-    inner: Mutex<Inner>,
+    stale_max: Duration,
+    /// Bytes each shard may hold.
+    shard_bytes: usize,
+    shards: Vec<Mutex<Inner>>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 struct Inner {
@@ -77,19 +84,32 @@ struct Inner {
 
 impl Cache {
     pub fn new(limits: Limits) -> Self {
-        let cap = NonZeroUsize::new(limits.max_entries.max(1)).expect("at least one");
+        let shards = limits.shards.max(1);
+        let cap = NonZeroUsize::new((limits.max_entries / shards).max(1)).expect("at least one");
         Self {
-            limits,
-            inner: Mutex::new(Inner {
-                entries: LruCache::new(cap),
-                bytes: 0,
-                evictions: 0,
-            }),
+            stale_max: limits.stale_max,
+            shard_bytes: limits.max_bytes / shards,
+            shards: (0..shards)
+                .map(|_| {
+                    Mutex::new(Inner {
+                        entries: LruCache::new(cap),
+                        bytes: 0,
+                        evictions: 0,
+                    })
+                })
+                .collect(),
+            hasher: Default::default(),
         }
     }
 
+    fn shard(&self, key: &Key) -> &Mutex<Inner> {
+        use std::hash::BuildHasher as _;
+        let hash = self.hasher.hash_one(key);
+        &self.shards[(hash % self.shards.len() as u64) as usize]
+    }
+
     pub fn get(&self, key: &Key, now: Instant) -> Lookup {
-        let mut inner = self.inner.lock().expect("cache lock");
+        let mut inner = self.shard(key).lock().expect("cache lock");
         let Some(entry) = inner.entries.get(key) else {
             return Lookup::Miss;
         };
@@ -99,7 +119,7 @@ impl Cache {
             let left = (ttl - age).as_secs() as u32;
             return Lookup::Fresh(with_ttls(&entry.message, |t| t.min(left)));
         }
-        if age < ttl + self.limits.stale_max {
+        if age < ttl + self.stale_max {
             return Lookup::Stale(with_ttls(&entry.message, |_| STALE_TTL));
         }
         if let Some(gone) = inner.entries.pop(key) {
@@ -120,7 +140,7 @@ impl Cache {
             ttl,
             bytes,
         };
-        let mut inner = self.inner.lock().expect("cache lock");
+        let mut inner = self.shard(&key).lock().expect("cache lock");
         inner.bytes += bytes;
         let replacing = inner.entries.contains(&key);
         if let Some((_, old)) = inner.entries.push(key, entry) {
@@ -130,7 +150,7 @@ impl Cache {
                 inner.evictions += 1;
             }
         }
-        while inner.bytes > self.limits.max_bytes {
+        while inner.bytes > self.shard_bytes {
             match inner.entries.pop_lru() {
                 Some((_, old)) => {
                     inner.bytes -= old.bytes;
@@ -143,8 +163,16 @@ impl Cache {
 
     /// Entries, bytes, and evictions so far.
     pub fn stats(&self) -> (usize, usize, u64) {
-        let inner = self.inner.lock().expect("cache lock");
-        (inner.entries.len(), inner.bytes, inner.evictions)
+        self.shards
+            .iter()
+            .fold((0, 0, 0), |(entries, bytes, evictions), shard| {
+                let inner = shard.lock().expect("cache lock");
+                (
+                    entries + inner.entries.len(),
+                    bytes + inner.bytes,
+                    evictions + inner.evictions,
+                )
+            })
     }
 }
 
@@ -255,6 +283,7 @@ mod tests {
     fn rfc8767_expired_answers_are_stale_with_a_30s_ttl_until_stale_max() {
         let limits = Limits {
             stale_max: Duration::from_secs(1000),
+            shards: 1,
             ..Limits::default()
         };
         let cache = Cache::new(limits);
@@ -292,10 +321,29 @@ mod tests {
     }
 
     #[test]
+    fn shards_share_the_limits() {
+        let cache = Cache::new(Limits {
+            max_entries: 1600,
+            max_bytes: 16 * 1000,
+            shards: 16,
+            ..Limits::default()
+        });
+        let now = Instant::now();
+        for i in 0..5000 {
+            cache.insert(key(&format!("n{i}.test.")), &answer(60), 10, now);
+        }
+        let (entries, bytes, evictions) = cache.stats();
+        assert!(entries <= 1600 && bytes <= 16_000, "{entries} {bytes}");
+        assert!(entries > 1000, "shards should fill evenly: {entries}");
+        assert_eq!(evictions as usize, 5000 - entries);
+    }
+
+    #[test]
     fn memory_is_bounded_by_entries_and_bytes_lru_first() {
         let cache = Cache::new(Limits {
             max_entries: 2,
             max_bytes: 250,
+            shards: 1,
             ..Limits::default()
         });
         let now = Instant::now();
