@@ -819,12 +819,13 @@ fn print_report(results: &[Measured], args: &Args) {
         );
         for m in [ours, theirs] {
             println!(
-                "{:<22} kxdpgun {:>8.0} replies/s ({:.1}% replied), dnsperf {:>8.0} qps, mean latency {:.0}us",
+                "{:<22} kxdpgun {:>8.0} replies/s ({:.1}% replied), dnsperf {:>8.0} qps, mean latency {:.0}us, XDP ns/pkt {}",
                 m.target.name(),
                 median(&m.kxdpgun_qps),
                 100.0 * median(&m.reply_ratio),
                 median(&m.dnsperf_qps),
-                median(&m.latency_us)
+                median(&m.latency_us),
+                m.ns_per_packet.map_or("-".into(), |ns| format!("{ns:.0}"))
             );
         }
         println!(
