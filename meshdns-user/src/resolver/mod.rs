@@ -82,7 +82,7 @@ pub enum Step {
     /// Answered (or nothing to answer).
     Done(Option<Vec<u8>>),
     /// Needs an upstream: finish it with [`Resolver::finish`].
-    Forward(Pending),
+    Forward(Box<Pending>),
 }
 
 /// A query that needs an upstream.
@@ -173,13 +173,13 @@ impl Resolver {
     }
 
     /// Forwards what `handle_now` could not answer, and encodes the reply.
-    pub async fn finish(&self, pending: Pending) -> Vec<u8> {
+    pub async fn finish(&self, pending: Box<Pending>) -> Vec<u8> {
         let limit = pending.limit;
         let reply = self.forward(pending).await;
         self.encode(reply, limit)
     }
 
-    fn reply_now(&self, query: Message, client: IpAddr) -> Result<Message, Pending> {
+    fn reply_now(&self, query: Message, client: IpAddr) -> Result<Message, Box<Pending>> {
         if !self.allowed(client) {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return Ok(error_reply(&query, ResponseCode::Refused));
@@ -219,20 +219,20 @@ impl Resolver {
             Lookup::Miss => None,
         };
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
-        Err(Pending {
+        Err(Box::new(Pending {
             query,
             key,
             stale,
             limit: 0,
-        })
+        }))
     }
 
     /// Answers from upstream, through the cache; stale or SERVFAIL if every
     /// upstream fails.
-    async fn forward(&self, pending: Pending) -> Message {
+    async fn forward(&self, pending: Box<Pending>) -> Message {
         let Pending {
             query, key, stale, ..
-        } = pending;
+        } = *pending;
         match self.resolve_once(&key, &query).await {
             Ok(answer) => answer_for(&query, &answer),
             Err(error) => match stale {
