@@ -551,6 +551,8 @@ struct Measured {
     dnsperf_qps: Vec<f64>,
     latency_us: Vec<f64>,
     ns_per_packet: Option<f64>,
+    /// p50 and p99 in microseconds at a fixed rate below capacity.
+    percentiles: Option<(f64, f64)>,
 }
 
 fn measure(
@@ -569,6 +571,7 @@ fn measure(
         dnsperf_qps: vec![],
         latency_us: vec![],
         ns_per_packet: None,
+        percentiles: None,
     };
     // kxdpgun brings its own XDP program to the client end; a warm-up first.
     let (kx_queries, dp_queries) = if target.forwards() {
@@ -607,6 +610,7 @@ fn measure(
             m.dnsperf_qps.push(run.0);
             m.latency_us.push(run.1);
         }
+        m.percentiles = Some(latency(bin, dp_queries, args.seconds)?);
         check_answers(target, workload)?;
         Ok(())
     })();
@@ -712,6 +716,51 @@ fn helper(bin: &Path, netns: &str, iface: &str, program: &str) -> anyhow::Result
     Ok(child)
 }
 
+/// Query rate of the latency probe: below every target's capacity here, so
+/// the percentiles show service time, not queueing.
+const PROBE_RATE: u32 = 20_000;
+
+/// p50 and p99 round trips in microseconds at `PROBE_RATE` (dnsperf 2.10
+/// reports only a mean, and only at saturation).
+fn latency(bin: &Path, queries: &Path, seconds: u64) -> anyhow::Result<(f64, f64)> {
+    let out = cmd::output(
+        Command::new(bin.join("meshdns-latency"))
+            .args([
+                "--netns",
+                CLIENT_NS,
+                "--server",
+                "198.18.0.1:53",
+                "--queries",
+            ])
+            .arg(queries)
+            .args([
+                "--rate",
+                &PROBE_RATE.to_string(),
+                "--seconds",
+                &seconds.to_string(),
+            ]),
+    )?;
+    let field = |key: &str| -> Option<f64> {
+        out.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+            .parse()
+            .ok()
+    };
+    let (sent, answered) = (
+        field("sent").unwrap_or(0.0),
+        field("answered").unwrap_or(0.0),
+    );
+    ensure!(
+        answered >= 0.99 * sent,
+        "the latency probe lost {:.1}% of its queries at {PROBE_RATE} qps: {out}",
+        100.0 * (1.0 - answered / sent.max(1.0))
+    );
+    Ok((
+        field("p50_us").unwrap_or(0.0),
+        field("p99_us").unwrap_or(0.0),
+    ))
+}
+
 /// (run_time_ns, run_cnt) of the XDP program on the server end, if any.
 fn xdp_prog_stats() -> anyhow::Result<Option<(u64, u64)>> {
     let link = cmd::output(
@@ -772,7 +821,7 @@ fn print_report(results: &[Measured], args: &Args) {
         args.names, args.seconds, args.repetitions
     );
     println!(
-        "{:<22} {:>22} {:>7} {:>7} {:>8} {:>20} {:>7} {:>10}",
+        "{:<22} {:>22} {:>7} {:>7} {:>8} {:>20} {:>7} {:>10} {:>18}",
         "target",
         "kxdpgun replies/s",
         "ratio",
@@ -780,7 +829,8 @@ fn print_report(results: &[Measured], args: &Args) {
         "ns/pkt",
         "dnsperf qps",
         "ratio",
-        "mean lat"
+        "mean lat",
+        "p50/p99 @20k qps"
     );
     for m in results.iter().filter(|m| !m.target.forwards()) {
         let (lo, hi) = range(&m.kxdpgun_qps);
@@ -800,7 +850,7 @@ fn print_report(results: &[Measured], args: &Args) {
             )
         };
         println!(
-            "{:<22} {:>8.0} [{:.0}-{:.0}] {:>6.2}x {:>6.1}% {:>8} {}",
+            "{:<22} {:>8.0} [{:.0}-{:.0}] {:>6.2}x {:>6.1}% {:>8} {} {:>18}",
             m.target.name(),
             kx,
             lo,
@@ -808,7 +858,9 @@ fn print_report(results: &[Measured], args: &Args) {
             kx / base,
             100.0 * median(&m.reply_ratio),
             m.ns_per_packet.map_or("-".into(), |ns| format!("{ns:.0}")),
-            dnsperf
+            dnsperf,
+            m.percentiles
+                .map_or("-".into(), |(p50, p99)| format!("{p50:.0}/{p99:.0}us"))
         );
     }
     let cache: Vec<&Measured> = results.iter().filter(|m| m.target.forwards()).collect();
@@ -819,12 +871,14 @@ fn print_report(results: &[Measured], args: &Args) {
         );
         for m in [ours, theirs] {
             println!(
-                "{:<22} kxdpgun {:>8.0} replies/s ({:.1}% replied), dnsperf {:>8.0} qps, mean latency {:.0}us, XDP ns/pkt {}",
+                "{:<22} kxdpgun {:>8.0} replies/s ({:.1}% replied), dnsperf {:>8.0} qps, mean latency {:.0}us, p50/p99 {}, XDP ns/pkt {}",
                 m.target.name(),
                 median(&m.kxdpgun_qps),
                 100.0 * median(&m.reply_ratio),
                 median(&m.dnsperf_qps),
                 median(&m.latency_us),
+                m.percentiles
+                    .map_or("-".into(), |(p50, p99)| format!("{p50:.0}/{p99:.0}us")),
                 m.ns_per_packet.map_or("-".into(), |ns| format!("{ns:.0}"))
             );
         }
@@ -843,7 +897,7 @@ fn print_report(results: &[Measured], args: &Args) {
     println!(
         "\nNotes: kxdpgun sends through AF_XDP and is this machine's throughput ceiling (see the\n\
          floor); dnsperf uses sockets and tops out far lower, whatever the server, so its\n\
-         column is for latency. dnsperf 2.10 reports no percentiles: the mean is shown."
+         column is for saturation latency. Percentiles come from meshdns-latency at 20k qps."
     );
 }
 
