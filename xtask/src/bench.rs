@@ -30,7 +30,11 @@ use std::{
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::{cmd, setup};
+use crate::{
+    cmd,
+    report::{self, median},
+    setup,
+};
 
 const SERVER_NS: &str = "mdbench-s";
 const CLIENT_NS: &str = "mdbench-c";
@@ -144,12 +148,24 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
         results.push(measure(target, &server, &bin, &workload, args)?);
         drop(server);
     }
-    print_report(&results, args);
-
-    if args.scale {
-        scale(&bin, &work, args)?;
-    }
+    let scale_rows = if args.scale {
+        scale(&bin, &work, args)?
+    } else {
+        Vec::new()
+    };
     drop(topology);
+    let setup = report::Setup {
+        names: args.names,
+        seconds: args.seconds,
+        repetitions: args.repetitions,
+    };
+    let dir = root.join("target/bench");
+    let markdown = report::write(&dir, &setup, &rows(&results), &scale_rows)?;
+    println!("\n{markdown}");
+    eprintln!(
+        "bench: report in {}/report.md, with report.json and report.svg",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -789,126 +805,29 @@ fn json_number(json: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn range(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
-}
-
-fn print_report(results: &[Measured], args: &Args) {
-    let base = results
+/// The bench's numbers as the report wants them.
+fn rows(results: &[Measured]) -> Vec<report::Row> {
+    results
         .iter()
-        .find(|m| m.target == Target::MeshdnsXdp)
-        .map(|m| median(&m.kxdpgun_qps))
-        .unwrap_or(1.0);
-    let base_dnsperf = results
-        .iter()
-        .find(|m| m.target == Target::MeshdnsXdp)
-        .map(|m| median(&m.dnsperf_qps))
-        .unwrap_or(1.0);
-    println!(
-        "\nmeshdns bench: {} names, {}s x {} runs per tool; medians, [min-max]; ratios to meshdns XDP\n",
-        args.names, args.seconds, args.repetitions
-    );
-    println!(
-        "{:<22} {:>22} {:>7} {:>7} {:>8} {:>20} {:>7} {:>10} {:>18}",
-        "target",
-        "kxdpgun replies/s",
-        "ratio",
-        "replied",
-        "ns/pkt",
-        "dnsperf qps",
-        "ratio",
-        "mean lat",
-        "p50/p99 @20k qps"
-    );
-    for m in results.iter().filter(|m| !m.target.forwards()) {
-        let (lo, hi) = range(&m.kxdpgun_qps);
-        let kx = median(&m.kxdpgun_qps);
-        let dp = median(&m.dnsperf_qps);
-        let dnsperf = if m.dnsperf_qps.is_empty() {
-            format!("{:>20} {:>7} {:>10}", "-", "-", "-")
-        } else {
-            let (dlo, dhi) = range(&m.dnsperf_qps);
-            format!(
-                "{:>8.0} [{:.0}-{:.0}] {:>6.2}x {:>8.0}us",
-                dp,
-                dlo,
-                dhi,
-                dp / base_dnsperf,
-                median(&m.latency_us)
-            )
-        };
-        println!(
-            "{:<22} {:>8.0} [{:.0}-{:.0}] {:>6.2}x {:>6.1}% {:>8} {} {:>18}",
-            m.target.name(),
-            kx,
-            lo,
-            hi,
-            kx / base,
-            100.0 * median(&m.reply_ratio),
-            m.ns_per_packet.map_or("-".into(), |ns| format!("{ns:.0}")),
-            dnsperf,
-            m.percentiles
-                .map_or("-".into(), |(p50, p99)| format!("{p50:.0}/{p99:.0}us"))
-        );
-    }
-    let cache: Vec<&Measured> = results.iter().filter(|m| m.target.forwards()).collect();
-    if let [ours, theirs] = cache.as_slice() {
-        println!(
-            "\ncache hits: {} forwarded names, answered from cache; ratio meshdns / Unbound",
-            args.names
-        );
-        for m in [ours, theirs] {
-            println!(
-                "{:<22} kxdpgun {:>8.0} replies/s ({:.1}% replied), dnsperf {:>8.0} qps, mean latency {:.0}us, p50/p99 {}, XDP ns/pkt {}",
-                m.target.name(),
-                median(&m.kxdpgun_qps),
-                100.0 * median(&m.reply_ratio),
-                median(&m.dnsperf_qps),
-                median(&m.latency_us),
-                m.percentiles
-                    .map_or("-".into(), |(p50, p99)| format!("{p50:.0}/{p99:.0}us")),
-                m.ns_per_packet.map_or("-".into(), |ns| format!("{ns:.0}"))
-            );
-        }
-        println!(
-            "{:<22} kxdpgun {:.2}x, dnsperf {:.2}x",
-            "meshdns / Unbound",
-            median(&ours.kxdpgun_qps) / median(&theirs.kxdpgun_qps),
-            median(&ours.dnsperf_qps) / median(&theirs.dnsperf_qps)
-        );
-    }
-    println!("\nrcodes (kxdpgun, all runs):");
-    for m in results.iter().filter(|m| m.target.is_dns()) {
-        let rcodes: Vec<String> = m.rcodes.iter().map(|(r, n)| format!("{r} {n}")).collect();
-        println!("  {:<22} {}", m.target.name(), rcodes.join(", "));
-    }
-    println!(
-        "\nNotes: kxdpgun sends through AF_XDP and is this machine's throughput ceiling (see the\n\
-         floor); dnsperf uses sockets and tops out far lower, whatever the server, so its\n\
-         column is for saturation latency. Percentiles come from meshdns-latency at 20k qps."
-    );
+        .map(|m| report::Row {
+            name: m.target.name(),
+            cache: m.target.forwards(),
+            kxdpgun: m.kxdpgun_qps.clone(),
+            replied: median(&m.reply_ratio),
+            ns_per_packet: m.ns_per_packet,
+            dnsperf: m.dnsperf_qps.clone(),
+            mean_latency_us: median(&m.latency_us),
+            p50_p99_us: m.percentiles,
+            rcodes: m.rcodes.iter().map(|(r, n)| (r.clone(), *n)).collect(),
+        })
+        .collect()
 }
 
 /// The fast path's rate and the agent's load time and memory at 1k, 100k and 1M names.
-fn scale(bin: &Path, work: &Path, args: &Args) -> anyhow::Result<()> {
-    println!("\nscale: meshdns XDP, kxdpgun {}s", args.seconds);
-    println!(
-        "{:>10} {:>14} {:>12} {:>14}",
-        "names", "replies/s", "load time", "agent RSS"
-    );
+fn scale(bin: &Path, work: &Path, args: &Args) -> anyhow::Result<Vec<report::ScaleRow>> {
+    let mut rows = Vec::new();
     for names in [1_000, 100_000, 1_000_000] {
+        eprintln!("bench: scale, {names} names ...");
         let dir = work.join(format!("scale-{names}"));
         fs::create_dir_all(&dir)?;
         let workload = Workload::generate(names, &dir)?;
@@ -925,12 +844,13 @@ fn scale(bin: &Path, work: &Path, args: &Args) -> anyhow::Result<()> {
                     .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
             })
             .unwrap_or_default();
-        println!(
-            "{names:>10} {:>14.0} {:>11.1}s {rss:>14}",
-            run.replies_per_second,
-            loaded.as_secs_f64()
-        );
+        rows.push(report::ScaleRow {
+            names,
+            replies_per_second: run.replies_per_second,
+            load_seconds: loaded.as_secs_f64(),
+            rss,
+        });
         drop(server);
     }
-    Ok(())
+    Ok(rows)
 }

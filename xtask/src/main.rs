@@ -8,6 +8,7 @@
 mod bench;
 mod cmd;
 mod lab;
+mod report;
 mod setup;
 mod tally;
 
@@ -56,6 +57,10 @@ enum Task {
         /// Also measure the fast path at 1k, 100k and 1M names.
         #[arg(long)]
         scale: bool,
+        /// A smoke test in under three minutes (CI runs it): 1,000 names,
+        /// one 1-second run per tool, no scale.
+        #[arg(long, conflicts_with = "scale")]
+        quick: bool,
     },
 }
 
@@ -91,18 +96,26 @@ fn main() -> anyhow::Result<()> {
             seconds,
             repetitions,
             scale,
+            quick,
         } => {
             setup::toolchain(&root)?;
             require_root("cargo xtask bench")?;
-            bench::run(
-                &root,
-                &bench::Args {
+            let args = if quick {
+                bench::Args {
+                    names: 1_000,
+                    seconds: 1,
+                    repetitions: 1,
+                    scale: false,
+                }
+            } else {
+                bench::Args {
                     names,
                     seconds,
                     repetitions,
                     scale,
-                },
-            )
+                }
+            };
+            bench::run(&root, &args)
         }
         Task::Test { args } => {
             setup::toolchain(&root)?;
