@@ -3,7 +3,6 @@
 //! the same message (decoded by hickory-proto and compared whole: every
 //! field, TTLs and name case included).
 
-use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::op::Message;
 use meshdns::{
     fastpath::FastPath,
@@ -14,9 +13,10 @@ use meshdns::{
     },
     table::Table,
 };
-use meshdns_tests::frame::*;
-
-const XDP_TX: u32 = 3;
+use meshdns_tests::{
+    frame::*,
+    xdp::{self, XDP_TX},
+};
 
 const SERVICES: &str = r#"
 zone: mesh
@@ -116,19 +116,9 @@ fn fast_path_and_userspace_give_the_same_answers() {
     let mut differences = Vec::new();
     for (description, query) in queries() {
         let input = query.frame();
-        let mut output = vec![0u8; 4096];
-        let result = fast_path
-            .program()
-            .unwrap()
-            .test_run(TestRunOptions {
-                data_in: Some(&input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::default()
-            })
-            .unwrap();
-        output.truncate(result.data_size_out as usize);
+        let (action, output) = xdp::run(&mut fast_path, &input).unwrap();
         assert_eq!(
-            result.return_value, XDP_TX,
+            action, XDP_TX,
             "{description}: the fast path must answer it"
         );
         let fast = decode_dns(&output).unwrap();

@@ -9,14 +9,13 @@
 
 use std::net::IpAddr;
 
-use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::op::ResponseCode;
 use meshdns::{fastpath::FastPath, table::Table};
 use meshdns_common::Counter;
-use meshdns_tests::frame::*;
-
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
+use meshdns_tests::{
+    frame::*,
+    xdp::{self, XDP_PASS, XDP_TX},
+};
 
 /// The services every fixture runs against; `authoritative` is set per table.
 const SERVICES: &str = r#"
@@ -542,18 +541,7 @@ fn fast_path(zone: Zone) -> FastPath {
 
 /// Runs one frame through the program; returns the action and output.
 fn run(fast_path: &mut FastPath, input: &[u8]) -> (u32, Vec<u8>) {
-    let mut output = vec![0u8; 4096];
-    let result = fast_path
-        .program()
-        .unwrap()
-        .test_run(TestRunOptions {
-            data_in: Some(input),
-            data_out: Some(&mut output),
-            ..TestRunOptions::default()
-        })
-        .expect("BPF_PROG_TEST_RUN");
-    output.truncate(result.data_size_out as usize);
-    (result.return_value, output)
+    xdp::run(fast_path, input).expect("BPF_PROG_TEST_RUN")
 }
 
 /// What a reply must be whatever the fixture: well-formed for hickory, with

@@ -19,17 +19,16 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use aya::programs::{TestRun, TestRunOptions};
 use hickory_proto::{
     op::ResponseCode,
     rr::{RData, RecordType},
 };
 use meshdns::{fastpath::FastPath, table::Table};
 use meshdns_common::NameKey;
-use meshdns_tests::frame::*;
-
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
+use meshdns_tests::{
+    frame::*,
+    xdp::{self, XDP_PASS, XDP_TX},
+};
 
 const SERVICES: &str = r#"
 zone: mesh
@@ -335,18 +334,9 @@ fn random_and_mutated_frames_keep_the_contract() {
     for i in 0..iterations {
         let input = frame(&mut rng);
         let (authoritative, table, fast_path) = &mut setups[i % 2];
-        let mut output = vec![0u8; 4096];
-        let result = fast_path
-            .program()
-            .unwrap()
-            .test_run(TestRunOptions {
-                data_in: Some(&input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::default()
-            })
+        let (action, output) = xdp::run(fast_path, &input)
             .unwrap_or_else(|e| panic!("frame {i}: BPF_PROG_TEST_RUN failed: {e}"));
-        output.truncate(result.data_size_out as usize);
-        let verdict = match result.return_value {
+        let verdict = match action {
             XDP_PASS if output == input => {
                 passed += 1;
                 Ok(())

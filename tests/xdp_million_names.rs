@@ -8,10 +8,7 @@ use std::{
     time::Instant,
 };
 
-use aya::{
-    maps::Map,
-    programs::{TestRun, TestRunOptions},
-};
+use aya::maps::Map;
 use meshdns::{
     config::{Config, Service},
     fastpath::FastPath,
@@ -19,7 +16,10 @@ use meshdns::{
     vip::State,
 };
 use meshdns_common::{Counter, NAMES_MAP};
-use meshdns_tests::frame::{Query, TYPE_A};
+use meshdns_tests::{
+    frame::{Query, TYPE_A},
+    xdp,
+};
 
 const NAMES: u32 = 1_000_000;
 
@@ -72,18 +72,8 @@ fn a_million_names_fit_and_answer() {
         let name = format!("SVC-{i:07}.namespace-{:03}.svc.mesh", i % 997);
         let query = Query::new(Box::leak(name.into_boxed_str()), TYPE_A);
         let input = query.frame();
-        let mut output = vec![0u8; 4096];
         let before = fast_path.counters().unwrap();
-        let result = fast_path
-            .program()
-            .unwrap()
-            .test_run(TestRunOptions {
-                data_in: Some(&input),
-                data_out: Some(&mut output),
-                ..TestRunOptions::default()
-            })
-            .unwrap();
-        output.truncate(result.data_size_out as usize);
+        let (_, output) = xdp::run(&mut fast_path, &input).unwrap();
         let want = query.expected_reply(&service(i).vips, 60);
         assert_eq!(output, want, "name {i}");
         let moved = fast_path.counters().unwrap().since(&before);

@@ -6,6 +6,7 @@ pub mod frame;
 pub mod lab;
 pub mod load;
 pub mod unbound;
+pub mod xdp;
 
 /// Fails the test loudly unless it runs as root: the tests attach XDP
 /// programs and create network namespaces, and a skipped privileged test
