@@ -103,7 +103,7 @@ fn fast_path_and_userspace_give_the_same_answers() {
     let mut fast_path = FastPath::load().unwrap();
     fast_path.sync(&table).unwrap();
     let resolver = Resolver::new(
-        table,
+        std::sync::Arc::new(table),
         vec!["127.0.0.0/8".parse().unwrap()],
         Upstreams::new(&[], Settings::default()),
         Cache::new(Limits::default()),

@@ -65,7 +65,7 @@ fn query(id: u16) -> Vec<u8> {
 async fn identical_questions_in_flight_share_one_upstream_query() {
     let (upstream, count) = slow_upstream(Duration::from_millis(300));
     let resolver = Arc::new(Resolver::new(
-        Table::parse("zone: mesh\n").unwrap(),
+        Arc::new(Table::parse("zone: mesh\n").unwrap()),
         vec!["127.0.0.0/8".parse().unwrap()],
         Upstreams::new(&[upstream], Settings::default()),
         Cache::new(Limits::default()),

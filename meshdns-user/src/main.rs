@@ -139,7 +139,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
     // anything changes, with the line at fault. A program a previous agent
     // left keeps serving meanwhile.
     let mut registry = Registry::new(&options.config, &options.state_dir);
-    let Reload::Changed(mut table) = registry.reload()? else {
+    let Reload::Changed(table) = registry.reload()? else {
         unreachable!("the first read is always a change");
     };
     let mut fast_path = if options.xdp_mode == AttachMode::Off {
@@ -149,7 +149,8 @@ fn run(options: &Options) -> anyhow::Result<()> {
         Some(attach_fast_path(options, &table)?)
     };
 
-    let resolver = Arc::new(resolver(options, &registry, &table)?);
+    // From here the resolver holds the table (and the kernel its copy).
+    let resolver = Arc::new(resolver(options, table)?);
     let _listeners =
         runtime.block_on(server::listen(resolver.clone(), &resolver_listen(options)?))?;
 
@@ -157,7 +158,6 @@ fn run(options: &Options) -> anyhow::Result<()> {
         &resolver,
         fast_path.as_mut(),
         &mut registry,
-        &mut table,
         &mut signals,
     ))?;
     let Some(mut fast_path) = fast_path else {
@@ -215,7 +215,6 @@ async fn serve(
     resolver: &Resolver,
     mut fast_path: Option<&mut FastPath>,
     registry: &mut Registry,
-    table: &mut Box<Table>,
     signals: &mut Signals,
 ) -> anyhow::Result<&'static str> {
     let mut changes = ConfigWatch::new(registry.config_path())?;
@@ -244,8 +243,7 @@ async fn serve(
                     );
                 }
                 tracing::info!(why, names = new.len(), "table reloaded");
-                resolver.set_table((*new).clone());
-                *table = new;
+                resolver.set_table(new);
             }
             Err(error) => tracing::error!(why, "{error}; the table that was serving keeps serving"),
         }
@@ -253,9 +251,9 @@ async fn serve(
 }
 
 /// The resolver, set up from the options and the services file.
-fn resolver(options: &Options, registry: &Registry, table: &Table) -> anyhow::Result<Resolver> {
-    let config = registry.config().context("no services file loaded")?;
-    let allow_from = match config.allow_from()? {
+fn resolver(options: &Options, table: Arc<Table>) -> anyhow::Result<Resolver> {
+    let settings = table.settings().clone();
+    let allow_from = match settings.allow_from {
         Some(list) => list,
         None => {
             // Loopback and the interface's own subnets.
@@ -280,11 +278,11 @@ fn resolver(options: &Options, registry: &Registry, table: &Table) -> anyhow::Re
     }
     tracing::info!(?upstreams, allow_from = ?allow_from.iter().map(ToString::to_string).collect::<Vec<_>>(), "resolver ready");
     let limits = Limits {
-        stale_max: Duration::from_secs(config.stale_max()?),
+        stale_max: Duration::from_secs(settings.stale_max),
         ..Limits::default()
     };
     Ok(Resolver::new(
-        table.clone(),
+        table,
         allow_from,
         Upstreams::new(&upstreams, upstream::Settings::default()),
         Cache::new(limits),

@@ -2,15 +2,13 @@
 //! into a table whenever the file changes.
 
 use std::{
+    hash::{DefaultHasher, Hash as _, Hasher as _},
     path::{Path, PathBuf},
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crate::{
-    config::{Config, ConfigError},
-    table::Table,
-    vip::State,
-};
+use crate::{config::ConfigError, table::Table, vip::State};
 
 /// Name of the VIP state file in the state folder.
 pub const STATE_FILE: &str = "vips.json";
@@ -19,10 +17,9 @@ pub struct Registry {
     config: PathBuf,
     state_path: PathBuf,
     state: State,
-    /// The text of the file the current table came from.
-    loaded_text: Option<String>,
-    /// The file the current table came from.
-    config_now: Option<Config>,
+    /// A hash of the text the current table came from: a file saved
+    /// unchanged is not reloaded, and a million-name file is not kept.
+    loaded: Option<u64>,
 }
 
 /// What a reload found.
@@ -30,7 +27,7 @@ pub enum Reload {
     /// The file is as it was: nothing to do.
     Unchanged,
     /// A new table, whose VIP state is saved.
-    Changed(Box<Table>),
+    Changed(Arc<Table>),
 }
 
 impl Registry {
@@ -42,18 +39,12 @@ impl Registry {
             config: config.to_path_buf(),
             state: State::load(&state_path),
             state_path,
-            loaded_text: None,
-            config_now: None,
+            loaded: None,
         }
     }
 
     pub fn config_path(&self) -> &Path {
         &self.config
-    }
-
-    /// The services file the current table came from.
-    pub fn config(&self) -> Option<&Config> {
-        self.config_now.as_ref()
     }
 
     /// Reads the services file. A file that does not parse or validate is an
@@ -65,7 +56,10 @@ impl Registry {
             line: None,
             kind: e.into(),
         })?;
-        if self.loaded_text.as_deref() == Some(text.as_str()) {
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        let hash = hasher.finish();
+        if self.loaded == Some(hash) {
             return Ok(Reload::Unchanged);
         }
         let now = SystemTime::now()
@@ -82,8 +76,7 @@ impl Registry {
         if let Err(error) = self.state.save(&self.state_path) {
             tracing::error!(path = %self.state_path.display(), %error, "cannot save the VIP state; VIPs may change on restart");
         }
-        self.config_now = Config::parse(&text).ok();
-        self.loaded_text = Some(text);
-        Ok(Reload::Changed(Box::new(table)))
+        self.loaded = Some(hash);
+        Ok(Reload::Changed(Arc::new(table)))
     }
 }

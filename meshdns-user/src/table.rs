@@ -14,7 +14,7 @@ use meshdns_common::{
 use crate::{
     config::{Config, ConfigError, ConfigErrorKind, MAX_TTL, line_of},
     dns_name,
-    vip::{Request, State},
+    vip::{Cidr, Request, State},
 };
 
 /// One name of the table.
@@ -30,11 +30,21 @@ pub struct Entry {
 }
 
 /// Every name the zone answers for, keyed as the XDP program looks them up,
-/// and the zone itself.
+/// the zone itself, and the resolver's settings from the same file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     zone: ZoneConfig,
     entries: BTreeMap<NameKey, Entry>,
+    settings: ResolverSettings,
+}
+
+/// What the services file says about the resolver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverSettings {
+    /// Clients to answer; `None`: the default (loopback and the interface's subnets).
+    pub allow_from: Option<Vec<Cidr>>,
+    /// Seconds past their TTL that cached answers may be served stale.
+    pub stale_max: u64,
 }
 
 impl Table {
@@ -90,9 +100,11 @@ impl Table {
         }
         let zone_config = zone_config(config, &apex)?;
         let pools = config.pools()?;
-        // Checked here so that a bad value is a bad file, with its line.
-        config.allow_from()?;
-        config.stale_max()?;
+        // Read here so that a bad value is a bad file, with its line.
+        let settings = ResolverSettings {
+            allow_from: config.allow_from()?,
+            stale_max: config.stale_max()?,
+        };
         for service in &config.services {
             check_vips(&service.name, &service.vips)?;
         }
@@ -136,7 +148,13 @@ impl Table {
         Ok(Self {
             zone: zone_config,
             entries,
+            settings,
         })
+    }
+
+    /// The resolver's settings from the same file.
+    pub fn settings(&self) -> &ResolverSettings {
+        &self.settings
     }
 
     /// The zone as the XDP program sees it.

@@ -64,12 +64,12 @@ pub struct Stats {
 
 /// The table and the zone view of it, swapped whole on reload.
 pub struct Mesh {
-    pub table: Table,
+    pub table: Arc<Table>,
     zone: Zone,
 }
 
 impl Mesh {
-    pub fn new(table: Table) -> Self {
+    pub fn new(table: Arc<Table>) -> Self {
         let zone = Zone::of(&table);
         Self { table, zone }
     }
@@ -106,7 +106,12 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(table: Table, allow_from: Vec<Cidr>, upstreams: Upstreams, cache: Cache) -> Self {
+    pub fn new(
+        table: Arc<Table>,
+        allow_from: Vec<Cidr>,
+        upstreams: Upstreams,
+        cache: Cache,
+    ) -> Self {
         Self {
             mesh: RwLock::new(Arc::new(Mesh::new(table))),
             allow_from,
@@ -118,7 +123,7 @@ impl Resolver {
     }
 
     /// Serves `table` from now on.
-    pub fn set_table(&self, table: Table) {
+    pub fn set_table(&self, table: Arc<Table>) {
         *self.mesh.write().expect("mesh lock") = Arc::new(Mesh::new(table));
     }
 
