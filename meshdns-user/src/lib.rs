@@ -15,6 +15,7 @@
 pub mod config;
 pub mod dns_name;
 pub mod fastpath;
+pub mod metrics;
 pub mod netif;
 pub mod registry;
 pub mod resolver;

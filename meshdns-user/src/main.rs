@@ -5,7 +5,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
@@ -15,6 +15,7 @@ use futures_util::StreamExt as _;
 use inotify::{Inotify, WatchMask};
 use meshdns::{
     fastpath::{self, AttachMode, FastPath, Pins},
+    metrics::{self, AgentState, Metrics, OnceLock},
     netif,
     registry::{Registry, Reload},
     resolver::{
@@ -67,6 +68,9 @@ enum Command {
         /// nameservers of /etc/resolv.conf, less meshdns itself.
         #[arg(long, value_name = "ADDR:PORT")]
         upstream: Vec<SocketAddr>,
+        /// Prometheus metrics (/metrics), /healthz and /readyz.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9153")]
+        metrics_addr: SocketAddr,
     },
     /// Detach the fast path from an interface and remove its pins.
     Detach {
@@ -93,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             detach_on_exit,
             listen,
             upstream,
+            metrics_addr,
         } => run(&Options {
             iface,
             config,
@@ -102,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             detach_on_exit,
             listen,
             upstream,
+            metrics_addr,
         }),
         Command::Detach { iface, pin_dir } => {
             let pins = Pins::new(pin_dir);
@@ -124,6 +130,7 @@ struct Options {
     detach_on_exit: bool,
     listen: Vec<SocketAddr>,
     upstream: Vec<SocketAddr>,
+    metrics_addr: SocketAddr,
 }
 
 fn run(options: &Options) -> anyhow::Result<()> {
@@ -142,6 +149,19 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let Reload::Changed(table) = registry.reload()? else {
         unreachable!("the first read is always a change");
     };
+    // Up before the attach, so /readyz can say "not yet".
+    let agent = Arc::new(AgentState::default());
+    agent.names.store(table.len() as u64, Ordering::Relaxed);
+    let metrics = Arc::new(Metrics {
+        resolver: OnceLock::new(),
+        agent: agent.clone(),
+        counters_pin: (options.xdp_mode != AttachMode::Off)
+            .then(|| metrics::counters_pin(&options.pins)),
+    });
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
+        .with_context(|| format!("binding the metrics listener {}", options.metrics_addr))?;
+    runtime.spawn(metrics::serve(listener, metrics.clone()));
     let mut fast_path = if options.xdp_mode == AttachMode::Off {
         tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
         None
@@ -153,11 +173,14 @@ fn run(options: &Options) -> anyhow::Result<()> {
     let resolver = Arc::new(resolver(options, table)?);
     let _listeners =
         runtime.block_on(server::listen(resolver.clone(), &resolver_listen(options)?))?;
+    let _ = metrics.resolver.set(resolver.clone());
+    agent.ready.store(true, Ordering::Relaxed);
 
     let signal = runtime.block_on(serve(
         &resolver,
         fast_path.as_mut(),
         &mut registry,
+        &agent,
         &mut signals,
     ))?;
     let Some(mut fast_path) = fast_path else {
@@ -215,6 +238,7 @@ async fn serve(
     resolver: &Resolver,
     mut fast_path: Option<&mut FastPath>,
     registry: &mut Registry,
+    agent: &AgentState,
     signals: &mut Signals,
 ) -> anyhow::Result<&'static str> {
     let mut changes = ConfigWatch::new(registry.config_path())?;
@@ -243,9 +267,14 @@ async fn serve(
                     );
                 }
                 tracing::info!(why, names = new.len(), "table reloaded");
+                agent.reloads.fetch_add(1, Ordering::Relaxed);
+                agent.names.store(new.len() as u64, Ordering::Relaxed);
                 resolver.set_table(new);
             }
-            Err(error) => tracing::error!(why, "{error}; the table that was serving keeps serving"),
+            Err(error) => {
+                agent.reload_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(why, "{error}; the table that was serving keeps serving");
+            }
         }
     }
 }
