@@ -244,3 +244,30 @@ fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
     assert!(!lab.pin_dir.exists(), "--detach-on-exit left pins behind");
     fs::remove_file(config).ok();
 }
+
+#[test]
+fn log_format_json_gives_one_json_object_per_line() {
+    let dir = std::env::temp_dir().join(format!("meshdns-json-{}", std::process::id()));
+    let output = std::process::Command::new(Agent::binary().unwrap())
+        .args([
+            "--log-format",
+            "json",
+            "detach",
+            "--iface",
+            "none0",
+            "--pin-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(record["level"], "INFO", "{line}");
+        assert!(record["fields"]["message"].is_string(), "{line}");
+    }
+}
