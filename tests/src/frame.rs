@@ -390,13 +390,19 @@ fn udp_pseudo_sum(frame: &[u8], l: &Layout) -> u32 {
     sum16(addrs) + 17 + l.udp_len as u32
 }
 
+/// Recomputes the checksum of the IPv4 header at `l3` (alone, for frames
+/// that carry something other than UDP).
+pub fn fix_ipv4_checksum(frame: &mut [u8], l3: usize) {
+    frame[l3 + 10..l3 + 12].fill(0);
+    let ip = !fold(sum16(&frame[l3..l3 + 20]));
+    frame[l3 + 10..l3 + 12].copy_from_slice(&ip.to_be_bytes());
+}
+
 /// Recomputes the IPv4 header (if any) and UDP checksums of a frame.
 pub fn fix_checksums(frame: &mut [u8]) {
     let l = layout(frame);
     if !l.ipv6 {
-        frame[l.l3 + 10..l.l3 + 12].fill(0);
-        let ip = !fold(sum16(&frame[l.l3..l.l3 + 20]));
-        frame[l.l3 + 10..l.l3 + 12].copy_from_slice(&ip.to_be_bytes());
+        fix_ipv4_checksum(frame, l.l3);
     }
     frame[l.l4 + 6..l.l4 + 8].fill(0);
     let datagram = &frame[l.l4..l.l4 + l.udp_len];
