@@ -184,9 +184,9 @@ fn run(options: &Options) -> anyhow::Result<()> {
     };
 
     // From here the resolver holds the table (and the kernel its copy).
-    let resolver = Arc::new(resolver(options, table)?);
-    let _listeners =
-        runtime.block_on(server::listen(resolver.clone(), &resolver_listen(options)?))?;
+    let listen = resolver_listen(options)?;
+    let resolver = Arc::new(resolver(options, table, &listen)?);
+    let _listeners = runtime.block_on(server::listen(resolver.clone(), &listen))?;
     let _ = metrics.resolver.set(resolver.clone());
     agent.ready.store(true, Ordering::Relaxed);
 
@@ -294,7 +294,12 @@ async fn serve(
 }
 
 /// The resolver, set up from the options and the services file.
-fn resolver(options: &Options, table: Arc<Table>) -> anyhow::Result<Resolver> {
+/// `listen` is where it will listen: never its own upstream.
+fn resolver(
+    options: &Options,
+    table: Arc<Table>,
+    listen: &[SocketAddr],
+) -> anyhow::Result<Resolver> {
     let settings = table.settings().clone();
     let allow_from = match settings.allow_from {
         Some(list) => list,
@@ -307,7 +312,6 @@ fn resolver(options: &Options, table: Arc<Table>) -> anyhow::Result<Resolver> {
             list
         }
     };
-    let listen = resolver_listen(options)?;
     let upstreams: Vec<SocketAddr> = if options.upstream.is_empty() {
         netif::nameservers(Path::new("/etc/resolv.conf"))
             .into_iter()
