@@ -267,3 +267,124 @@ fn maps_of_another_layout_are_replaced_not_read() {
     assert!(agent.stop().unwrap().success());
     let _ = fs::remove_dir_all(config.parent().unwrap());
 }
+
+/// Each thread of `pid`: its name, effective and permitted capabilities.
+fn thread_capabilities(pid: u32) -> Vec<(String, u64, u64)> {
+    let field = |status: &str, name: &str| {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {status}"));
+        u64::from_str_radix(hex.trim(), 16).unwrap()
+    };
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let task = task.unwrap().path();
+            let status = fs::read_to_string(task.join("status")).unwrap();
+            let name = fs::read_to_string(task.join("comm")).unwrap();
+            (
+                name.trim().to_string(),
+                field(&status, "CapEff:"),
+                field(&status, "CapPrm:"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn once_attached_every_thread_keeps_only_cap_bpf_and_that_is_enough() {
+    const CAP_BPF: u64 = 1 << 39;
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
+    agent
+        .wait_for_log("capabilities dropped", Duration::from_secs(5))
+        .unwrap();
+
+    let threads = thread_capabilities(agent.pid());
+    // The main thread, the runtime's workers, a UDP thread per core.
+    assert!(threads.len() >= 4, "{threads:?}");
+    for (name, effective, permitted) in &threads {
+        assert_eq!(
+            *effective, CAP_BPF,
+            "thread {name}: CapEff {effective:#x}: {threads:x?}"
+        );
+        assert_eq!(*permitted, CAP_BPF, "thread {name}: CapPrm {permitted:#x}");
+    }
+
+    // What the agent still does: update the table on a reload ...
+    write_atomically(&config, AFTER);
+    agent
+        .wait_for_log("fast path table updated", Duration::from_secs(5))
+        .unwrap();
+    let (_, records) = lab.dig_records(SERVER_V4, "moving.mesh", "A");
+    assert_eq!(records, ["moving.mesh. 60 IN A 240.0.0.22"]);
+    // ... serve the program's counters on /metrics ...
+    let (status, body) = lab.server.http_get("127.0.0.1:9153", "/metrics").unwrap();
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("meshdns_xdp_packets_total{outcome=\"answered_a\"} 1"),
+        "{body}"
+    );
+    // ... and detach on exit.
+    assert!(agent.stop().unwrap().success());
+    assert!(!lab.server_has_xdp().unwrap());
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
+
+#[test]
+fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() {
+    let lab = Lab::new().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    // An interface that does not exist yet, as a CNI bridge before the
+    // node's first pod.
+    let late = format!("{}l", lab.server_if);
+    let mut agent = lab
+        .spawn_agent_on(&late, &config, &["--detach-on-exit"])
+        .unwrap();
+    agent
+        .wait_for_log(
+            "waiting for the interface to appear",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    let get = |path| lab.server.http_get("127.0.0.1:9153", path).unwrap();
+    let (status, _) = get("/healthz");
+    assert!(status.contains("200"), "alive while waiting: {status}");
+    let (status, body) = get("/readyz");
+    assert!(
+        status.contains("503"),
+        "ready before attaching: {status} {body}"
+    );
+    let (_, metrics) = get("/metrics");
+    assert!(metrics.contains("\nmeshdns_ready 0\n"), "{metrics}");
+
+    let peer = format!("{}p", lab.server_if);
+    lab.server
+        .ip(&["link", "add", &late, "type", "veth", "peer", "name", &peer])
+        .unwrap();
+    for iface in [&late, &peer] {
+        lab.server.ip(&["link", "set", iface, "up"]).unwrap();
+    }
+    agent
+        .wait_for_log("fast path attached", Duration::from_secs(10))
+        .unwrap();
+    // Ready once the resolver listens too, a moment after the attach.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _) = get("/readyz");
+        if status.contains("200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {status}");
+        sleep(Duration::from_millis(20));
+    }
+    let (_, metrics) = get("/metrics");
+    assert!(metrics.contains("\nmeshdns_ready 1\n"), "{metrics}");
+    assert!(agent.stop().unwrap().success());
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}

@@ -27,42 +27,8 @@ fn config_file(lab: &Lab) -> std::path::PathBuf {
     path
 }
 
-/// `dig @server name qtype`: the header lines (status, flags) and the
-/// answer and authority records, whitespace folded.
-fn dig_at(lab: &Lab, server: &str, name: &str, qtype: &str) -> (String, Vec<String>) {
-    let server = format!("@{server}");
-    let out = lab
-        .dig(&[
-            &server,
-            name,
-            qtype,
-            "+tries=1",
-            "+time=2",
-            "+noall",
-            "+comments",
-            "+answer",
-            "+authority",
-        ])
-        .unwrap();
-    let header = out
-        .lines()
-        .find(|l| l.contains("status:"))
-        .unwrap_or_default()
-        .to_string();
-    let flags = out
-        .lines()
-        .find(|l| l.contains(";; flags:"))
-        .unwrap_or_default();
-    let answers = out
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    (format!("{header} {flags}"), answers)
-}
-
 fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
-    dig_at(lab, SERVER_V4, name, qtype)
+    lab.dig_records(SERVER_V4, name, qtype)
 }
 
 #[test]
@@ -116,13 +82,13 @@ fn dig_gets_its_answer_from_the_xdp_fast_path() {
     );
 
     // Over IPv6 too.
-    let (_, answers) = dig_at(&lab, SERVER_V6, "redis.mesh", "AAAA");
+    let (_, answers) = lab.dig_records(SERVER_V6, "redis.mesh", "AAAA");
     assert_eq!(answers, ["redis.mesh. 60 IN AAAA fd00:fd00::100"]);
-    let (_, answers) = dig_at(&lab, SERVER_V6, "redis.mesh", "A");
+    let (_, answers) = lab.dig_records(SERVER_V6, "redis.mesh", "A");
     assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"]);
     // The largest reply growth: eight AAAA records, 224 bytes more than the
     // query, which a veth frame only has room for at its head.
-    let (_, answers) = dig_at(&lab, SERVER_V6, "eight.mesh", "AAAA");
+    let (_, answers) = lab.dig_records(SERVER_V6, "eight.mesh", "AAAA");
     let want: Vec<String> = (1..=8)
         .map(|i| format!("eight.mesh. 60 IN AAAA fd00::{i}"))
         .collect();

@@ -92,6 +92,40 @@ impl Counter {
         }
     }
 
+    /// What the outcome means, in a sentence, for people reading
+    /// `meshdns lookup` and `meshdns status`.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Counter::AnsweredA => "answered with A records",
+            Counter::AnsweredAaaa => "answered with AAAA records",
+            Counter::AnsweredNodata => {
+                "answered NODATA: the name exists but has no address of this family"
+            }
+            Counter::AnsweredNxdomain => {
+                "answered NXDOMAIN: the zone is authoritative and the name is not in it"
+            }
+            Counter::PassNotIp => "passed: not IPv4 or IPv6",
+            Counter::PassIpOptions => {
+                "passed: IPv4 options or fragments, or IPv6 extension headers"
+            }
+            Counter::PassNotUdp => "passed: not UDP",
+            Counter::PassNotDnsPort => "passed: not to UDP port 53",
+            Counter::PassNotUnicast => "passed: to a multicast or broadcast address",
+            Counter::PassMalformed => "passed: malformed",
+            Counter::PassNotQuery => "passed: not a plain query",
+            Counter::PassUnsupportedType => {
+                "passed: a class other than IN or a type other than A and AAAA"
+            }
+            Counter::PassEdnsVersion => "passed: EDNS version above 0",
+            Counter::PassNotInZone => "passed: the name is not in the zone",
+            Counter::PassUnknownName => {
+                "passed: the name is not in the table and the zone is not authoritative"
+            }
+            Counter::PassTooLarge => "passed: the query is larger than 512 bytes",
+            Counter::PassResize => "passed: the frame could not be resized for the reply",
+        }
+    }
+
     /// Whether the packet was answered on the fast path (`XDP_TX`).
     pub const fn is_answer(self) -> bool {
         matches!(

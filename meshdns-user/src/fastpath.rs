@@ -118,8 +118,20 @@ impl Pins {
         self.dir.join("links").join(iface)
     }
 
+    /// The interfaces that have a pinned link, in name order.
+    pub fn linked_interfaces(&self) -> Vec<String> {
+        let mut ifaces: Vec<String> = fs::read_dir(self.dir.join("links"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        ifaces.sort();
+        ifaces
+    }
+
     /// Map folders of other layouts, left by older or newer agents.
-    fn stale_maps_dirs(&self) -> Vec<PathBuf> {
+    pub fn stale_maps_dirs(&self) -> Vec<PathBuf> {
         let current = self.maps_dir();
         fs::read_dir(&self.dir)
             .into_iter()
@@ -196,6 +208,27 @@ impl FastPath {
         let mut loader = EbpfLoader::new();
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
+        }
+        Self::load_with(&mut loader)
+    }
+
+    /// Loads the program with the table that serves (the pinned names and
+    /// zone maps, which must exist) but counters of its own, attached
+    /// nowhere: `meshdns lookup` runs queries through it without moving
+    /// the counters of the program that serves.
+    pub fn load_beside(pins: &Pins) -> Result<Self> {
+        let dir = pins.maps_dir();
+        let mut loader = EbpfLoader::new();
+        for name in [NAMES_MAP, ZONE_MAP] {
+            let path = dir.join(name);
+            if !path.exists() {
+                // map_pin_path would create and pin an empty map there.
+                return Err(FastPathError::Io {
+                    path,
+                    source: std::io::ErrorKind::NotFound.into(),
+                });
+            }
+            loader.map_pin_path(name, path);
         }
         Self::load_with(&mut loader)
     }
@@ -435,7 +468,27 @@ pub fn detach_link(path: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// The two bpf(2) commands aya has no public call for.
+/// What a pinned XDP link says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub link_id: u32,
+    /// The program the link runs now.
+    pub program_id: u32,
+    /// The interface it is attached to; 0 once that interface is gone.
+    pub ifindex: u32,
+}
+
+/// Reads the XDP link pinned at `path`.
+pub fn pinned_link_info(path: &Path) -> Result<LinkInfo> {
+    let io = |source| FastPathError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let link = bpf::obj_get(path).map_err(io)?;
+    bpf::xdp_link_info(link.as_fd().as_raw_fd()).map_err(io)
+}
+
+/// The bpf(2) commands aya has no public call for.
 mod bpf {
     use std::{
         ffi::CString,
@@ -447,7 +500,9 @@ mod bpf {
     };
 
     const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
     const BPF_LINK_DETACH: libc::c_long = 34;
+    const BPF_LINK_TYPE_XDP: u32 = 6;
 
     fn bpf<T>(cmd: libc::c_long, attr: &T) -> std::io::Result<libc::c_long> {
         // SAFETY: `attr` is a valid `union bpf_attr` prefix of the size passed.
@@ -483,6 +538,48 @@ mod bpf {
         let fd = bpf(BPF_OBJ_GET, &attr)?;
         // SAFETY: the kernel just gave us this fd.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    /// BPF_OBJ_GET_INFO_BY_FD on an XDP link: its id, its program's and
+    /// its interface's index. aya's `LinkInfo` does not expose the last.
+    pub fn xdp_link_info(link_fd: RawFd) -> std::io::Result<super::LinkInfo> {
+        /// `struct bpf_link_info`, as far as an XDP link needs: the
+        /// common head, then the `xdp` member of the union (at 16, the
+        /// union being 8-aligned); the rest of the union is padding.
+        #[repr(C)]
+        #[derive(Default)]
+        struct BpfLinkInfo {
+            type_: u32,
+            id: u32,
+            prog_id: u32,
+            _pad: u32,
+            xdp_ifindex: u32,
+            _union_rest: [u32; 11],
+        }
+        #[repr(C)]
+        struct InfoAttr {
+            bpf_fd: u32,
+            info_len: u32,
+            info: u64,
+        }
+        let mut info = BpfLinkInfo::default();
+        let attr = InfoAttr {
+            bpf_fd: link_fd as u32,
+            info_len: std::mem::size_of::<BpfLinkInfo>() as u32,
+            info: &mut info as *mut BpfLinkInfo as u64,
+        };
+        bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)?;
+        if info.type_ != BPF_LINK_TYPE_XDP {
+            return Err(std::io::Error::other(format!(
+                "link {} is of type {}, not XDP",
+                info.id, info.type_
+            )));
+        }
+        Ok(super::LinkInfo {
+            link_id: info.id,
+            program_id: info.prog_id,
+            ifindex: info.xdp_ifindex,
+        })
     }
 
     /// BPF_LINK_DETACH (kernel 5.9): detaches a link whoever holds it.

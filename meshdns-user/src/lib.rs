@@ -10,13 +10,19 @@
 //! - [`registry`]: the services file and the VIP state, reloaded on change.
 //! - [`resolver`]: the full resolver behind the fast path: misses, TCP,
 //!   other types, and forwarding with a cache.
-//! - [`netif`]: interface addresses and system nameservers, for defaults.
+//! - [`netif`]: interface addresses and system nameservers, for defaults;
+//!   how XDP is attached to an interface.
+//! - [`metrics`]: `/metrics`, `/healthz` and `/readyz`.
+//! - [`inspect`]: `meshdns status`, `lookup` and `dump`, from the pins.
+//! - [`privileges`]: dropping capabilities once attached.
 
 pub mod config;
 pub mod dns_name;
 pub mod fastpath;
+pub mod inspect;
 pub mod metrics;
 pub mod netif;
+pub mod privileges;
 pub mod registry;
 pub mod resolver;
 pub mod table;

@@ -15,8 +15,9 @@ use futures_util::StreamExt as _;
 use inotify::{Inotify, WatchMask};
 use meshdns::{
     fastpath::{self, AttachMode, FastPath, Pins},
+    inspect,
     metrics::{self, AgentState, Metrics, OnceLock},
-    netif,
+    netif, privileges,
     registry::{Registry, Reload},
     resolver::{
         Resolver,
@@ -88,6 +89,54 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
         pin_dir: PathBuf,
     },
+    /// Where the fast path is attached and how, whether an agent runs it,
+    /// the table's size and the program's counters. Reads the pinned
+    /// objects: works whether the agent runs or not (run it in the agent's
+    /// network namespace).
+    Status {
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// What the fast path answers for a query and why (it runs the query
+    /// through the real program, on the table that serves); for a query it
+    /// passes, what the agent does with it.
+    Lookup {
+        /// The name asked, e.g. redis.mesh.
+        name: String,
+        /// The type asked.
+        #[arg(default_value = "A")]
+        qtype: String,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Every name in the fast path's table, with its addresses.
+    Dump {
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+}
+
+/// Where to find the pinned objects, and how to print what they say.
+#[derive(clap::Args)]
+struct PinArgs {
+    /// The agent's --pin-dir.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
+    pin_dir: PathBuf,
+    /// JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl PinArgs {
+    /// Prints `value` as text or JSON.
+    fn print<T: std::fmt::Display + serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{value}");
+        }
+        Ok(())
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,6 +181,11 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Status { pins } => pins.print(&inspect::status(&Pins::new(&pins.pin_dir))?),
+        Command::Lookup { name, qtype, pins } => {
+            pins.print(&inspect::lookup(&Pins::new(&pins.pin_dir), &name, &qtype)?)
+        }
+        Command::Dump { pins } => pins.print(&inspect::dump(&Pins::new(&pins.pin_dir))?),
     }
 }
 
@@ -148,9 +202,23 @@ struct Options {
 }
 
 fn run(options: &Options) -> anyhow::Result<()> {
+    // What every thread keeps once the work that needs more is done: the
+    // runtime's threads from their start (they attach nothing and bind
+    // nothing), the main thread once attached and listening.
+    let running: &'static [u32] = if options.xdp_mode == AttachMode::Off {
+        &[]
+    } else {
+        privileges::RUNNING
+    };
+    let drop_privileges = move || {
+        if let Err(error) = privileges::keep_only(running) {
+            tracing::warn!(%error, "cannot drop capabilities");
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start(drop_privileges)
         .build()?;
     // Catch the signals before attaching: a SIGTERM that comes right after
     // the attach must still end the agent cleanly, not kill it.
@@ -160,6 +228,12 @@ fn run(options: &Options) -> anyhow::Result<()> {
     // anything changes, with the line at fault. A program a previous agent
     // left keeps serving meanwhile.
     let mut registry = Registry::new(&options.config, &options.state_dir);
+    // Watch before the first read, so that a change saved while starting
+    // is not missed.
+    let mut changes = {
+        let _context = runtime.enter();
+        ConfigWatch::new(registry.config_path())?
+    };
     let Reload::Changed(table) = registry.reload()? else {
         unreachable!("the first read is always a change");
     };
@@ -176,6 +250,10 @@ fn run(options: &Options) -> anyhow::Result<()> {
         .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
         .with_context(|| format!("binding the metrics listener {}", options.metrics_addr))?;
     runtime.spawn(metrics::serve(listener, metrics.clone()));
+    if let Some(signal) = runtime.block_on(wait_for_interface(&options.iface, &mut signals)) {
+        tracing::info!("{signal} while waiting for {}: exiting", options.iface);
+        return Ok(());
+    }
     let mut fast_path = if options.xdp_mode == AttachMode::Off {
         tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
         None
@@ -186,7 +264,13 @@ fn run(options: &Options) -> anyhow::Result<()> {
     // From here the resolver holds the table (and the kernel its copy).
     let listen = resolver_listen(options)?;
     let resolver = Arc::new(resolver(options, table, &listen)?);
-    let _listeners = runtime.block_on(server::listen(resolver.clone(), &listen))?;
+    let _listeners = runtime.block_on(server::listen(
+        resolver.clone(),
+        &listen,
+        Arc::new(drop_privileges),
+    ))?;
+    let kept = privileges::keep_only(running).context("dropping capabilities")?;
+    tracing::info!(%kept, "capabilities dropped but for those the table updates need");
     let _ = metrics.resolver.set(resolver.clone());
     agent.ready.store(true, Ordering::Relaxed);
 
@@ -196,6 +280,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         &mut registry,
         &agent,
         &mut signals,
+        &mut changes,
     ))?;
     let Some(mut fast_path) = fast_path else {
         tracing::info!("{signal}: exiting");
@@ -215,6 +300,33 @@ fn run(options: &Options) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Waits until `iface` exists: on a node that is still coming up, or for a
+/// bridge that the CNI creates with the first pod. Meanwhile /readyz says
+/// not ready. Returns the signal if one ends the wait.
+async fn wait_for_interface(iface: &str, signals: &mut Signals) -> Option<&'static str> {
+    const POLL: Duration = Duration::from_millis(100);
+    const REMIND: Duration = Duration::from_secs(30);
+    let mut warned: Option<std::time::Instant> = None;
+    while netif::index(iface).is_none() {
+        if warned.is_none_or(|at| at.elapsed() >= REMIND) {
+            tracing::warn!(
+                iface,
+                "waiting for the interface to appear; not ready until then"
+            );
+            warned = Some(std::time::Instant::now());
+        }
+        tokio::select! {
+            signal = signals.next() => {
+                if let Caught::Shutdown(name) = signal {
+                    return Some(name);
+                }
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+    None
 }
 
 /// Loads the fast path with its pinned maps, fills its table and attaches
@@ -254,8 +366,8 @@ async fn serve(
     registry: &mut Registry,
     agent: &AgentState,
     signals: &mut Signals,
+    changes: &mut ConfigWatch,
 ) -> anyhow::Result<&'static str> {
-    let mut changes = ConfigWatch::new(registry.config_path())?;
     loop {
         let why = tokio::select! {
             signal = signals.next() => match signal {

@@ -152,6 +152,36 @@ impl Table {
         })
     }
 
+    /// The table as the kernel holds it: the zone and every name's record,
+    /// read back from the pinned maps by `meshdns lookup` and `dump`, which
+    /// need no services file. The kernel knows no service names, and
+    /// nothing of the resolver's settings (`allow_from` is left unset,
+    /// `stale_max` at 0).
+    pub fn from_kernel(
+        zone: ZoneConfig,
+        records: impl IntoIterator<Item = (NameKey, ServiceRecord)>,
+    ) -> Self {
+        let entries = records
+            .into_iter()
+            .map(|(key, record)| {
+                let entry = Entry {
+                    name: dns_name::to_text(key.as_wire()),
+                    service: None,
+                    record,
+                };
+                (key, entry)
+            })
+            .collect();
+        Self {
+            zone,
+            entries,
+            settings: ResolverSettings {
+                allow_from: None,
+                stale_max: 0,
+            },
+        }
+    }
+
     /// The resolver's settings from the same file.
     pub fn settings(&self) -> &ResolverSettings {
         &self.settings

@@ -88,6 +88,25 @@ impl Netns {
         command
     }
 
+    /// `GET path` over HTTP/1.1 to `addr` from this namespace: the status
+    /// line and the body.
+    pub fn http_get(&self, addr: &str, path: &str) -> anyhow::Result<(String, String)> {
+        use std::io::{Read as _, Write as _};
+        let (addr, path) = (addr.to_string(), path.to_string());
+        self.run(move || {
+            let mut stream = std::net::TcpStream::connect(&addr)?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(stream, "GET {path} HTTP/1.1\r\nHost: meshdns\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+            Ok((
+                head.lines().next().unwrap_or_default().to_string(),
+                body.to_string(),
+            ))
+        })
+    }
+
     /// Runs `f` on a thread that has entered the namespace, and returns its
     /// result. The calling thread's namespace does not change.
     pub fn run<T: Send + 'static>(
@@ -217,6 +236,19 @@ impl Lab {
     /// mode, with the lab's pin and state folders, and waits until it has
     /// attached.
     pub fn start_agent(&self, config: &Path, extra: &[&str]) -> anyhow::Result<Agent> {
+        let mut agent = self.spawn_agent_on(&self.server_if, config, extra)?;
+        agent.wait_for_log("fast path attached", Duration::from_secs(30))?;
+        Ok(agent)
+    }
+
+    /// Starts `meshdns run` as [`Lab::start_agent`] does, but on `iface` of
+    /// the server namespace, and does not wait for anything.
+    pub fn spawn_agent_on(
+        &self,
+        iface: &str,
+        config: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Agent> {
         let pin_dir = self.pin_dir.to_string_lossy().into_owned();
         let state_dir = self.state_dir.to_string_lossy().into_owned();
         let mut args = vec![
@@ -238,7 +270,7 @@ impl Lab {
             args.extend(["--upstream", "127.0.0.1:54"]);
         }
         args.extend_from_slice(extra);
-        Agent::start(&self.server, &self.server_if, config, &args)
+        Agent::spawn(&self.server, iface, config, &args)
     }
 
     /// Runs `meshdns ARGS` to completion in the server namespace.
@@ -259,6 +291,41 @@ impl Lab {
     pub fn server_has_xdp(&self) -> anyhow::Result<bool> {
         let iface = self.server_if.clone();
         self.server.run(move || Ok(xdp_prog_id(&iface)?.is_some()))
+    }
+
+    /// `dig @server name qtype` from the client namespace: the header
+    /// lines (status, flags), and the answer and authority records with
+    /// their whitespace folded.
+    pub fn dig_records(&self, server: &str, name: &str, qtype: &str) -> (String, Vec<String>) {
+        let server = format!("@{server}");
+        let out = self
+            .dig(&[
+                &server,
+                name,
+                qtype,
+                "+tries=1",
+                "+time=2",
+                "+noall",
+                "+comments",
+                "+answer",
+                "+authority",
+            ])
+            .unwrap();
+        let header = out
+            .lines()
+            .find(|l| l.contains("status:"))
+            .unwrap_or_default()
+            .to_string();
+        let flags = out
+            .lines()
+            .find(|l| l.contains(";; flags:"))
+            .unwrap_or_default();
+        let records = out
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        (format!("{header} {flags}"), records)
     }
 
     /// Runs `dig` in the client namespace and returns its output.
@@ -358,6 +425,13 @@ impl Agent {
     /// Starts `meshdns run --iface IFACE --config CONFIG ARGS` in `netns`
     /// and waits until it has attached.
     pub fn start(netns: &Netns, iface: &str, config: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let mut agent = Self::spawn(netns, iface, config, args)?;
+        agent.wait_for_log("fast path attached", Duration::from_secs(30))?;
+        Ok(agent)
+    }
+
+    /// Starts `meshdns run --iface IFACE --config CONFIG ARGS` in `netns`.
+    pub fn spawn(netns: &Netns, iface: &str, config: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let mut child = netns
             .nsenter(Self::binary()?)
             .args(["run", "--iface", iface, "--config"])
@@ -381,13 +455,16 @@ impl Agent {
                 }
             });
         }
-        let mut agent = Self {
+        Ok(Self {
             child,
             log,
             lines: Vec::new(),
-        };
-        agent.wait_for_log("fast path attached", Duration::from_secs(30))?;
-        Ok(agent)
+        })
+    }
+
+    /// The agent's process id (nsenter execs the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until a log line contains `needle`.

@@ -22,10 +22,19 @@ const MAX_TCP_CONNECTIONS: usize = 512;
 /// Most queries of one TCP connection being answered at once.
 const MAX_TCP_INFLIGHT: usize = 64;
 
+/// Runs first in each UDP thread: the agent drops capabilities there, as
+/// capabilities belong to threads.
+pub type ThreadStart = Arc<dyn Fn() + Send + Sync>;
+
 /// Binds UDP and TCP on every address in `listen` and serves until the
 /// process ends (UDP) or the returned tasks are dropped (TCP). Fails if any
-/// address cannot be bound.
-pub async fn listen(resolver: Arc<Resolver>, listen: &[SocketAddr]) -> anyhow::Result<JoinSet<()>> {
+/// address cannot be bound. Returns once every UDP thread has run
+/// `thread_start`.
+pub async fn listen(
+    resolver: Arc<Resolver>,
+    listen: &[SocketAddr],
+    thread_start: ThreadStart,
+) -> anyhow::Result<JoinSet<()>> {
     let mut tasks = JoinSet::new();
     let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -38,9 +47,16 @@ pub async fn listen(resolver: Arc<Resolver>, listen: &[SocketAddr]) -> anyhow::R
         for i in 0..threads {
             let udp = reuseport_udp(*addr).with_context(|| format!("binding UDP {addr}"))?;
             let (resolver, runtime) = (resolver.clone(), runtime.clone());
+            let thread_start = thread_start.clone();
+            let (started, start) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name(format!("udp-{i}"))
-                .spawn(move || serve_udp(udp, resolver, runtime))?;
+                .spawn(move || {
+                    thread_start();
+                    let _ = started.send(());
+                    serve_udp(udp, resolver, runtime)
+                })?;
+            start.await.context("a UDP thread died at its start")?;
         }
         let tcp = TcpListener::bind(addr)
             .await

@@ -1,0 +1,262 @@
+//! `meshdns lookup NAME [TYPE]`: what the fast path answers for a query,
+//! and why; and, for a query it passes, what the agent does with it.
+//!
+//! The answer is not worked out again here: the query runs, in a frame,
+//! through the very program the kernel serves with (BPF_PROG_TEST_RUN), on
+//! the table that serves (the pinned maps), with counters of its own, so
+//! the one counter that moves says why. A passed query goes through the
+//! resolver's own rules for the zone ([`authority::answer`]) on the same
+//! table.
+
+use std::fmt;
+
+use aya::programs::{TestRun as _, TestRunOptions};
+use hickory_proto::{
+    op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{Name, Record, RecordType},
+};
+use meshdns_common::{Counter, EDNS_UDP_PAYLOAD_SIZE};
+use serde::Serialize;
+
+use super::{InspectError, Pinned, Result, frame};
+use crate::{
+    fastpath::{FastPath, Pins},
+    resolver::authority::{self, Verdict, Zone},
+};
+
+const XDP_TX: u32 = 3;
+const XDP_PASS: u32 = 2;
+
+/// What became of one query.
+#[derive(Debug, Serialize)]
+pub struct Lookup {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub qtype: String,
+    pub fast_path: FastPathVerdict,
+    /// For a passed query: what the agent does with it.
+    pub agent: Option<AgentVerdict>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FastPathVerdict {
+    /// `answered` (XDP_TX) or `passed` (XDP_PASS, to the kernel and the agent).
+    pub action: &'static str,
+    /// The counter that moved, as in `/metrics` (`answered_a`, `pass_not_in_zone`, ...).
+    pub outcome: &'static str,
+    pub reason: &'static str,
+    /// The reply, if the fast path answered.
+    pub reply: Option<Reply>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentVerdict {
+    /// `answers` (from the mesh table) or `forwards` (to the upstreams).
+    pub action: &'static str,
+    pub reply: Option<Reply>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reply {
+    pub rcode: String,
+    pub authoritative: bool,
+    pub answers: Vec<Rr>,
+    pub authority: Vec<Rr>,
+}
+
+/// One resource record, presented as in zone files.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct Rr {
+    pub name: String,
+    pub ttl: u32,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub data: String,
+}
+
+pub fn lookup(pins: &Pins, name: &str, qtype: &str) -> Result<Lookup> {
+    let query = query(name, qtype)?;
+    let pinned = Pinned::open(pins)?;
+    let mut fast_path = FastPath::load_beside(pins)?;
+    let message = query
+        .to_vec()
+        .map_err(|e| InspectError::Query(format!("encoding the query: {e}")))?;
+    let input = frame::query_frame(&message);
+    // A page: the most a frame can grow to in BPF_PROG_TEST_RUN.
+    let mut output = vec![0u8; 4096];
+    let run = fast_path
+        .program()?
+        .test_run(TestRunOptions {
+            data_in: Some(&input),
+            data_out: Some(&mut output),
+            ..TestRunOptions::default()
+        })
+        .map_err(|e| InspectError::Query(format!("running the program on the query: {e}")))?;
+    output.truncate(run.data_size_out as usize);
+    let counters = fast_path.counters()?;
+    let moved: Vec<Counter> = Counter::ALL
+        .into_iter()
+        .filter(|c| counters.get(*c) != 0)
+        .collect();
+    let [outcome] = moved[..] else {
+        return Err(InspectError::Query(format!(
+            "the program moved {} counters for one query ({moved:?})",
+            moved.len()
+        )));
+    };
+    let question = &query.queries[0];
+    let mut lookup = Lookup {
+        name: question.name().to_string(),
+        qtype: question.query_type().to_string(),
+        fast_path: FastPathVerdict {
+            action: if outcome.is_answer() {
+                "answered"
+            } else {
+                "passed"
+            },
+            outcome: outcome.name(),
+            reason: outcome.description(),
+            reply: None,
+        },
+        agent: None,
+    };
+    match run.return_value {
+        XDP_TX if outcome.is_answer() => {
+            let reply = frame::dns_message(&output)
+                .and_then(|bytes| Message::from_vec(bytes).ok())
+                .ok_or_else(|| InspectError::Query("the program's reply does not parse".into()))?;
+            lookup.fast_path.reply = Some(Reply::of(&reply));
+        }
+        XDP_PASS if !outcome.is_answer() => {
+            let table = pinned.table()?;
+            let zone = Zone::of(&table);
+            lookup.agent = Some(match authority::answer(&table, &zone, &query) {
+                Verdict::Answer(reply) => AgentVerdict {
+                    action: "answers",
+                    reply: Some(Reply::of(&reply)),
+                },
+                Verdict::Forward => AgentVerdict {
+                    action: "forwards",
+                    reply: None,
+                },
+            });
+        }
+        action => {
+            return Err(InspectError::Query(format!(
+                "the program returned action {action} with outcome {}",
+                outcome.name()
+            )));
+        }
+    }
+    Ok(lookup)
+}
+
+/// The query a resolver such as dig sends: RD, EDNS(0) with our payload
+/// size.
+fn query(name: &str, qtype: &str) -> Result<Message> {
+    let mut name = Name::from_ascii(name)
+        .map_err(|e| InspectError::Query(format!("{name:?} is not a DNS name: {e}")))?;
+    name.set_fqdn(true);
+    let qtype: RecordType = qtype
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| InspectError::Query(format!("{qtype:?} is not a record type")))?;
+    let mut message = Message::new(0x6d64, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(name, qtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_UDP_PAYLOAD_SIZE).set_version(0);
+    message.set_edns(edns);
+    Ok(message)
+}
+
+impl Reply {
+    fn of(message: &Message) -> Self {
+        Self {
+            rcode: rcode_name(message.metadata.response_code),
+            authoritative: message.metadata.authoritative,
+            answers: message.answers.iter().map(Rr::of).collect(),
+            authority: message.authorities.iter().map(Rr::of).collect(),
+        }
+    }
+}
+
+impl Rr {
+    fn of(record: &Record) -> Self {
+        Self {
+            name: record.name.to_string(),
+            ttl: record.ttl,
+            rtype: record.record_type().to_string(),
+            data: record.data.to_string(),
+        }
+    }
+}
+
+/// The mnemonic dig prints (RFC 1035 §4.1.1, RFC 6891 §9).
+fn rcode_name(rcode: ResponseCode) -> String {
+    match u16::from(rcode) {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        16 => "BADVERS".into(),
+        other => format!("RCODE{other}"),
+    }
+}
+
+impl fmt::Display for Rr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} IN {} {}",
+            self.name, self.ttl, self.rtype, self.data
+        )
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "  {}", self.rcode)?;
+        if self.authoritative {
+            write!(f, ", authoritative")?;
+        }
+        writeln!(f)?;
+        for rr in &self.answers {
+            writeln!(f, "  answer     {rr}")?;
+        }
+        for rr in &self.authority {
+            writeln!(f, "  authority  {rr}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "query:      {} {}", self.name, self.qtype)?;
+        writeln!(
+            f,
+            "fast path:  {} ({}): {}",
+            self.fast_path.action, self.fast_path.outcome, self.fast_path.reason
+        )?;
+        if let Some(reply) = &self.fast_path.reply {
+            write!(f, "{reply}")?;
+        }
+        match &self.agent {
+            None => {}
+            Some(AgentVerdict {
+                reply: Some(reply), ..
+            }) => {
+                writeln!(f, "agent:      answers from the mesh table")?;
+                write!(f, "{reply}")?;
+            }
+            Some(AgentVerdict { reply: None, .. }) => writeln!(
+                f,
+                "agent:      forwards it to the upstreams (from its cache while fresh; stale if every upstream fails)"
+            )?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,374 @@
+//! What the fast path is doing, read from its pinned objects in bpffs, so
+//! it works the same whether an agent runs or not: `meshdns status`
+//! ([`status`]), `meshdns dump` ([`dump`]) and `meshdns lookup`
+//! ([`lookup`]).
+//!
+//! Each result is a plain value that prints for people ([`std::fmt::Display`])
+//! and serializes for tools (`--json`).
+
+mod frame;
+pub mod lookup;
+mod process;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
+
+use aya::maps::{HashMap, Map, MapData, MapError, PerCpuArray};
+use meshdns_common::{
+    COUNTERS_MAP, Counter, NAMES_MAP, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
+};
+use serde::Serialize;
+
+use crate::{
+    dns_name,
+    fastpath::{self, Counters, FastPathError, Pins},
+    netif::{self, XdpMode},
+    table::Table,
+};
+
+pub use lookup::lookup;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(
+        "nothing is pinned in {0}: no agent has run with this --pin-dir, or `meshdns detach` removed it"
+    )]
+    NotPinned(PathBuf),
+    #[error(
+        "{dir} holds the maps of another meshdns build ({found}), not of this one ({expected}): run the `meshdns` of the agent that pinned them"
+    )]
+    OtherBuild {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("{path}: {source}")]
+    Map {
+        path: PathBuf,
+        #[source]
+        source: MapError,
+    },
+    #[error("the zone map in {0} is empty: the agent that pinned it never loaded a table")]
+    NoZone(PathBuf),
+    #[error(transparent)]
+    FastPath(#[from] FastPathError),
+    #[error("{0}")]
+    Query(String),
+}
+
+type Result<T, E = InspectError> = std::result::Result<T, E>;
+
+/// The fast path's maps, opened from their pins.
+pub struct Pinned {
+    pins: Pins,
+    names: HashMap<MapData, NameKey, ServiceRecord>,
+    zone: HashMap<MapData, u32, ZoneConfig>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl Pinned {
+    /// Opens the maps this build's agent pins under `pins`.
+    pub fn open(pins: &Pins) -> Result<Self> {
+        let dir = pins.maps_dir();
+        if !dir.exists() {
+            let others = pins.stale_maps_dirs();
+            return Err(match others.first() {
+                Some(other) => InspectError::OtherBuild {
+                    dir: pins.dir.clone(),
+                    found: file_name(other),
+                    expected: file_name(&dir),
+                },
+                None => InspectError::NotPinned(pins.dir.clone()),
+            });
+        }
+        let open = |name: &str| {
+            let path = dir.join(name);
+            MapData::from_pin(&path).map_err(|source| InspectError::Map { path, source })
+        };
+        let error = |name: &str| {
+            let path = dir.join(name);
+            move |source| InspectError::Map { path, source }
+        };
+        Ok(Self {
+            pins: pins.clone(),
+            names: HashMap::try_from(Map::HashMap(open(NAMES_MAP)?)).map_err(error(NAMES_MAP))?,
+            zone: HashMap::try_from(Map::HashMap(open(ZONE_MAP)?)).map_err(error(ZONE_MAP))?,
+            counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
+                .map_err(error(COUNTERS_MAP))?,
+        })
+    }
+
+    pub fn zone(&self) -> Result<ZoneConfig> {
+        self.zone
+            .get(&ZONE_KEY, 0)
+            .map_err(|_| InspectError::NoZone(self.pins.maps_dir()))
+    }
+
+    /// Every name in the kernel's table, with its record.
+    pub fn records(&self) -> Result<Vec<(NameKey, ServiceRecord)>> {
+        self.names
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(|source| InspectError::Map {
+                path: self.pins.maps_dir().join(NAMES_MAP),
+                source,
+            })
+    }
+
+    /// The kernel's table, as the resolver would hold it.
+    pub fn table(&self) -> Result<Table> {
+        Ok(Table::from_kernel(self.zone()?, self.records()?))
+    }
+
+    pub fn counters(&self) -> Result<Counters> {
+        Counters::read(&self.counters).map_err(|source| InspectError::Map {
+            path: self.pins.maps_dir().join(COUNTERS_MAP),
+            source,
+        })
+    }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Counters by name, for `--json`.
+fn counters_by_name(counters: &Counters) -> BTreeMap<&'static str, u64> {
+    Counter::ALL
+        .iter()
+        .map(|c| (c.name(), counters.get(*c)))
+        .collect()
+}
+
+/// `meshdns status`: where the fast path is attached and how, whether an
+/// agent runs it, and what it has done.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub pin_dir: PathBuf,
+    pub maps_dir: PathBuf,
+    pub interfaces: Vec<Interface>,
+    /// The agent process that runs the attached program, if one does.
+    pub agent: Option<process::Agent>,
+    pub zone: String,
+    pub authoritative: bool,
+    pub names: usize,
+    pub counters: BTreeMap<&'static str, u64>,
+    pub answered: u64,
+    pub passed: u64,
+}
+
+/// One interface with a pinned link.
+#[derive(Debug, Serialize)]
+pub struct Interface {
+    pub name: String,
+    pub link_path: PathBuf,
+    pub link_id: Option<u32>,
+    /// The program the link runs.
+    pub program_id: Option<u32>,
+    /// How the kernel says a program is attached to the interface.
+    pub mode: Option<XdpMode>,
+    /// True when the interface runs the link's program: the fast path serves.
+    pub serving: bool,
+    /// What is wrong, if it does not serve.
+    pub problem: Option<String>,
+}
+
+pub fn status(pins: &Pins) -> Result<Status> {
+    let pinned = Pinned::open(pins)?;
+    let zone = pinned.zone()?;
+    let names = pinned.records()?.len();
+    let counters = pinned.counters()?;
+    let interfaces: Vec<Interface> = pins
+        .linked_interfaces()
+        .into_iter()
+        .map(|name| interface(pins, name))
+        .collect();
+    let programs: Vec<u32> = interfaces.iter().filter_map(|i| i.program_id).collect();
+    Ok(Status {
+        pin_dir: pins.dir.clone(),
+        maps_dir: pins.maps_dir(),
+        interfaces,
+        agent: process::running_program(&programs),
+        zone: dns_name::to_text(&zone.apex[..usize::from(zone.apex_len)]),
+        authoritative: zone.is_authoritative(),
+        names,
+        counters: counters_by_name(&counters),
+        answered: counters.answered(),
+        passed: counters.passed(),
+    })
+}
+
+fn interface(pins: &Pins, name: String) -> Interface {
+    let link_path = pins.link(&name);
+    let mut interface = Interface {
+        name,
+        link_path,
+        link_id: None,
+        program_id: None,
+        mode: None,
+        serving: false,
+        problem: None,
+    };
+    let link = match fastpath::pinned_link_info(&interface.link_path) {
+        Ok(link) => link,
+        Err(error) => {
+            interface.problem = Some(format!("cannot read the pinned link: {error}"));
+            return interface;
+        }
+    };
+    interface.link_id = Some(link.link_id);
+    interface.program_id = Some(link.program_id);
+    if link.ifindex == 0 {
+        interface.problem = Some("the interface is gone; the link is defunct".into());
+        return interface;
+    }
+    if netif::name(link.ifindex).as_deref() != Some(interface.name.as_str()) {
+        interface.problem = Some(format!(
+            "the link is attached to interface index {} in another network namespace, or under another name",
+            link.ifindex
+        ));
+        return interface;
+    }
+    match netif::xdp_attached(link.ifindex) {
+        Ok(Some((mode, program_id))) => {
+            interface.mode = Some(mode);
+            interface.serving = program_id == link.program_id;
+            if !interface.serving {
+                interface.problem = Some(format!(
+                    "the interface runs program {program_id}, not the link's"
+                ));
+            }
+        }
+        Ok(None) => interface.problem = Some("no XDP program on the interface".into()),
+        Err(error) => interface.problem = Some(format!("asking the kernel: {error}")),
+    }
+    interface
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "pins:       {}", self.maps_dir.display())?;
+        if self.interfaces.is_empty() {
+            writeln!(f, "interfaces: none attached")?;
+        }
+        for i in &self.interfaces {
+            write!(f, "interface:  {}", i.name)?;
+            if let Some(mode) = i.mode {
+                write!(f, ", XDP {mode:?} mode")?;
+            }
+            if let (Some(link), Some(program)) = (i.link_id, i.program_id) {
+                write!(f, ", link {link}, program {program}")?;
+            }
+            match &i.problem {
+                None => writeln!(f, ": serving")?,
+                Some(problem) => writeln!(f, ": NOT serving: {problem}")?,
+            }
+        }
+        match &self.agent {
+            Some(agent) => writeln!(
+                f,
+                "agent:      running, pid {} ({})",
+                agent.pid, agent.command
+            )?,
+            None => writeln!(
+                f,
+                "agent:      not running; the attached program serves the last table it was given"
+            )?,
+        }
+        writeln!(
+            f,
+            "table:      {} names in zone {}{}",
+            self.names,
+            self.zone,
+            if self.authoritative {
+                " (authoritative)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            f,
+            "packets:    {} answered, {} passed",
+            self.answered, self.passed
+        )?;
+        for (name, value) in self.counters.iter().filter(|(_, v)| **v != 0) {
+            writeln!(f, "  {name:<24} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `meshdns dump`: every name in the kernel's table.
+#[derive(Debug, Serialize)]
+pub struct Dump {
+    pub zone: String,
+    pub authoritative: bool,
+    pub names: Vec<Name>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Name {
+    pub name: String,
+    pub ttl: u32,
+    pub a: Vec<Ipv4Addr>,
+    pub aaaa: Vec<Ipv6Addr>,
+}
+
+pub fn dump(pins: &Pins) -> Result<Dump> {
+    let pinned = Pinned::open(pins)?;
+    let zone = pinned.zone()?;
+    let mut names: Vec<Name> = pinned
+        .records()?
+        .into_iter()
+        .map(|(key, record)| Name {
+            name: dns_name::to_text(key.as_wire()),
+            ttl: record.ttl,
+            a: record.v4().iter().map(|a| Ipv4Addr::from(*a)).collect(),
+            aaaa: record.v6().iter().map(|a| Ipv6Addr::from(*a)).collect(),
+        })
+        .collect();
+    names.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Dump {
+        zone: dns_name::to_text(&zone.apex[..usize::from(zone.apex_len)]),
+        authoritative: zone.is_authoritative(),
+        names,
+    })
+}
+
+impl fmt::Display for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self.names.iter().map(|n| n.name.len()).max().unwrap_or(4);
+        writeln!(f, "{:<width$}  {:>6}  ADDRESSES", "NAME", "TTL")?;
+        for name in &self.names {
+            let addresses: Vec<String> = name
+                .a
+                .iter()
+                .map(ToString::to_string)
+                .chain(name.aaaa.iter().map(ToString::to_string))
+                .collect();
+            let addresses = if addresses.is_empty() {
+                "(exists, no addresses)".to_string()
+            } else {
+                addresses.join(" ")
+            };
+            writeln!(f, "{:<width$}  {:>6}  {addresses}", name.name, name.ttl)?;
+        }
+        write!(
+            f,
+            "{} names in zone {}{}",
+            self.names.len(),
+            self.zone,
+            if self.authoritative {
+                " (authoritative)"
+            } else {
+                ""
+            }
+        )
+    }
+}
