@@ -598,8 +598,15 @@ fn measure(
     let stats_before = xdp_prog_stats()?;
     // The warm-up also fills the caches of the cache targets.
     kxdpgun(kx_queries, 1)?;
-    for _ in 0..args.repetitions {
+    let name = target.name();
+    for i in 1..=args.repetitions {
         let run = kxdpgun(kx_queries, args.seconds)?;
+        eprintln!(
+            "bench: {name}: kxdpgun {i}/{}: {:.0} replies/s, {:.0}% replied",
+            args.repetitions,
+            run.replies_per_second,
+            run.reply_ratio * 100.0
+        );
         m.kxdpgun_qps.push(run.replies_per_second);
         m.reply_ratio.push(run.reply_ratio);
         for (rcode, n) in run.rcodes {
@@ -621,11 +628,16 @@ fn measure(
     let result = (|| -> anyhow::Result<()> {
         check_answers(target, workload)?;
         dnsperf(dp_queries, 1)?;
-        for _ in 0..args.repetitions {
+        for i in 1..=args.repetitions {
             let run = dnsperf(dp_queries, args.seconds)?;
+            eprintln!(
+                "bench: {name}: dnsperf {i}/{}: {:.0} queries/s",
+                args.repetitions, run.0
+            );
             m.dnsperf_qps.push(run.0);
             m.latency_us.push(run.1);
         }
+        eprintln!("bench: {name}: latency at a fixed rate, {} s", args.seconds);
         m.percentiles = Some(latency(bin, dp_queries, args.seconds)?);
         check_answers(target, workload)?;
         Ok(())
