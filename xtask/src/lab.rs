@@ -116,13 +116,19 @@ pub fn run(root: &Path, target: &Path) -> anyhow::Result<()> {
         .context("starting meshdns-lab-xdp")?;
     let peer = Reaped(peer);
 
+    let meshdns = target.join("meshdns");
+    let meshdns = meshdns.display();
     eprintln!(
         "\nxtask: lab ready. In another terminal, try:\n\n\
          \x20   ip netns exec {NETNS} dig @{HOST_V4} redis.mesh\n\
          \x20   ip netns exec {NETNS} dig @{HOST_V4} redis.mesh AAAA\n\
          \x20   ip netns exec {NETNS} dig @{HOST_V4} web.mesh +short\n\
          \x20   ip netns exec {NETNS} dig @{HOST_V4} echo-server.echo-example.svc.1010.mesh\n\n\
-         Answers come from the XDP program; the agent logs its counters when it stops.\n\
+         Answers come from the XDP program. What it is doing, and why:\n\n\
+         \x20   {meshdns} status --pin-dir {PIN_DIR}\n\
+         \x20   {meshdns} lookup redis.mesh AAAA --pin-dir {PIN_DIR}\n\
+         \x20   {meshdns} dump --pin-dir {PIN_DIR}\n\
+         \x20   curl -s 127.0.0.1:9153/metrics\n\n\
          Ctrl-C stops the agent and removes the lab.\n"
     );
     let mut agent = Command::new(target.join("meshdns"));
