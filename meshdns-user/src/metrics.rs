@@ -5,7 +5,7 @@
 //! needs nothing from the agent's main loop.
 
 use std::{
-    fmt::Write as _,
+    fmt::{Display, Write as _},
     path::PathBuf,
     sync::{
         Arc,
@@ -20,7 +20,10 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::{fastpath::Counters, resolver::Resolver};
+use crate::{
+    fastpath::Counters,
+    resolver::{Resolver, Transport},
+};
 
 pub use std::sync::OnceLock;
 
@@ -55,30 +58,27 @@ impl Metrics {
 
     /// The whole exposition, in Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        metric(
+        let mut out = Exposition::default();
+        out.single(
             "meshdns_build_info",
             "gauge",
             "The running build.",
-            &[(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1)],
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1,
         );
         if let Some(counters) = self.xdp_counters() {
-            let samples: Vec<(String, u64)> = Counter::ALL
-                .iter()
-                .map(|c| (format!("{{outcome=\"{}\"}}", c.name()), counters.get(*c)))
-                .collect();
-            metric(
+            out.family(
                 "meshdns_xdp_packets_total",
                 "counter",
                 "Packets the XDP program saw, by outcome (answered_*, or pass_* and why).",
-                &samples,
             );
+            for c in Counter::ALL {
+                out.sample(
+                    "meshdns_xdp_packets_total",
+                    &[("outcome", c.name())],
+                    counters.get(c),
+                );
+            }
         }
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         for (name, help, value) in [
@@ -93,33 +93,57 @@ impl Metrics {
                 load(&self.agent.reload_errors),
             ),
         ] {
-            metric(name, "counter", help, &[(String::new(), value)]);
+            out.single(name, "counter", help, &[], value);
         }
-        metric(
+        out.single(
             "meshdns_table_names",
             "gauge",
             "Names in the mesh table.",
-            &[(String::new(), load(&self.agent.names))],
+            &[],
+            load(&self.agent.names),
         );
-        metric(
+        out.single(
             "meshdns_ready",
             "gauge",
             "1 once the program is attached and the table loaded.",
-            &[(
-                String::new(),
-                u64::from(self.agent.ready.load(Ordering::Relaxed)),
-            )],
+            &[],
+            u64::from(self.agent.ready.load(Ordering::Relaxed)),
         );
         let Some(resolver) = self.resolver.get() else {
-            return out;
+            return out.text;
         };
         let stats = &resolver.stats;
-        for (name, help, value) in [
-            (
+        out.family(
+            "meshdns_resolver_queries_total",
+            "counter",
+            "Messages the resolver received, by transport, replied to or not.",
+        );
+        for transport in Transport::ALL {
+            out.sample(
                 "meshdns_resolver_queries_total",
-                "Queries the resolver received.",
-                load(&stats.queries),
-            ),
+                &[("transport", transport.name())],
+                stats.queries(transport),
+            );
+        }
+        // Only the combinations seen so far: all of them would be 364
+        // series per scrape, nearly all zero.
+        out.family(
+            "meshdns_resolver_responses_total",
+            "counter",
+            "Replies the resolver sent, by transport, query type and rcode (series appear once non-zero).",
+        );
+        for r in stats.responses.nonzero() {
+            out.sample(
+                "meshdns_resolver_responses_total",
+                &[
+                    ("transport", r.transport.name()),
+                    ("type", r.qtype),
+                    ("rcode", r.rcode),
+                ],
+                r.count,
+            );
+        }
+        for (name, help, value) in [
             (
                 "meshdns_resolver_refused_total",
                 "Queries refused: the client is outside allow_from.",
@@ -156,40 +180,155 @@ impl Metrics {
                 load(&stats.truncated),
             ),
         ] {
-            metric(name, "counter", help, &[(String::new(), value)]);
+            out.single(name, "counter", help, &[], value);
         }
         let (entries, bytes, evictions) = resolver.cache().stats();
-        metric(
+        out.single(
             "meshdns_cache_entries",
             "gauge",
             "Answers in the cache.",
-            &[(String::new(), entries as u64)],
+            &[],
+            entries,
         );
-        metric(
+        out.single(
             "meshdns_cache_bytes",
             "gauge",
             "Bytes of answers in the cache.",
-            &[(String::new(), bytes as u64)],
+            &[],
+            bytes,
         );
-        metric(
+        out.single(
             "meshdns_cache_evictions_total",
             "counter",
             "Answers evicted to stay within the cache's limits.",
-            &[(String::new(), evictions)],
+            &[],
+            evictions,
         );
-        let upstreams: Vec<(String, u64)> = resolver
-            .upstreams()
-            .health()
-            .into_iter()
-            .map(|(addr, up)| (format!("{{upstream=\"{addr}\"}}"), u64::from(up)))
-            .collect();
-        metric(
+        let upstreams = resolver.upstreams();
+        out.family(
             "meshdns_upstream_up",
             "gauge",
             "1 if the upstream is in use, 0 if it is skipped for failing.",
-            &upstreams,
         );
-        out
+        for (addr, up) in upstreams.health() {
+            let addr = addr.to_string();
+            out.sample("meshdns_upstream_up", &[("upstream", &addr)], u64::from(up));
+        }
+        let exchanges = upstreams.exchange_stats();
+        let latency = "meshdns_upstream_request_duration_seconds";
+        out.family(
+            latency,
+            "histogram",
+            "Time of each exchange with an upstream (one attempt: UDP, then TCP if truncated), failed ones included.",
+        );
+        for upstream in &exchanges {
+            let addr = upstream.addr.to_string();
+            for &(le, count) in &upstream.latency.cumulative {
+                out.sample(
+                    &format!("{latency}_bucket"),
+                    &[("upstream", &addr), ("le", le)],
+                    count,
+                );
+            }
+            out.sample(
+                &format!("{latency}_sum"),
+                &[("upstream", &addr)],
+                Seconds(upstream.latency.sum_nanos),
+            );
+            out.sample(
+                &format!("{latency}_count"),
+                &[("upstream", &addr)],
+                upstream.latency.count,
+            );
+        }
+        out.family(
+            "meshdns_upstream_failures_total",
+            "counter",
+            "Exchanges with an upstream that failed: timeout, error, or no matching answer.",
+        );
+        for upstream in &exchanges {
+            let addr = upstream.addr.to_string();
+            out.sample(
+                "meshdns_upstream_failures_total",
+                &[("upstream", &addr)],
+                upstream.failures,
+            );
+        }
+        out.text
+    }
+}
+
+/// Prometheus text format 0.0.4, written a family at a time: its HELP and
+/// TYPE lines once, then its samples.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample; label values are escaped, names are ours and need not be.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (label, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{label}=\"{}\"", LabelValue(value));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    /// A family of one sample.
+    fn single(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: impl Display,
+    ) {
+        self.family(name, kind, help);
+        self.sample(name, labels, value);
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and
+/// newline escaped.
+struct LabelValue<'a>(&'a str);
+
+impl Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Nanoseconds printed as seconds, exactly: no float rounding on the way.
+struct Seconds(u64);
+
+impl Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{:09}",
+            self.0 / 1_000_000_000,
+            self.0 % 1_000_000_000
+        )
     }
 }
 
@@ -243,4 +382,30 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
 /// Where the counters map of a fast path pinned under `pins` is.
 pub fn counters_pin(pins: &crate::fastpath::Pins) -> PathBuf {
     pins.maps_dir().join(COUNTERS_MAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_carry_escaped_labels_and_families_their_help_and_type_once() {
+        let mut out = Exposition::default();
+        out.family("x_total", "counter", "Things.");
+        out.sample("x_total", &[("a", "1"), ("b", "q\"b\\s\nn")], 7);
+        out.sample("x_total", &[], 8);
+        assert_eq!(
+            out.text,
+            "# HELP x_total Things.\n# TYPE x_total counter\n\
+             x_total{a=\"1\",b=\"q\\\"b\\\\s\\nn\"} 7\nx_total 8\n"
+        );
+    }
+
+    #[test]
+    fn nanoseconds_print_as_exact_seconds() {
+        assert_eq!(Seconds(0).to_string(), "0.000000000");
+        assert_eq!(Seconds(1_234_567).to_string(), "0.001234567");
+        assert_eq!(Seconds(61_000_000_001).to_string(), "61.000000001");
+        assert_eq!("0.001234567".parse::<f64>().unwrap(), 0.001234567);
+    }
 }

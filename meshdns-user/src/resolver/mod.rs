@@ -13,15 +13,13 @@
 pub mod authority;
 pub mod cache;
 pub mod server;
+pub mod stats;
 pub mod upstream;
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, RwLock, atomic::Ordering},
     time::Instant,
 };
 
@@ -34,6 +32,7 @@ use tokio::sync::watch;
 use crate::{table::Table, vip::Cidr};
 use authority::{Verdict, Zone, our_edns, reply_to};
 use cache::{Cache, Key, Lookup};
+pub use stats::Stats;
 use upstream::Upstreams;
 
 /// How a query came.
@@ -43,24 +42,28 @@ pub enum Transport {
     Tcp,
 }
 
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+
+    /// Its place in [`Transport::ALL`], for counters kept in arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its name as a metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 /// Largest UDP reply we send, whatever the client offers: the DNS Flag Day
 /// 2020 size, which avoids IP fragmentation.
 const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
 /// A client without EDNS gets at most this (RFC 1035 §4.2.1).
 const PLAIN_UDP_REPLY: usize = 512;
-
-/// What the resolver has done, for logs and metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub queries: AtomicU64,
-    pub refused: AtomicU64,
-    pub mesh_answers: AtomicU64,
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    pub stale_answers: AtomicU64,
-    pub servfail: AtomicU64,
-    pub truncated: AtomicU64,
-}
 
 /// The table and the zone view of it, swapped whole on reload.
 pub struct Mesh {
@@ -91,7 +94,8 @@ pub struct Pending {
     key: Key,
     /// The cache's expired answer, if any, for when every upstream fails.
     stale: Option<Message>,
-    /// Longest reply the client takes.
+    /// How it came, which also sets the longest reply the client takes.
+    transport: Transport,
     limit: usize,
 }
 
@@ -154,10 +158,19 @@ impl Resolver {
     /// [`Pending`] for [`Resolver::finish`], so the socket loop can answer
     /// the rest inline and spawn only for this.
     pub fn handle_now(&self, request: &[u8], client: SocketAddr, transport: Transport) -> Step {
-        self.stats.queries.fetch_add(1, Ordering::Relaxed);
+        self.stats.queries[transport.index()].fetch_add(1, Ordering::Relaxed);
         let query = match Message::from_vec(request) {
             Ok(query) => query,
-            Err(_) => return Step::Done(formerr(request)),
+            Err(_) => {
+                let reply = formerr(request);
+                if reply.is_some() {
+                    // Not parsed, so no question to label it with.
+                    self.stats
+                        .responses
+                        .count(transport, None, ResponseCode::FormErr);
+                }
+                return Step::Done(reply);
+            }
         };
         if query.metadata.message_type != MessageType::Query {
             return Step::Done(None);
@@ -169,8 +182,9 @@ impl Resolver {
             }),
         };
         match self.reply_now(query, client.ip()) {
-            Ok(reply) => Step::Done(Some(self.encode(reply, limit))),
+            Ok(reply) => Step::Done(Some(self.encode(reply, transport, limit))),
             Err(mut pending) => {
+                pending.transport = transport;
                 pending.limit = limit;
                 Step::Forward(pending)
             }
@@ -179,9 +193,9 @@ impl Resolver {
 
     /// Forwards what `handle_now` could not answer, and encodes the reply.
     pub async fn finish(&self, pending: Box<Pending>) -> Vec<u8> {
-        let limit = pending.limit;
+        let (transport, limit) = (pending.transport, pending.limit);
         let reply = self.forward(pending).await;
-        self.encode(reply, limit)
+        self.encode(reply, transport, limit)
     }
 
     fn reply_now(&self, query: Message, client: IpAddr) -> Result<Message, Box<Pending>> {
@@ -228,6 +242,8 @@ impl Resolver {
             query,
             key,
             stale,
+            // Set by handle_now, which knows them.
+            transport: Transport::Udp,
             limit: 0,
         }))
     }
@@ -308,25 +324,34 @@ impl Resolver {
 
     /// Encodes `reply`; if it is longer than `limit`, sends instead the
     /// header, question and OPT with TC set, so the client retries over TCP.
-    fn encode(&self, mut reply: Message, limit: usize) -> Vec<u8> {
-        match reply.to_vec() {
-            Ok(bytes) if bytes.len() <= limit => return bytes,
-            Ok(_) => {}
+    /// Every reply to a parsed query passes here once, as it will be sent:
+    /// the place to count replies by type and rcode.
+    fn encode(&self, mut reply: Message, transport: Transport, limit: usize) -> Vec<u8> {
+        let bytes = match reply.to_vec() {
+            Ok(bytes) if bytes.len() <= limit => bytes,
+            Ok(_) => {
+                self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+                reply.answers.clear();
+                reply.authorities.clear();
+                reply.additionals.clear();
+                reply.metadata.truncation = true;
+                reply.to_vec().unwrap_or_default()
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot encode a reply; sending SERVFAIL");
                 reply.answers.clear();
                 reply.authorities.clear();
                 reply.additionals.clear();
                 reply.metadata.response_code = ResponseCode::ServFail;
-                return reply.to_vec().unwrap_or_default();
+                reply.to_vec().unwrap_or_default()
             }
-        }
-        self.stats.truncated.fetch_add(1, Ordering::Relaxed);
-        reply.answers.clear();
-        reply.authorities.clear();
-        reply.additionals.clear();
-        reply.metadata.truncation = true;
-        reply.to_vec().unwrap_or_default()
+        };
+        self.stats.responses.count(
+            transport,
+            reply.queries.first().map(|q| q.query_type()),
+            reply.metadata.response_code,
+        );
+        bytes
     }
 }
 
@@ -374,4 +399,118 @@ fn formerr(request: &[u8]) -> Option<Vec<u8>> {
     reply[3] = ResponseCode::FormErr.low();
     reply[4..12].fill(0);
     Some(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::{
+        op::Query,
+        rr::{Name, RecordType},
+    };
+
+    use super::*;
+    use crate::resolver::{
+        cache::Limits,
+        stats::ResponseCount,
+        upstream::{Settings, Upstreams},
+    };
+
+    fn query(name: &str, qtype: RecordType) -> Vec<u8> {
+        let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        query.to_vec().unwrap()
+    }
+
+    /// Every message handled once: the replies counted are exactly the
+    /// replies produced, each under its transport, type and rcode.
+    #[test]
+    fn each_reply_is_counted_once_by_transport_type_and_rcode() {
+        let table = Table::parse(
+            "zone: mesh\nauthoritative: true\nservices:\n  - name: redis\n    vips: [240.0.0.100]\n",
+        )
+        .unwrap();
+        // No upstream: forwarded names get SERVFAIL without a network.
+        let resolver = Resolver::new(
+            Arc::new(table),
+            vec!["127.0.0.0/8".parse().unwrap()],
+            Upstreams::new(&[], Settings::default()),
+            Cache::new(Limits::default()),
+        );
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let outside: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut replies = 0;
+        let mut send = |bytes: &[u8], client, transport| {
+            let reply = runtime.block_on(resolver.handle(bytes, client, transport));
+            replies += usize::from(reply.is_some());
+        };
+        let mut response = Message::from_vec(&query("redis.mesh.", RecordType::A)).unwrap();
+        response.metadata.message_type = MessageType::Response;
+
+        send(
+            &query("redis.mesh.", RecordType::TXT),
+            local,
+            Transport::Udp,
+        );
+        send(
+            &query("redis.mesh.", RecordType::TXT),
+            local,
+            Transport::Udp,
+        );
+        send(&query("redis.mesh.", RecordType::A), local, Transport::Tcp);
+        send(
+            &query("nope.mesh.", RecordType::AAAA),
+            local,
+            Transport::Udp,
+        );
+        send(
+            &query("www.example.", RecordType::MX),
+            local,
+            Transport::Tcp,
+        );
+        send(
+            &query("www.example.", RecordType::A),
+            outside,
+            Transport::Udp,
+        );
+        send(
+            &query("redis.mesh.", RecordType::CAA),
+            local,
+            Transport::Udp,
+        );
+        // A header and garbage: FORMERR, with no question to label.
+        send(
+            &[0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xff],
+            local,
+            Transport::Udp,
+        );
+        // No reply at all: a response, and less than a header.
+        send(&response.to_vec().unwrap(), local, Transport::Udp);
+        send(&[0, 7, 1], local, Transport::Tcp);
+
+        let counted: Vec<ResponseCount> = resolver.stats.responses.nonzero().collect();
+        let expect = |transport, qtype, rcode, count| ResponseCount {
+            transport,
+            qtype,
+            rcode,
+            count,
+        };
+        assert_eq!(
+            counted,
+            [
+                expect(Transport::Udp, "A", "REFUSED", 1),
+                expect(Transport::Udp, "AAAA", "NXDOMAIN", 1),
+                expect(Transport::Udp, "TXT", "NOERROR", 2),
+                expect(Transport::Udp, "other", "NOERROR", 1),
+                expect(Transport::Udp, "other", "FORMERR", 1),
+                expect(Transport::Tcp, "A", "NOERROR", 1),
+                expect(Transport::Tcp, "MX", "SERVFAIL", 1),
+            ]
+        );
+        assert_eq!(counted.iter().map(|c| c.count).sum::<u64>(), replies as u64);
+        assert_eq!(resolver.stats.queries(Transport::Udp), 7);
+        assert_eq!(resolver.stats.queries(Transport::Tcp), 3);
+    }
 }

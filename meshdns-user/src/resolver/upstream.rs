@@ -4,7 +4,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -15,7 +18,10 @@ use tokio::{
     time::timeout,
 };
 
-use crate::resolver::authority::our_edns;
+use crate::resolver::{
+    authority::our_edns,
+    stats::{HistogramSnapshot, LatencyHistogram},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -55,6 +61,18 @@ pub struct Upstreams {
 struct Upstream {
     addr: SocketAddr,
     health: Mutex<Health>,
+    /// How long each exchange with it took, failed ones included (a
+    /// timeout shows as the attempt's limit).
+    latency: LatencyHistogram,
+    /// Exchanges that failed: timeout, error, or no answer matching the query.
+    failures: AtomicU64,
+}
+
+/// One upstream's exchanges so far, for metrics.
+pub struct ExchangeStats {
+    pub addr: SocketAddr,
+    pub latency: HistogramSnapshot,
+    pub failures: u64,
 }
 
 #[derive(Default)]
@@ -71,6 +89,8 @@ impl Upstreams {
                 .map(|addr| Upstream {
                     addr: *addr,
                     health: Mutex::default(),
+                    latency: LatencyHistogram::default(),
+                    failures: AtomicU64::new(0),
                 })
                 .collect(),
             settings,
@@ -87,6 +107,18 @@ impl Upstreams {
         self.servers
             .iter()
             .map(|s| (s.addr, !s.is_down(now)))
+            .collect()
+    }
+
+    /// Each upstream's exchange latency and failures, in configured order.
+    pub fn exchange_stats(&self) -> Vec<ExchangeStats> {
+        self.servers
+            .iter()
+            .map(|s| ExchangeStats {
+                addr: s.addr,
+                latency: s.latency.snapshot(),
+                failures: s.failures.load(Ordering::Relaxed),
+            })
             .collect()
     }
 
@@ -107,10 +139,14 @@ impl Upstreams {
                 // Back off a little more each time round.
                 tokio::time::sleep(Duration::from_millis(20 << attempt.min(4))).await;
             }
-            match upstream
+            // The exchange timed whole, failed or not (a timeout shows as
+            // the attempt's limit); the backoff above is not part of it.
+            let started = Instant::now();
+            let result = upstream
                 .exchange(query, self.settings.attempt_timeout)
-                .await
-            {
+                .await;
+            upstream.latency.observe(started.elapsed());
+            match result {
                 Ok(answer) => {
                     upstream.succeeded();
                     return Ok(answer);
@@ -137,6 +173,7 @@ impl Upstream {
     }
 
     fn failed(&self, settings: &Settings) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
         let mut health = self.health.lock().expect("health lock");
         health.failures += 1;
         if health.failures >= settings.failures_to_down {
