@@ -14,8 +14,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::{self, File},
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, TcpStream},
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
@@ -513,15 +512,8 @@ fn start_with_capabilities(
 /// `GET /readyz` on the default metrics listener in the server namespace.
 fn ready(lab: &Lab) -> bool {
     lab.server
-        .run(|| {
-            let mut stream = TcpStream::connect(DEFAULT_METRICS_ADDR)?;
-            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-            write!(stream, "GET /readyz HTTP/1.1\r\nHost: meshdns\r\n\r\n")?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response)?;
-            Ok(response.starts_with("HTTP/1.1 200"))
-        })
-        .unwrap_or(false)
+        .http_get(DEFAULT_METRICS_ADDR, "/readyz")
+        .is_ok_and(|(status, _)| status.starts_with("HTTP/1.1 200"))
 }
 
 /// Waits until the agent is ready (`Ok`) or has exited (`Err` with its

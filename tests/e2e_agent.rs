@@ -385,6 +385,19 @@ fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() 
     }
     let (_, metrics) = get("/metrics");
     assert!(metrics.contains("\nmeshdns_ready 1\n"), "{metrics}");
+
+    // Detached behind the agent's back: not ready any more, and why.
+    let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
+    let detach = lab
+        .meshdns(&["detach", "--iface", &late, "--pin-dir", &pin_dir])
+        .unwrap();
+    assert!(detach.status.success());
+    let (status, body) = get("/readyz");
+    assert!(status.contains("503"), "ready without a program: {status}");
+    assert!(
+        body.contains("not ready: fast path: no pinned link"),
+        "{body}"
+    );
     assert!(agent.stop().unwrap().success());
     let _ = fs::remove_dir_all(config.parent().unwrap());
 }

@@ -1,13 +1,7 @@
 //! `/metrics`, `/healthz` and `/readyz` of a running agent, scraped while the
 //! test sends known queries: the counters move by exactly what was sent.
 
-use std::{
-    collections::BTreeMap,
-    fs,
-    io::{Read as _, Write as _},
-    net::{TcpStream, UdpSocket},
-    time::Duration,
-};
+use std::{collections::BTreeMap, fs, net::UdpSocket, time::Duration};
 
 use meshdns_tests::{
     lab::{Lab, SERVER_V4},
@@ -29,21 +23,8 @@ const LATENCY: &str = "meshdns_upstream_request_duration_seconds";
 
 /// `GET path` on the agent's metrics listener (loopback of the server
 /// namespace); returns the status line and the body.
-fn get(lab: &Lab, path: &'static str) -> (String, String) {
-    lab.server
-        .run(move || {
-            let mut stream = TcpStream::connect("127.0.0.1:9153")?;
-            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(stream, "GET {path} HTTP/1.1\r\nHost: meshdns\r\n\r\n")?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response)?;
-            let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-            Ok((
-                head.lines().next().unwrap_or_default().to_string(),
-                body.to_string(),
-            ))
-        })
-        .unwrap()
+fn get(lab: &Lab, path: &str) -> (String, String) {
+    lab.server.http_get("127.0.0.1:9153", path).unwrap()
 }
 
 /// The samples of a text exposition, `name{labels}` to value, checked as

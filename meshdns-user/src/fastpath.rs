@@ -24,7 +24,7 @@ use meshdns_common::{
     ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
 };
 
-use crate::{EBPF_OBJECT, table::Table};
+use crate::{EBPF_OBJECT, netif::XdpAttachMode, table::Table};
 
 /// How to attach the program to an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -486,6 +486,41 @@ pub fn pinned_link_info(path: &Path) -> Result<LinkInfo> {
     };
     let link = bpf::obj_get(path).map_err(io)?;
     bpf::xdp_link_info(link.as_fd().as_raw_fd()).map_err(io)
+}
+
+/// Why a link does not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum NotServing {
+    #[error("no pinned link: {0}")]
+    NoLink(#[source] FastPathError),
+    #[error("the interface is gone; the link is defunct")]
+    InterfaceGone,
+    #[error("no XDP program on the interface")]
+    NoProgram,
+    #[error("the interface runs program {0}, not the link's")]
+    OtherProgram(u32),
+    #[error("asking the kernel about the interface: {0}")]
+    Netlink(#[source] std::io::Error),
+}
+
+/// Whether the interface of `link` runs the link's program, as the kernel
+/// says (the link outlives its interface, and `ip link set xdp off` can
+/// replace what runs); how it is attached if so.
+pub fn check_serving(link: &LinkInfo) -> std::result::Result<XdpAttachMode, NotServing> {
+    if link.ifindex == 0 {
+        return Err(NotServing::InterfaceGone);
+    }
+    match crate::netif::xdp_attached(link.ifindex) {
+        Ok(Some((mode, program))) if program == link.program_id => Ok(mode),
+        Ok(Some((_, program))) => Err(NotServing::OtherProgram(program)),
+        Ok(None) => Err(NotServing::NoProgram),
+        Err(error) => Err(NotServing::Netlink(error)),
+    }
+}
+
+/// [`check_serving`] for the link pinned at `path`.
+pub fn check_pinned_serving(path: &Path) -> std::result::Result<XdpAttachMode, NotServing> {
+    check_serving(&pinned_link_info(path).map_err(NotServing::NoLink)?)
 }
 
 /// The bpf(2) commands aya has no public call for.

@@ -245,6 +245,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
         agent: agent.clone(),
         counters_pin: (options.xdp_mode != AttachMode::Off)
             .then(|| metrics::counters_pin(&options.pins)),
+        link_pin: (options.xdp_mode != AttachMode::Off).then(|| options.pins.link(&options.iface)),
     });
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
@@ -358,6 +359,9 @@ fn attach_fast_path(options: &Options, table: &Table) -> anyhow::Result<FastPath
     Ok(fast_path)
 }
 
+/// How long after a failed update of the kernel's table it is tried again.
+const SYNC_RETRY: Duration = Duration::from_secs(5);
+
 /// Keeps the table in step with the services file until SIGINT or SIGTERM;
 /// returns which came.
 async fn serve(
@@ -368,6 +372,8 @@ async fn serve(
     signals: &mut Signals,
     changes: &mut ConfigWatch,
 ) -> anyhow::Result<&'static str> {
+    // A table the kernel's map failed to take, tried again until it does.
+    let mut unsynced: Option<Arc<Table>> = None;
     loop {
         let why = tokio::select! {
             signal = signals.next() => match signal {
@@ -378,28 +384,55 @@ async fn serve(
                 result?;
                 "file changed"
             }
+            _ = tokio::time::sleep(SYNC_RETRY), if unsynced.is_some() => "retrying the fast path update",
         };
-        match registry.reload() {
-            Ok(Reload::Unchanged) => tracing::debug!(why, "services file unchanged"),
+        let table = match registry.reload() {
             Ok(Reload::Changed(new)) => {
-                if let Some(fast_path) = fast_path.as_deref_mut() {
-                    let report = fast_path.sync(&new).context("updating the names map")?;
-                    tracing::info!(
-                        why,
-                        added = report.added,
-                        updated = report.updated,
-                        removed = report.removed,
-                        "fast path table updated"
-                    );
-                }
                 tracing::info!(why, names = new.len(), "table reloaded");
                 agent.reloads.fetch_add(1, Ordering::Relaxed);
                 agent.names.store(new.len() as u64, Ordering::Relaxed);
-                resolver.set_table(new);
+                resolver.set_table(new.clone());
+                new
+            }
+            Ok(Reload::Unchanged) => {
+                tracing::debug!(why, "services file unchanged");
+                match unsynced.take() {
+                    Some(table) => table,
+                    None => continue,
+                }
             }
             Err(error) => {
                 agent.reload_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(why, "{error}; the table that was serving keeps serving");
+                match unsynced.take() {
+                    Some(table) => table,
+                    None => continue,
+                }
+            }
+        };
+        let Some(fast_path) = fast_path.as_deref_mut() else {
+            continue;
+        };
+        match fast_path.sync(&table) {
+            Ok(report) => {
+                tracing::info!(
+                    why,
+                    added = report.added,
+                    updated = report.updated,
+                    removed = report.removed,
+                    "fast path table updated"
+                );
+                agent.out_of_step.store(false, Ordering::Relaxed);
+            }
+            Err(error) => {
+                // Not the end of the agent: the program keeps answering
+                // (from a partly updated table), the resolver from the new
+                // one, and /readyz says not ready until an update succeeds.
+                tracing::error!(
+                    "updating the fast path's table: {error}; not ready; trying again in {SYNC_RETRY:?}"
+                );
+                agent.out_of_step.store(true, Ordering::Relaxed);
+                unsynced = Some(table);
             }
         }
     }

@@ -21,7 +21,7 @@ use tokio::{
 };
 
 use crate::{
-    fastpath::Counters,
+    fastpath::{self, Counters},
     resolver::{Resolver, Transport},
 };
 
@@ -31,8 +31,12 @@ pub use std::sync::OnceLock;
 /// program's counters.
 #[derive(Default)]
 pub struct AgentState {
-    /// The program is attached (or XDP is off) and the table is loaded.
+    /// Started: the program attached (or XDP off), the table loaded, the
+    /// resolver listening.
     pub ready: AtomicBool,
+    /// The last update of the kernel's table failed: it is not in step with
+    /// the services file until one succeeds.
+    pub out_of_step: AtomicBool,
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
     pub names: AtomicU64,
@@ -45,9 +49,27 @@ pub struct Metrics {
     pub agent: Arc<AgentState>,
     /// The pinned counters map, if the fast path runs.
     pub counters_pin: Option<PathBuf>,
+    /// The pinned link, if the fast path runs.
+    pub link_pin: Option<PathBuf>,
 }
 
 impl Metrics {
+    /// Ready: started, the kernel's table in step with the services file,
+    /// and the interface running the program (it may have been detached,
+    /// or its interface removed, since). Else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.agent.ready.load(Ordering::Relaxed) {
+            return Err("starting".into());
+        }
+        if self.agent.out_of_step.load(Ordering::Relaxed) {
+            return Err("the kernel's table is not in step with the services file".into());
+        }
+        if let Some(link) = &self.link_pin {
+            fastpath::check_pinned_serving(link).map_err(|error| format!("fast path: {error}"))?;
+        }
+        Ok(())
+    }
+
     fn xdp_counters(&self) -> Option<Counters> {
         let path = self.counters_pin.as_ref()?;
         let map = MapData::from_pin(path).ok()?;
@@ -105,9 +127,9 @@ impl Metrics {
         out.single(
             "meshdns_ready",
             "gauge",
-            "1 once the program is attached and the table loaded.",
+            "1 while /readyz says ready: the program attached and serving, its table in step.",
             &[],
-            u64::from(self.agent.ready.load(Ordering::Relaxed)),
+            u64::from(self.readiness().is_ok()),
         );
         let Some(resolver) = self.resolver.get() else {
             return out.text;
@@ -361,14 +383,14 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
     let (status, content_type, body) = match path {
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-        "/readyz" if metrics.agent.ready.load(Ordering::Relaxed) => {
-            ("200 OK", "text/plain", "ready\n".to_string())
-        }
-        "/readyz" => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".to_string(),
-        ),
+        "/readyz" => match metrics.readiness() {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
+            Err(why) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
     let response = format!(

@@ -124,7 +124,7 @@ pub fn name(index: u32) -> Option<String> {
 /// it (`IFLA_XDP_ATTACHED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum XdpMode {
+pub enum XdpAttachMode {
     /// In the driver (native XDP).
     Driver,
     /// Generic (SKB) mode, after the driver.
@@ -138,7 +138,7 @@ pub enum XdpMode {
 /// The XDP program attached to the interface with index `ifindex`, if
 /// any: how, and its id. Asked of the kernel over rtnetlink (RTM_GETLINK),
 /// the same answer `ip link` shows.
-pub fn xdp_attached(ifindex: u32) -> std::io::Result<Option<(XdpMode, u32)>> {
+pub fn xdp_attached(ifindex: u32) -> std::io::Result<Option<(XdpAttachMode, u32)>> {
     use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
     const RTM_GETLINK: u16 = 18;
     const NLM_F_REQUEST: u16 = 1;
@@ -195,7 +195,7 @@ pub fn xdp_attached(ifindex: u32) -> std::io::Result<Option<(XdpMode, u32)>> {
 }
 
 /// Reads the `IFLA_XDP` attribute of an RTM_NEWLINK reply.
-fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Option<(XdpMode, u32)>> {
+fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Option<(XdpAttachMode, u32)>> {
     const NLMSG_ERROR: u16 = 2;
     const RTM_NEWLINK: u16 = 16;
     const IFLA_XDP: u16 = 43;
@@ -244,10 +244,10 @@ fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Option<(XdpMode, u32)>> {
         match kind {
             IFLA_XDP_ATTACHED => {
                 mode = match reply.get(value) {
-                    Some(1) => Some(XdpMode::Driver),
-                    Some(2) => Some(XdpMode::Generic),
-                    Some(3) => Some(XdpMode::Offload),
-                    Some(4) => Some(XdpMode::Multi),
+                    Some(1) => Some(XdpAttachMode::Driver),
+                    Some(2) => Some(XdpAttachMode::Generic),
+                    Some(3) => Some(XdpAttachMode::Offload),
+                    Some(4) => Some(XdpAttachMode::Multi),
                     _ => None,
                 }
             }
@@ -294,7 +294,7 @@ mod tests {
         reply.extend(&attrs);
         assert_eq!(
             parse_xdp_attached(&reply).unwrap(),
-            Some((XdpMode::Generic, 77))
+            Some((XdpAttachMode::Generic, 77))
         );
         // Cut after IFLA_MTU, without IFLA_XDP: nothing attached.
         let mut bare = reply[..40].to_vec();

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::{
     dns_name,
     fastpath::{self, Counters, FastPathError, Pins},
-    netif::{self, XdpMode},
+    netif::{self, XdpAttachMode},
     table::Table,
 };
 
@@ -172,7 +172,7 @@ pub struct Interface {
     /// The program the link runs.
     pub program_id: Option<u32>,
     /// How the kernel says a program is attached to the interface.
-    pub mode: Option<XdpMode>,
+    pub mode: Option<XdpAttachMode>,
     /// True when the interface runs the link's program: the fast path serves.
     pub serving: bool,
     /// What is wrong, if it does not serve.
@@ -224,29 +224,19 @@ fn interface(pins: &Pins, name: String) -> Interface {
     };
     interface.link_id = Some(link.link_id);
     interface.program_id = Some(link.program_id);
-    if link.ifindex == 0 {
-        interface.problem = Some("the interface is gone; the link is defunct".into());
-        return interface;
-    }
-    if netif::name(link.ifindex).as_deref() != Some(interface.name.as_str()) {
+    if link.ifindex != 0 && netif::name(link.ifindex).as_deref() != Some(interface.name.as_str()) {
         interface.problem = Some(format!(
             "the link is attached to interface index {} in another network namespace, or under another name",
             link.ifindex
         ));
         return interface;
     }
-    match netif::xdp_attached(link.ifindex) {
-        Ok(Some((mode, program_id))) => {
+    match fastpath::check_serving(&link) {
+        Ok(mode) => {
             interface.mode = Some(mode);
-            interface.serving = program_id == link.program_id;
-            if !interface.serving {
-                interface.problem = Some(format!(
-                    "the interface runs program {program_id}, not the link's"
-                ));
-            }
+            interface.serving = true;
         }
-        Ok(None) => interface.problem = Some("no XDP program on the interface".into()),
-        Err(error) => interface.problem = Some(format!("asking the kernel: {error}")),
+        Err(problem) => interface.problem = Some(problem.to_string()),
     }
     interface
 }
