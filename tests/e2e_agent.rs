@@ -395,7 +395,7 @@ fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() 
     let (status, body) = get("/readyz");
     assert!(status.contains("503"), "ready without a program: {status}");
     assert!(
-        body.contains("not ready: fast path: no pinned link"),
+        body.contains(&format!("not ready: fast path on {late}: no pinned link")),
         "{body}"
     );
     assert!(agent.stop().unwrap().success());

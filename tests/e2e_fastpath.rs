@@ -5,7 +5,7 @@
 use std::{fs, time::Duration};
 
 use meshdns_common::Counter;
-use meshdns_tests::lab::{Agent, Lab, SERVER_V4, SERVER_V6};
+use meshdns_tests::lab::{Agent, Lab, PeerNapi, SERVER_V4, SERVER_V6};
 
 const SERVICES: &str = "\
 zone: mesh
@@ -236,4 +236,72 @@ fn log_format_json_gives_one_json_object_per_line() {
         assert_eq!(record["level"], "INFO", "{line}");
         assert!(record["fields"]["message"].is_string(), "{line}");
     }
+}
+
+#[test]
+fn one_agent_answers_on_every_interface_it_is_given() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    // A second link between the namespaces, on 198.19.0.0/24.
+    let second = format!("{}2", lab.server_if);
+    let peer = format!("{}2", lab.client_if);
+    lab.server
+        .ip(&[
+            "link",
+            "add",
+            &second,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &lab.client.name,
+        ])
+        .unwrap();
+    lab.server
+        .ip(&["addr", "add", "198.19.0.1/24", "dev", &second])
+        .unwrap();
+    lab.client
+        .ip(&["addr", "add", "198.19.0.2/24", "dev", &peer])
+        .unwrap();
+    lab.server.ip(&["link", "set", &second, "up"]).unwrap();
+    lab.client.ip(&["link", "set", &peer, "up"]).unwrap();
+    let napi_peer = peer.clone();
+    let _napi = lab
+        .client
+        .run(move || PeerNapi::attach(&napi_peer))
+        .unwrap();
+    let config = config_file(&lab);
+    let mut agent = lab
+        .start_agent(&config, &["--iface", &second, "--detach-on-exit"])
+        .unwrap();
+    agent
+        .wait_for_log(&format!("iface=\"{second}\""), Duration::from_secs(10))
+        .unwrap();
+
+    // One program, a link per interface: both answer, one set of counters.
+    let before = lab.fast_path_counters().unwrap();
+    for server in [SERVER_V4, "198.19.0.1"] {
+        let (header, answers) = lab.dig_records(server, "redis.mesh", "A");
+        assert!(header.contains("status: NOERROR"), "{server}: {header}");
+        assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"], "{server}");
+    }
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredA), 2, "{moved}");
+
+    // Ready only while every interface runs the program.
+    let ready = || lab.server.http_get("127.0.0.1:9153", "/readyz").unwrap();
+    assert!(ready().0.contains("200"));
+    let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
+    let detach = lab
+        .meshdns(&["detach", "--iface", &second, "--pin-dir", &pin_dir])
+        .unwrap();
+    assert!(detach.status.success());
+    let (status, body) = ready();
+    assert!(status.contains("503"), "{status}");
+    assert!(body.contains(&format!("fast path on {second}")), "{body}");
+
+    assert!(agent.stop().unwrap().success());
+    assert!(!lab.server_has_xdp().unwrap());
 }

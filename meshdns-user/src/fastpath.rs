@@ -155,10 +155,11 @@ impl Pins {
     }
 }
 
-/// The loaded XDP program and its maps.
+/// The loaded XDP program and its maps. One program serves any number of
+/// interfaces, each through a link of its own.
 pub struct FastPath {
     ebpf: Ebpf,
-    attachment: Option<Attachment>,
+    attachments: Vec<Attachment>,
 }
 
 /// Where the program is attached, and how it got there.
@@ -240,7 +241,7 @@ impl FastPath {
             .map_err(FastPathError::Program)?;
         Ok(Self {
             ebpf,
-            attachment: None,
+            attachments: Vec::new(),
         })
     }
 
@@ -266,12 +267,17 @@ impl FastPath {
     /// generic mode, with a warning.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<&Attachment> {
         let (id, mode) = self.attach_new(iface, mode)?;
-        Ok(self.attachment.insert(Attachment {
+        Ok(self.attached(Attachment {
             iface: iface.to_string(),
             mode,
             took_over: false,
             link: AttachedLink::Owned(id),
         }))
+    }
+
+    fn attached(&mut self, attachment: Attachment) -> &Attachment {
+        self.attachments.push(attachment);
+        self.attachments.last().expect("just pushed")
     }
 
     fn attach_new(&mut self, iface: &str, mode: AttachMode) -> Result<(XdpLinkId, XdpMode)> {
@@ -311,7 +317,7 @@ impl FastPath {
         if path.exists() {
             match self.take_over(&path) {
                 Ok(()) => {
-                    return Ok(self.attachment.insert(Attachment {
+                    return Ok(self.attached(Attachment {
                         iface: iface.to_string(),
                         // The link keeps the mode it was created with.
                         mode: XdpMode::Default,
@@ -340,7 +346,7 @@ impl FastPath {
             path: path.clone(),
             source,
         })?;
-        Ok(self.attachment.insert(Attachment {
+        Ok(self.attached(Attachment {
             iface: iface.to_string(),
             mode,
             took_over: false,
@@ -374,21 +380,25 @@ impl FastPath {
         }
     }
 
-    /// Where the program is attached, if it is.
-    pub fn attachment(&self) -> Option<&Attachment> {
-        self.attachment.as_ref()
+    /// Where the program is attached.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
     }
 
-    /// Detaches the program from its interface, if attached, and removes
-    /// its pinned link.
+    /// Detaches the program from every interface it is attached to, and
+    /// removes their pinned links.
     pub fn detach(&mut self) -> Result<()> {
-        match self.attachment.take().map(|a| a.link) {
-            None => Ok(()),
-            Some(AttachedLink::Owned(id)) => Self::xdp(&mut self.ebpf)?
-                .detach(id)
-                .map_err(FastPathError::Program),
-            Some(AttachedLink::Pinned { path }) => detach_link(&path).map(|_| ()),
+        for attachment in std::mem::take(&mut self.attachments) {
+            match attachment.link {
+                AttachedLink::Owned(id) => Self::xdp(&mut self.ebpf)?
+                    .detach(id)
+                    .map_err(FastPathError::Program)?,
+                AttachedLink::Pinned { path } => {
+                    detach_link(&path)?;
+                }
+            }
         }
+        Ok(())
     }
 
     /// Makes the kernel's table equal to `table`, touching only names that

@@ -52,9 +52,10 @@ enum Command {
     /// the services file until SIGINT or SIGTERM. The program stays
     /// attached after exit (pinned), so restarts and upgrades lose nothing.
     Run {
-        /// Interface whose incoming DNS queries the fast path answers.
-        #[arg(long, value_name = "IF")]
-        iface: String,
+        /// Interface whose incoming DNS queries the fast path answers
+        /// (repeatable: one program, a pinned link per interface).
+        #[arg(long = "iface", value_name = "IF", required = true)]
+        ifaces: Vec<String>,
         /// The services file (YAML); changes apply as they are saved, and on SIGHUP.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -152,7 +153,7 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Run {
-            iface,
+            ifaces,
             config,
             xdp_mode,
             state_dir,
@@ -162,7 +163,7 @@ fn main() -> anyhow::Result<()> {
             upstream,
             metrics_addr,
         } => run(&Options {
-            iface,
+            ifaces,
             config,
             xdp_mode,
             state_dir,
@@ -190,7 +191,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 struct Options {
-    iface: String,
+    ifaces: Vec<String>,
     config: PathBuf,
     xdp_mode: AttachMode,
     state_dir: PathBuf,
@@ -245,15 +246,25 @@ fn run(options: &Options) -> anyhow::Result<()> {
         agent: agent.clone(),
         counters_pin: (options.xdp_mode != AttachMode::Off)
             .then(|| metrics::counters_pin(&options.pins)),
-        link_pin: (options.xdp_mode != AttachMode::Off).then(|| options.pins.link(&options.iface)),
+        link_pins: if options.xdp_mode == AttachMode::Off {
+            Vec::new()
+        } else {
+            options
+                .ifaces
+                .iter()
+                .map(|i| options.pins.link(i))
+                .collect()
+        },
     });
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
         .with_context(|| format!("binding the metrics listener {}", options.metrics_addr))?;
     runtime.spawn(metrics::serve(listener, metrics.clone()));
-    if let Some(signal) = runtime.block_on(wait_for_interface(&options.iface, &mut signals)) {
-        tracing::info!("{signal} while waiting for {}: exiting", options.iface);
-        return Ok(());
+    for iface in &options.ifaces {
+        if let Some(signal) = runtime.block_on(wait_for_interface(iface, &mut signals)) {
+            tracing::info!("{signal} while waiting for {iface}: exiting");
+            return Ok(());
+        }
     }
     let mut fast_path = if options.xdp_mode == AttachMode::Off {
         tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
@@ -288,15 +299,17 @@ fn run(options: &Options) -> anyhow::Result<()> {
         return Ok(());
     };
     let counters = fast_path.counters()?;
+    let ifaces = options.ifaces.join(", ");
     if options.detach_on_exit {
         fast_path.detach()?;
-        fastpath::remove_pins(&options.pins, &options.iface)?;
-        tracing::info!(%counters, "{signal}: detached from {}", options.iface);
+        for iface in &options.ifaces {
+            fastpath::remove_pins(&options.pins, iface)?;
+        }
+        tracing::info!(%counters, "{signal}: detached from {ifaces}");
     } else {
         tracing::info!(
             %counters,
-            "{signal}: exiting; the fast path stays attached to {} (pinned in {}; `meshdns detach` removes it)",
-            options.iface,
+            "{signal}: exiting; the fast path stays attached to {ifaces} (pinned in {}; `meshdns detach` removes it)",
             options.pins.dir.display()
         );
     }
@@ -345,14 +358,16 @@ fn attach_fast_path(options: &Options, table: &Table) -> anyhow::Result<FastPath
         "table loaded from {}",
         options.config.display()
     );
-    let attachment = fast_path.attach_pinned(&options.iface, options.xdp_mode, &options.pins)?;
-    if attachment.took_over {
-        tracing::info!(
-            iface = options.iface,
-            "fast path attached: took over the pinned link, program replaced in place"
-        );
-    } else {
-        tracing::info!(iface = options.iface, mode = ?attachment.mode, "fast path attached");
+    for iface in &options.ifaces {
+        let attachment = fast_path.attach_pinned(iface, options.xdp_mode, &options.pins)?;
+        if attachment.took_over {
+            tracing::info!(
+                iface,
+                "fast path attached: took over the pinned link, program replaced in place"
+            );
+        } else {
+            tracing::info!(iface, mode = ?attachment.mode, "fast path attached");
+        }
     }
     FastPath::remove_stale_maps(&options.pins);
 
@@ -449,10 +464,12 @@ fn resolver(
     let allow_from = match settings.allow_from {
         Some(list) => list,
         None => {
-            // Loopback and the interface's own subnets.
+            // Loopback and the interfaces' own subnets.
             let mut list: Vec<Cidr> = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-            for (addr, prefix) in netif::addresses(&options.iface)? {
-                list.push(netif::subnet(addr, prefix));
+            for iface in &options.ifaces {
+                for (addr, prefix) in netif::addresses(iface)? {
+                    list.push(netif::subnet(addr, prefix));
+                }
             }
             list
         }
@@ -481,24 +498,27 @@ fn resolver(
     ))
 }
 
-/// Where the resolver listens: `--listen`, or the interface's addresses
+/// Where the resolver listens: `--listen`, or the interfaces' addresses
 /// (not IPv6 link-local ones, which need a scope), port 53.
 fn resolver_listen(options: &Options) -> anyhow::Result<Vec<SocketAddr>> {
     if !options.listen.is_empty() {
         return Ok(options.listen.clone());
     }
-    let addrs: Vec<SocketAddr> = netif::addresses(&options.iface)?
-        .into_iter()
-        .filter(|(addr, _)| match addr {
-            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
-            IpAddr::V4(_) => true,
-        })
-        .map(|(addr, _)| SocketAddr::new(addr, 53))
-        .collect();
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for iface in &options.ifaces {
+        for (addr, _) in netif::addresses(iface)? {
+            let link_local =
+                matches!(addr, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            let addr = SocketAddr::new(addr, 53);
+            if !link_local && !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+    }
     if addrs.is_empty() {
         bail!(
             "{} has no address to listen on; give --listen",
-            options.iface
+            options.ifaces.join(", ")
         );
     }
     Ok(addrs)

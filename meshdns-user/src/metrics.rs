@@ -49,8 +49,8 @@ pub struct Metrics {
     pub agent: Arc<AgentState>,
     /// The pinned counters map, if the fast path runs.
     pub counters_pin: Option<PathBuf>,
-    /// The pinned link, if the fast path runs.
-    pub link_pin: Option<PathBuf>,
+    /// The pinned link of each interface, if the fast path runs.
+    pub link_pins: Vec<PathBuf>,
 }
 
 impl Metrics {
@@ -64,8 +64,11 @@ impl Metrics {
         if self.agent.out_of_step.load(Ordering::Relaxed) {
             return Err("the kernel's table is not in step with the services file".into());
         }
-        if let Some(link) = &self.link_pin {
-            fastpath::check_pinned_serving(link).map_err(|error| format!("fast path: {error}"))?;
+        for link in &self.link_pins {
+            fastpath::check_pinned_serving(link).map_err(|error| {
+                let iface = link.file_name().unwrap_or_default().to_string_lossy();
+                format!("fast path on {iface}: {error}")
+            })?;
         }
         Ok(())
     }

@@ -21,7 +21,10 @@ use serde::Serialize;
 use super::{InspectError, Pinned, Result, frame};
 use crate::{
     fastpath::{FastPath, Pins},
-    resolver::authority::{self, Verdict, Zone},
+    resolver::{
+        authority::{self, Verdict, Zone},
+        stats,
+    },
 };
 
 const XDP_TX: u32 = 3;
@@ -192,17 +195,11 @@ impl Rr {
     }
 }
 
-/// The mnemonic dig prints (RFC 1035 §4.1.1, RFC 6891 §9).
+/// The mnemonic dig prints, as `/metrics` labels it.
 fn rcode_name(rcode: ResponseCode) -> String {
-    match u16::from(rcode) {
-        0 => "NOERROR".into(),
-        1 => "FORMERR".into(),
-        2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
-        4 => "NOTIMP".into(),
-        5 => "REFUSED".into(),
-        16 => "BADVERS".into(),
-        other => format!("RCODE{other}"),
+    match stats::RCODES[stats::rcode_index(rcode)] {
+        "other" => format!("RCODE{}", u16::from(rcode)),
+        name => name.to_string(),
     }
 }
 
