@@ -101,7 +101,7 @@ fn fast_path_and_userspace_give_the_same_answers() {
     );
     let table = Table::parse(&text).unwrap();
     let mut fast_path = FastPath::load().unwrap();
-    fast_path.sync(&table).unwrap();
+    fast_path.sync(table.clone()).unwrap();
     let resolver = Resolver::new(
         std::sync::Arc::new(table),
         vec!["127.0.0.0/8".parse().unwrap()],

@@ -523,7 +523,7 @@ fn fast_path(zone: Zone) -> FastPath {
     );
     let table = Table::parse(&services).expect("fixture services parse");
     let mut fast_path = FastPath::load().expect("the verifier accepts the program");
-    fast_path.sync(&table).expect("table loads");
+    fast_path.sync(table.clone()).expect("table loads");
     fast_path
 }
 

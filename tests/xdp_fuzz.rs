@@ -323,7 +323,7 @@ fn random_and_mutated_frames_keep_the_contract() {
             let table =
                 Table::parse(&format!("authoritative: {authoritative}\n{SERVICES}")).unwrap();
             let mut fast_path = FastPath::load().unwrap();
-            fast_path.sync(&table).unwrap();
+            fast_path.sync(table.clone()).unwrap();
             (authoritative, table, fast_path)
         })
         .collect();

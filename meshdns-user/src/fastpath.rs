@@ -3,10 +3,10 @@
 
 use std::{
     borrow::Borrow,
-    collections::HashSet,
     fmt, fs,
     os::fd::{AsFd as _, AsRawFd as _},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use aya::{
@@ -24,7 +24,11 @@ use meshdns_common::{
     ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
 };
 
-use crate::{EBPF_OBJECT, netif::XdpAttachMode, table::Table};
+use crate::{
+    EBPF_OBJECT,
+    netif::XdpAttachMode,
+    table::{Change, Table},
+};
 
 /// How to attach the program to an interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -160,6 +164,10 @@ impl Pins {
 pub struct FastPath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
+    /// The table the kernel's map holds, as of the last sync that
+    /// succeeded; `None` until the first, and after a failed one: the
+    /// next sync then reads the map itself.
+    in_kernel: Option<Arc<Table>>,
 }
 
 /// Where the program is attached, and how it got there.
@@ -242,6 +250,7 @@ impl FastPath {
         Ok(Self {
             ebpf,
             attachments: Vec::new(),
+            in_kernel: None,
         })
     }
 
@@ -404,7 +413,14 @@ impl FastPath {
     /// Makes the kernel's table equal to `table`, touching only names that
     /// differ: a name whose record did not change is never removed and
     /// re-added, and a changed one is replaced in a single update.
-    pub fn sync(&mut self, table: &Table) -> Result<SyncReport> {
+    ///
+    /// The first sync compares with what the map holds (a previous agent's
+    /// table, say); later ones with the table of the last sync, in memory,
+    /// so that a one-name change to a million names costs one update, not
+    /// a million reads.
+    pub fn sync(&mut self, table: impl Into<Arc<Table>>) -> Result<SyncReport> {
+        let table = table.into();
+        let previous = self.in_kernel.take();
         let map = self
             .ebpf
             .map_mut(ZONE_MAP)
@@ -423,29 +439,56 @@ impl FastPath {
         let mut names: HashMap<_, NameKey, ServiceRecord> =
             HashMap::try_from(map).map_err(map_error(NAMES_MAP))?;
 
-        let mut report = SyncReport::default();
-        let in_kernel: HashSet<NameKey> = names
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(map_error(NAMES_MAP))?;
-        for key in in_kernel.iter().filter(|key| table.get(key).is_none()) {
-            names.remove(key).map_err(map_error(NAMES_MAP))?;
-            report.removed += 1;
-        }
-        for (key, entry) in table.iter() {
-            if in_kernel.contains(key) {
-                if names.get(key, 0).ok() == Some(entry.record) {
-                    report.unchanged += 1;
-                    continue;
-                }
-                report.updated += 1;
-            } else {
-                report.added += 1;
+        // Without the last table synced, what the map holds is read: a
+        // previous agent's table, or what a failed sync left.
+        let read = match previous {
+            Some(_) => None,
+            None => Some(
+                names
+                    .iter()
+                    .collect::<Result<std::collections::HashMap<NameKey, ServiceRecord>, _>>()
+                    .map_err(map_error(NAMES_MAP))?,
+            ),
+        };
+        let changes: Box<dyn Iterator<Item = Change<'_>>> = match (&previous, &read) {
+            (Some(previous), _) => Box::new(previous.changes(&table)),
+            (None, read) => {
+                let read = read.as_ref().expect("read when there is no previous table");
+                let removed = read
+                    .keys()
+                    .filter(|key| table.get(key).is_none())
+                    .map(Change::Removed);
+                let rest = table.iter().map(|(key, entry)| match read.get(key) {
+                    Some(record) if *record == entry.record => Change::Unchanged,
+                    Some(_) => Change::Updated(key, entry),
+                    None => Change::Added(key, entry),
+                });
+                Box::new(removed.chain(rest))
             }
-            names
-                .insert(key, entry.record, 0)
-                .map_err(map_error(NAMES_MAP))?;
+        };
+        let mut report = SyncReport::default();
+        for change in changes {
+            match change {
+                Change::Unchanged => report.unchanged += 1,
+                Change::Removed(key) => {
+                    names.remove(key).map_err(map_error(NAMES_MAP))?;
+                    report.removed += 1;
+                }
+                Change::Added(key, entry) => {
+                    names
+                        .insert(key, entry.record, 0)
+                        .map_err(map_error(NAMES_MAP))?;
+                    report.added += 1;
+                }
+                Change::Updated(key, entry) => {
+                    names
+                        .insert(key, entry.record, 0)
+                        .map_err(map_error(NAMES_MAP))?;
+                    report.updated += 1;
+                }
+            }
         }
+        self.in_kernel = Some(table);
         Ok(report)
     }
 

@@ -345,10 +345,12 @@ async fn wait_for_interface(iface: &str, signals: &mut Signals) -> Option<&'stat
 
 /// Loads the fast path with its pinned maps, fills its table and attaches
 /// it (taking over a pinned link if there is one).
-fn attach_fast_path(options: &Options, table: &Table) -> anyhow::Result<FastPath> {
+fn attach_fast_path(options: &Options, table: &Arc<Table>) -> anyhow::Result<FastPath> {
     ensure_bpffs(&options.pins.dir)?;
     let mut fast_path = FastPath::load_pinned(&options.pins).context("loading the XDP program")?;
-    let report = fast_path.sync(table).context("filling the names map")?;
+    let report = fast_path
+        .sync(table.clone())
+        .context("filling the names map")?;
     tracing::info!(
         names = table.len(),
         added = report.added,
@@ -428,7 +430,7 @@ async fn serve(
         let Some(fast_path) = fast_path.as_deref_mut() else {
             continue;
         };
-        match fast_path.sync(&table) {
+        match fast_path.sync(table.clone()) {
             Ok(report) => {
                 tracing::info!(
                     why,

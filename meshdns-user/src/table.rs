@@ -208,6 +208,50 @@ impl Table {
     pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Entry)> {
         self.entries.iter()
     }
+
+    /// What changes from `self` to `next`, name by name: one walk over
+    /// both, which are in key order, without a lookup.
+    pub fn changes<'a>(&'a self, next: &'a Table) -> impl Iterator<Item = Change<'a>> {
+        let mut old = self.entries.iter().peekable();
+        let mut new = next.entries.iter().peekable();
+        std::iter::from_fn(move || {
+            let change = match (old.peek(), new.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => Change::Removed(old.next()?.0),
+                (None, Some(_)) => {
+                    let (key, entry) = new.next()?;
+                    Change::Added(key, entry)
+                }
+                (Some((old_key, _)), Some((new_key, _))) => match old_key.cmp(new_key) {
+                    std::cmp::Ordering::Less => Change::Removed(old.next()?.0),
+                    std::cmp::Ordering::Greater => {
+                        let (key, entry) = new.next()?;
+                        Change::Added(key, entry)
+                    }
+                    std::cmp::Ordering::Equal => {
+                        let (_, before) = old.next()?;
+                        let (key, entry) = new.next()?;
+                        if before.record == entry.record {
+                            Change::Unchanged
+                        } else {
+                            Change::Updated(key, entry)
+                        }
+                    }
+                },
+            };
+            Some(change)
+        })
+    }
+}
+
+/// One name's change from a table to the next ([`Table::changes`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    Added(&'a NameKey, &'a Entry),
+    /// The name stays, with another record.
+    Updated(&'a NameKey, &'a Entry),
+    Removed(&'a NameKey),
+    Unchanged,
 }
 
 /// Adds the apex and every empty non-terminal (a name with no records of
@@ -357,6 +401,48 @@ mod tests {
         assert_eq!(entry.record.ttl, 30);
         assert_eq!(entry.record.v4(), [[240, 0, 0, 100], [240, 0, 0, 101]]);
         assert_eq!(entry.record.v6().len(), 1);
+    }
+
+    #[test]
+    fn changes_between_tables_name_by_name() {
+        let before = Table::parse(
+            "services:\n  - name: a\n    vips: [240.0.0.1]\n  - name: b\n    vips: [240.0.0.2]\n  - name: c\n    vips: [240.0.0.3]\n",
+        )
+        .unwrap();
+        let after = Table::parse(
+            "services:\n  - name: b\n    vips: [240.0.0.22]\n  - name: c\n    vips: [240.0.0.3]\n  - name: d\n    vips: [240.0.0.4]\n",
+        )
+        .unwrap();
+        let (b, d) = (key("b"), key("d"));
+        let mut changes: Vec<String> = before
+            .changes(&after)
+            .map(|change| match change {
+                Change::Added(k, _) => format!("added {}", k == &d),
+                Change::Updated(k, e) => format!("updated {} {:?}", k == &b, e.record.v4()),
+                Change::Removed(k) => format!("removed {}", dns_name::to_text(k.as_wire())),
+                Change::Unchanged => "unchanged".to_string(),
+            })
+            .collect();
+        changes.sort();
+        assert_eq!(
+            changes,
+            [
+                "added true",
+                "removed a.mesh.",
+                "unchanged",
+                "updated true [[240, 0, 0, 22]]"
+            ]
+        );
+        // Nothing changes from a table to itself; everything is added to an
+        // empty one.
+        assert!(after.changes(&after).all(|c| c == Change::Unchanged));
+        let empty = Table::parse("services: []\n").unwrap();
+        assert_eq!(empty.changes(&after).count(), after.len());
+        assert!(
+            empty
+                .changes(&after)
+                .all(|c| matches!(c, Change::Added(..)))
+        );
     }
 
     #[test]
