@@ -232,6 +232,24 @@ fn a_client_outside_allow_from_is_refused() {
 }
 
 #[test]
+fn allow_from_follows_the_services_file_when_it_changes() {
+    let mut s = setup("allow_from: [127.0.0.0/8]\n");
+    let out = dig(&s.lab, &["www.test", "+noall", "+comments"]);
+    assert_eq!(records_and_status(&out).1, "REFUSED", "{out}");
+
+    fs::write(
+        &s.config,
+        format!("{SERVICES}allow_from: [198.18.0.0/15]\n"),
+    )
+    .unwrap();
+    s.agent
+        .wait_for_log("table reloaded", Duration::from_secs(5))
+        .unwrap();
+    let out = dig(&s.lab, &["www.test", "+noall", "+comments"]);
+    assert_eq!(records_and_status(&out).1, "NOERROR", "{out}");
+}
+
+#[test]
 fn mesh_names_over_tcp_and_the_types_the_fast_path_passes() {
     let s = setup("");
     let out = dig(&s.lab, &["+tcp", "redis.mesh", "A", "+noall", "+answer"]);

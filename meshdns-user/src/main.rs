@@ -463,19 +463,18 @@ fn resolver(
     listen: &[SocketAddr],
 ) -> anyhow::Result<Resolver> {
     let settings = table.settings().clone();
-    let allow_from = match settings.allow_from {
-        Some(list) => list,
-        None => {
-            // Loopback and the interfaces' own subnets.
-            let mut list: Vec<Cidr> = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-            for iface in &options.ifaces {
-                for (addr, prefix) in netif::addresses(iface)? {
-                    list.push(netif::subnet(addr, prefix));
-                }
-            }
-            list
+    // For when the services file has no allow_from (now or after a
+    // reload): loopback and the interfaces' own subnets.
+    let mut default_allow_from: Vec<Cidr> = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
+    for iface in &options.ifaces {
+        for (addr, prefix) in netif::addresses(iface)? {
+            default_allow_from.push(netif::subnet(addr, prefix));
         }
-    };
+    }
+    let allow_from = settings
+        .allow_from
+        .clone()
+        .unwrap_or_else(|| default_allow_from.clone());
     let upstreams: Vec<SocketAddr> = if options.upstream.is_empty() {
         netif::nameservers(Path::new("/etc/resolv.conf"))
             .into_iter()
@@ -494,7 +493,7 @@ fn resolver(
     };
     Ok(Resolver::new(
         table,
-        allow_from,
+        default_allow_from,
         Upstreams::new(&upstreams, upstream::Settings::default()),
         Cache::new(limits),
     ))

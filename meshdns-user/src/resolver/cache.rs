@@ -5,7 +5,10 @@
 
 use std::{
     num::NonZeroUsize,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -69,7 +72,9 @@ pub enum Lookup {
 }
 
 pub struct Cache {
-    stale_max: Duration,
+    /// Seconds an expired answer may be served stale; the services file
+    /// sets it, and a reload may change it.
+    stale_max_secs: AtomicU64,
     /// Bytes each shard may hold.
     shard_bytes: usize,
     shards: Vec<Mutex<Inner>>,
@@ -87,7 +92,7 @@ impl Cache {
         let shards = limits.shards.max(1);
         let cap = NonZeroUsize::new((limits.max_entries / shards).max(1)).expect("at least one");
         Self {
-            stale_max: limits.stale_max,
+            stale_max_secs: AtomicU64::new(limits.stale_max.as_secs()),
             shard_bytes: limits.max_bytes / shards,
             shards: (0..shards)
                 .map(|_| {
@@ -108,6 +113,12 @@ impl Cache {
         &self.shards[(hash % self.shards.len() as u64) as usize]
     }
 
+    /// How long past their TTL answers may be served stale, from now on.
+    pub fn set_stale_max(&self, stale_max: Duration) {
+        self.stale_max_secs
+            .store(stale_max.as_secs(), Ordering::Relaxed);
+    }
+
     pub fn get(&self, key: &Key, now: Instant) -> Lookup {
         let mut inner = self.shard(key).lock().expect("cache lock");
         let Some(entry) = inner.entries.get(key) else {
@@ -119,7 +130,8 @@ impl Cache {
             let left = (ttl - age).as_secs() as u32;
             return Lookup::Fresh(with_ttls(&entry.message, |t| t.min(left)));
         }
-        if age < ttl + self.stale_max {
+        let stale_max = Duration::from_secs(self.stale_max_secs.load(Ordering::Relaxed));
+        if age < ttl + stale_max {
             return Lookup::Stale(with_ttls(&entry.message, |_| STALE_TTL));
         }
         if let Some(gone) = inner.entries.pop(key) {
@@ -298,6 +310,24 @@ mod tests {
             Lookup::Miss
         ));
         assert_eq!(cache.stats().0, 0, "a too-old entry is dropped");
+    }
+
+    #[test]
+    fn a_new_stale_max_applies_to_what_is_cached_already() {
+        let cache = Cache::new(Limits {
+            stale_max: Duration::from_secs(1000),
+            shards: 1,
+            ..Limits::default()
+        });
+        let now = Instant::now();
+        cache.insert(key("a.test."), &answer(60), 100, now);
+        let later = now + Duration::from_secs(120);
+        assert!(matches!(
+            cache.get(&key("a.test."), later),
+            Lookup::Stale(_)
+        ));
+        cache.set_stale_max(Duration::from_secs(30));
+        assert!(matches!(cache.get(&key("a.test."), later), Lookup::Miss));
     }
 
     #[test]

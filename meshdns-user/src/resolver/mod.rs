@@ -20,7 +20,7 @@ use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex, RwLock, atomic::Ordering},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use hickory_proto::{
@@ -65,16 +65,37 @@ const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
 /// A client without EDNS gets at most this (RFC 1035 §4.2.1).
 const PLAIN_UDP_REPLY: usize = 512;
 
-/// The table and the zone view of it, swapped whole on reload.
+/// What comes from the services file, swapped whole on reload: the table,
+/// the zone view of it, and who may ask.
 pub struct Mesh {
     pub table: Arc<Table>,
     zone: Zone,
+    allow_from: Vec<Cidr>,
 }
 
 impl Mesh {
-    pub fn new(table: Arc<Table>) -> Self {
+    /// `default_allow_from` applies if the file says nothing.
+    pub fn new(table: Arc<Table>, default_allow_from: &[Cidr]) -> Self {
         let zone = Zone::of(&table);
-        Self { table, zone }
+        let allow_from = table
+            .settings()
+            .allow_from
+            .clone()
+            .unwrap_or_else(|| default_allow_from.to_vec());
+        Self {
+            table,
+            zone,
+            allow_from,
+        }
+    }
+
+    fn allows(&self, client: IpAddr) -> bool {
+        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
+        let client = match client {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow_from.iter().any(|cidr| cidr.contains(client))
     }
 }
 
@@ -101,7 +122,8 @@ pub struct Pending {
 
 pub struct Resolver {
     mesh: RwLock<Arc<Mesh>>,
-    allow_from: Vec<Cidr>,
+    /// Who may ask when the services file does not say.
+    default_allow_from: Vec<Cidr>,
     upstreams: Upstreams,
     cache: Cache,
     /// Questions being forwarded now, so the same one is not sent twice.
@@ -110,15 +132,17 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// A resolver for `table`, answering the clients its `allow_from`
+    /// names, or `default_allow_from` if it names none.
     pub fn new(
         table: Arc<Table>,
-        allow_from: Vec<Cidr>,
+        default_allow_from: Vec<Cidr>,
         upstreams: Upstreams,
         cache: Cache,
     ) -> Self {
         Self {
-            mesh: RwLock::new(Arc::new(Mesh::new(table))),
-            allow_from,
+            mesh: RwLock::new(Arc::new(Mesh::new(table, &default_allow_from))),
+            default_allow_from,
             upstreams,
             cache,
             inflight: Mutex::default(),
@@ -126,9 +150,13 @@ impl Resolver {
         }
     }
 
-    /// Serves `table` from now on.
+    /// Serves `table`, and its file's `allow_from` and `stale_max`, from
+    /// now on.
     pub fn set_table(&self, table: Arc<Table>) {
-        *self.mesh.write().expect("mesh lock") = Arc::new(Mesh::new(table));
+        self.cache
+            .set_stale_max(Duration::from_secs(table.settings().stale_max));
+        let mesh = Arc::new(Mesh::new(table, &self.default_allow_from));
+        *self.mesh.write().expect("mesh lock") = mesh;
     }
 
     pub fn upstreams(&self) -> &Upstreams {
@@ -199,7 +227,8 @@ impl Resolver {
     }
 
     fn reply_now(&self, query: Message, client: IpAddr) -> Result<Message, Box<Pending>> {
-        if !self.allowed(client) {
+        let mesh = self.mesh.read().expect("mesh lock").clone();
+        if !mesh.allows(client) {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
             return Ok(error_reply(&query, ResponseCode::Refused));
         }
@@ -216,7 +245,6 @@ impl Resolver {
             return Ok(error_reply(&query, ResponseCode::BADVERS));
         }
 
-        let mesh = self.mesh.read().expect("mesh lock").clone();
         if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, &query) {
             self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
             return Ok(reply);
@@ -311,15 +339,6 @@ impl Resolver {
         };
         let _ = sender.send(Some(result.clone()));
         result
-    }
-
-    fn allowed(&self, client: IpAddr) -> bool {
-        // An IPv4 client on an IPv6 socket arrives as ::ffff:a.b.c.d.
-        let client = match client {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
-            v4 => v4,
-        };
-        self.allow_from.iter().any(|cidr| cidr.contains(client))
     }
 
     /// Encodes `reply`; if it is longer than `limit`, sends instead the
