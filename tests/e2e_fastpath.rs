@@ -305,3 +305,42 @@ fn one_agent_answers_on_every_interface_it_is_given() {
     assert!(agent.stop().unwrap().success());
     assert!(!lab.server_has_xdp().unwrap());
 }
+
+#[test]
+fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_file(&lab);
+    let (pin_dir, state_dir) = (
+        lab.pin_dir.to_string_lossy().into_owned(),
+        lab.state_dir.to_string_lossy().into_owned(),
+    );
+    let args = |mode| {
+        [
+            "--xdp-mode",
+            mode,
+            "--pin-dir",
+            &pin_dir,
+            "--state-dir",
+            &state_dir,
+            "--listen",
+            "127.0.0.1:53",
+            "--upstream",
+            "127.0.0.1:54",
+        ]
+    };
+    let first = Agent::start(&lab.server, &lab.server_if, &config, &args("skb")).unwrap();
+    assert!(first.stop().unwrap().success());
+    let mut second = Agent::start(&lab.server, &lab.server_if, &config, &args("driver")).unwrap();
+    second
+        .wait_for_log("the pinned link keeps its mode", Duration::from_secs(5))
+        .unwrap();
+    let (_, answers) = dig(&lab, "redis.mesh", "A");
+    assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"]);
+    let status = lab
+        .meshdns(&["status", "--pin-dir", &pin_dir, "--json"])
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["interfaces"][0]["mode"], "generic", "{status:#}");
+    assert!(second.stop().unwrap().success());
+}

@@ -363,10 +363,29 @@ fn attach_fast_path(options: &Options, table: &Arc<Table>) -> anyhow::Result<Fas
     for iface in &options.ifaces {
         let attachment = fast_path.attach_pinned(iface, options.xdp_mode, &options.pins)?;
         if attachment.took_over {
+            // The link keeps the mode it was created with, whatever is
+            // asked now.
+            let mode = fastpath::check_pinned_serving(&options.pins.link(iface)).ok();
             tracing::info!(
                 iface,
+                ?mode,
                 "fast path attached: took over the pinned link, program replaced in place"
             );
+            let asked = match options.xdp_mode {
+                AttachMode::Driver => Some(netif::XdpAttachMode::Driver),
+                AttachMode::Skb => Some(netif::XdpAttachMode::Generic),
+                AttachMode::Auto | AttachMode::Off => None,
+            };
+            if let (Some(asked), Some(mode)) = (asked, mode)
+                && asked != mode
+            {
+                tracing::warn!(
+                    iface,
+                    ?mode,
+                    ?asked,
+                    "the pinned link keeps its mode; to change it, `meshdns detach --iface {iface}` and start again (the fast path is off in between)"
+                );
+            }
         } else {
             tracing::info!(iface, mode = ?attachment.mode, "fast path attached");
         }
