@@ -135,6 +135,8 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
         args.seconds,
         args.repetitions
     );
+    eprintln!("bench: the XDP program, path by path (BPF_PROG_TEST_RUN)");
+    let paths = xdp_paths(&bin, 20_000)?;
     let topology = Topology::create()?;
     let _stats = BpfStats::enable()?;
 
@@ -160,7 +162,7 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
         repetitions: args.repetitions,
     };
     let dir = root.join("target/bench");
-    let markdown = report::write(&dir, &setup, &rows(&results), &scale_rows)?;
+    let markdown = report::write(&dir, &setup, &rows(&results), &scale_rows, &paths)?;
     println!("\n{markdown}");
     eprintln!(
         "bench: report in {}/report.md, with report.json and report.svg",
@@ -742,6 +744,33 @@ fn helper(bin: &Path, netns: &str, iface: &str, program: &str) -> anyhow::Result
         bail!("meshdns-lab-xdp could not attach {program} to {iface}");
     }
     Ok(child)
+}
+
+/// Each path through the XDP program, timed by `meshdns-xdp-cost` over
+/// `runs` single runs (which also checks each path's action).
+fn xdp_paths(bin: &Path, runs: usize) -> anyhow::Result<Vec<report::PathCost>> {
+    let out = cmd::output(
+        Command::new(bin.join("meshdns-xdp-cost")).args(["--runs", &runs.to_string()]),
+    )?;
+    out.lines()
+        .map(|line| {
+            // path="A, answered" action=TX ns=731
+            let (path, rest) = line
+                .strip_prefix("path=\"")
+                .and_then(|l| l.split_once("\" "))
+                .with_context(|| format!("meshdns-xdp-cost printed {line:?}"))?;
+            let field = |key: &str| {
+                rest.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .with_context(|| format!("no {key} in {line:?}"))
+            };
+            Ok(report::PathCost {
+                path: path.to_string(),
+                action: field("action")?.to_string(),
+                ns: field("ns")?.parse()?,
+            })
+        })
+        .collect()
 }
 
 /// Query rate of the latency probe: below every target's capacity here, so

@@ -28,6 +28,13 @@ pub struct ScaleRow {
     pub rss: String,
 }
 
+/// One path through the XDP program, as `meshdns-xdp-cost` measured it.
+pub struct PathCost {
+    pub path: String,
+    pub action: String,
+    pub ns: f64,
+}
+
 pub struct Setup {
     pub names: usize,
     pub seconds: u64,
@@ -77,6 +84,7 @@ pub fn write(
     setup: &Setup,
     rows: &[Row],
     scale: &[ScaleRow],
+    paths: &[PathCost],
 ) -> anyhow::Result<String> {
     fs::create_dir_all(dir)?;
     let base = rows
@@ -176,6 +184,27 @@ pub fn write(
             )?;
         }
     }
+    if let Some(floor) = paths.iter().find(|p| p.path.starts_with("floor")) {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "The XDP program path by path (meshdns-xdp-cost: BPF_PROG_TEST_RUN, median of single runs, \
+             each with the test run's own overhead, as the floor's shows):"
+        )?;
+        writeln!(md)?;
+        writeln!(md, "| path | action | ns per run | vs floor |")?;
+        writeln!(md, "|---|---|--:|--:|")?;
+        for path in paths {
+            writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.1}x |",
+                path.path,
+                path.action,
+                path.ns,
+                path.ns / floor.ns
+            )?;
+        }
+    }
     writeln!(md)?;
     writeln!(md, "rcodes (kxdpgun, all runs): {}", {
         let parts: Vec<String> = rows
@@ -213,6 +242,11 @@ pub fn write(
             "p50_us": r.p50_p99_us.map(|p| p.0),
             "p99_us": r.p50_p99_us.map(|p| p.1),
             "rcodes": r.rcodes.iter().map(|(c, n)| json!({"rcode": c, "count": n})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "xdp_paths": paths.iter().map(|p| json!({
+            "path": p.path,
+            "action": p.action,
+            "ns_per_run": p.ns,
         })).collect::<Vec<_>>(),
         "scale": scale.iter().map(|s| json!({
             "names": s.names,

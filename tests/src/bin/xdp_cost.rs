@@ -1,0 +1,120 @@
+//! `meshdns-xdp-cost [--runs N]`: what each path through the XDP program
+//! costs in the kernel, measured with BPF_PROG_TEST_RUN on the compiled
+//! object: answers (A, AAAA, a long name, NODATA) and passes (a name not in
+//! the table, names outside the zone, another type), with the benchmark's
+//! floor program for reference. Prints one line per path:
+//! `path="..." action=TX ns=832`.
+//!
+//! Each number is the median of N single runs (BPF_PROG_TEST_RUN's repeat
+//! would rerun an answer on its own reply). A single run includes the test
+//! run's own overhead, which the floor's line shows: compare paths with
+//! each other and with the floor, not with packets on a wire. `cargo xtask
+//! bench` prints these next to kxdpgun's rates, so that a change to the
+//! program shows where it gained or lost.
+
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use clap::Parser;
+use meshdns::{fastpath::FastPath, table::Table};
+use meshdns_common::FLOOR_PROGRAM;
+use meshdns_tests::frame::{Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX};
+
+#[derive(Parser)]
+struct Args {
+    /// Single runs per path; the median is reported.
+    #[arg(long, default_value_t = 20_000)]
+    runs: usize,
+}
+
+const SERVICES: &str = "\
+zone: mesh
+services:
+  - name: redis
+    vips: [240.0.0.100, \"fd00::1\"]
+  - name: web
+    vips: [240.0.0.101]
+  - name: echo-server_echo-example_svc_1010
+    vips: [240.0.0.1]
+";
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let table = Table::parse(SERVICES).map_err(|(_, e)| anyhow::anyhow!("{e}"))?;
+    let mut fast_path = FastPath::load()?;
+    fast_path.sync(table)?;
+    // What a resolver sends: EDNS(0) with a cookie, as dig does.
+    let query = |name: &'static str, qtype| Query::new(name, qtype).with_opt(Opt::dig());
+    let paths = [
+        ("A, answered", query("redis.mesh", TYPE_A), XDP_TX),
+        ("AAAA, answered", query("redis.mesh", TYPE_AAAA), XDP_TX),
+        (
+            "A, answered, 38-byte name",
+            query("echo-server.echo-example.svc.1010.mesh", TYPE_A),
+            XDP_TX,
+        ),
+        ("AAAA, NODATA", query("web.mesh", TYPE_AAAA), XDP_TX),
+        (
+            "A, passed: not in the table",
+            query("unknown.mesh", TYPE_A),
+            XDP_PASS,
+        ),
+        (
+            "A, passed: not in the zone",
+            query("www.example.com", TYPE_A),
+            XDP_PASS,
+        ),
+        (
+            "A, passed: not in the zone, 63-byte name",
+            query(
+                "a-rather-long-hostname.some-service.namespace.svc.cluster.local",
+                TYPE_A,
+            ),
+            XDP_PASS,
+        ),
+        (
+            "MX, passed: another type",
+            query("redis.mesh", TYPE_MX),
+            XDP_PASS,
+        ),
+    ];
+    for (path, query, expected) in paths {
+        let (action, ns) = cost(fast_path.program()?, &query.frame(), args.runs)?;
+        anyhow::ensure!(
+            action == expected,
+            "{path}: action {action}, expected {expected}"
+        );
+        println!(
+            "path={path:?} action={} ns={ns}",
+            if action == XDP_TX { "TX" } else { "PASS" }
+        );
+    }
+    let floor: &mut Xdp = fast_path
+        .ebpf_mut()
+        .program_mut(FLOOR_PROGRAM)
+        .ok_or_else(|| anyhow::anyhow!("no {FLOOR_PROGRAM} program"))?
+        .try_into()?;
+    floor.load()?;
+    let (_, ns) = cost(floor, &query("redis.mesh", TYPE_A).frame(), args.runs)?;
+    println!("path=\"floor (swap and send back)\" action=TX ns={ns}");
+    Ok(())
+}
+
+/// The action, and the median duration of `runs` single runs on `frame`.
+fn cost(program: &mut Xdp, frame: &[u8], runs: usize) -> anyhow::Result<(u32, u128)> {
+    let mut output = vec![0u8; 4096];
+    let mut durations = Vec::with_capacity(runs);
+    let mut action = 0;
+    for _ in 0..runs.max(1) {
+        let run = program.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut output),
+            ..TestRunOptions::default()
+        })?;
+        action = run.return_value;
+        durations.push(run.duration.as_nanos());
+    }
+    durations.sort_unstable();
+    Ok((action, durations[durations.len() / 2]))
+}
