@@ -12,7 +12,10 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// Wire format is self-delimiting, so the zero padding can never make two
 /// different names equal, and the whole name is the key: a hash collision in
 /// the kernel's map can never return another name's record.
-#[repr(C)]
+///
+/// 8-byte aligned so that the XDP program can clear one, for every query,
+/// with 32 eight-byte stores (the size, and so the map, is the same).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey {
     /// `MAX_NAME_LEN` bytes of name plus one, so the width is a power of two

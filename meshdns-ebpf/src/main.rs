@@ -416,7 +416,7 @@ fn read_qname(
     key: &mut NameKey,
     label_starts: &mut [u64; 4],
 ) -> Result<usize, Counter> {
-    *key = NameKey::ZERO;
+    clear_key(key);
     *label_starts = [0; 4];
     // Offset in the name of the next length octet.
     let mut next_label = 0;
@@ -439,6 +439,20 @@ fn read_qname(
         }
     }
     Err(Counter::PassMalformed)
+}
+
+/// Zeroes `key` eight bytes at a time. `*key = NameKey::ZERO` compiles to a
+/// call to compiler-builtins' `memset`, which stores one byte at a time:
+/// about 1,150 instructions and 100 ns a query. The stores are volatile so
+/// that the compiler does not turn this loop back into that call.
+#[inline(always)]
+fn clear_key(key: &mut NameKey) {
+    const WORDS: usize = core::mem::size_of::<NameKey>() / 8;
+    let words = key as *mut NameKey as *mut u64;
+    for i in 0..WORDS {
+        // SAFETY: a NameKey is 256 bytes and 8-byte aligned: 32 words.
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+    }
 }
 
 /// Checks that the one additional record at `at` is an OPT record that ends
