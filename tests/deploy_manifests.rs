@@ -115,6 +115,23 @@ fn flags(args: &[String]) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// The DaemonSet's pin folder: `--pin-dir`, else `MESHDNS_PIN_DIR` from
+/// the container's environment, else the default.
+fn daemonset_pin_dir() -> String {
+    let args = container_args();
+    if flags(&args).iter().any(|(name, _)| name == "--pin-dir") {
+        return flag_or(&args, "--pin-dir", DEFAULT_PIN_DIR);
+    }
+    container()["env"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "MESHDNS_PIN_DIR")
+        .map_or(DEFAULT_PIN_DIR.to_string(), |e| {
+            str_of(&e["value"]).to_string()
+        })
+}
+
 /// The value of `--name` in `args`, or `default` when absent.
 fn flag_or(args: &[String], name: &str, default: &str) -> String {
     flags(args)
@@ -343,7 +360,7 @@ fn the_container_declares_dns_on_53_udp_and_tcp_and_the_metrics_port() {
 #[test]
 fn bpffs_and_the_state_folder_are_host_folders_mounted_where_the_flags_point() {
     let args = container_args();
-    let pin_dir = flag_or(&args, "--pin-dir", DEFAULT_PIN_DIR);
+    let pin_dir = daemonset_pin_dir();
     let bpffs = mount_of_host_path("/sys/fs/bpf");
     assert!(
         Path::new(&pin_dir).starts_with(str_of(&bpffs["mountPath"])),
@@ -357,6 +374,34 @@ fn bpffs_and_the_state_folder_are_host_folders_mounted_where_the_flags_point() {
     );
     for mount in [bpffs, state] {
         assert_ne!(mount["readOnly"], true, "{mount:?}");
+    }
+}
+
+#[test]
+fn meshdns_run_in_the_container_finds_the_agents_pins_without_a_flag() {
+    // `kubectl exec ds/meshdns -- meshdns status` gets the container's
+    // environment, not the agent's arguments: the pins must come from
+    // MESHDNS_PIN_DIR, which the binary must read.
+    let args = container_args();
+    assert!(
+        !flags(&args).iter().any(|(name, _)| name == "--pin-dir"),
+        "--pin-dir in the args: `meshdns status` in the container would not see it"
+    );
+    assert_ne!(
+        daemonset_pin_dir(),
+        DEFAULT_PIN_DIR,
+        "MESHDNS_PIN_DIR is not set"
+    );
+    for command in ["run", "status", "lookup", "dump", "detach"] {
+        let help = Command::new(Agent::binary().unwrap())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains("env: MESHDNS_PIN_DIR"),
+            "meshdns {command} does not read MESHDNS_PIN_DIR:\n{help}"
+        );
     }
 }
 

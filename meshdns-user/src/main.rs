@@ -66,7 +66,12 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "/var/lib/meshdns")]
         state_dir: PathBuf,
         /// Where the program's link and maps are pinned (on bpffs).
-        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/sys/fs/bpf/meshdns",
+            env = "MESHDNS_PIN_DIR"
+        )]
         pin_dir: PathBuf,
         /// Detach the program and remove its pins on exit.
         #[arg(long)]
@@ -87,7 +92,12 @@ enum Command {
     Detach {
         #[arg(long, value_name = "IF")]
         iface: String,
-        #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/sys/fs/bpf/meshdns",
+            env = "MESHDNS_PIN_DIR"
+        )]
         pin_dir: PathBuf,
     },
     /// Where the fast path is attached and how, whether an agent runs it,
@@ -105,7 +115,7 @@ enum Command {
         /// The name asked, e.g. redis.mesh.
         name: String,
         /// The type asked.
-        #[arg(default_value = "A")]
+        #[arg(default_value = "A", value_name = "TYPE")]
         qtype: String,
         #[command(flatten)]
         pins: PinArgs,
@@ -121,7 +131,12 @@ enum Command {
 #[derive(clap::Args)]
 struct PinArgs {
     /// The agent's --pin-dir.
-    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/meshdns")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/sys/fs/bpf/meshdns",
+        env = "MESHDNS_PIN_DIR"
+    )]
     pin_dir: PathBuf,
     /// JSON instead of text.
     #[arg(long)]
