@@ -344,3 +344,33 @@ fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
     assert_eq!(status["interfaces"][0]["mode"], "generic", "{status:#}");
     assert!(second.stop().unwrap().success());
 }
+
+#[test]
+fn a_new_zone_applies_whole_on_reload() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let dir = lab.state_dir.with_extension("config");
+    fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("services.yaml");
+    fs::write(&config, SERVICES).unwrap();
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+
+    // Another apex, authoritative now: both change with the names.
+    let moved = SERVICES.replace("zone: mesh", "zone: svc\nauthoritative: true");
+    let tmp = dir.join("services.new");
+    fs::write(&tmp, moved).unwrap();
+    fs::rename(&tmp, &config).unwrap();
+    agent
+        .wait_for_log("fast path table updated", Duration::from_secs(5))
+        .unwrap();
+    let before = lab.fast_path_counters().unwrap();
+    let (header, answers) = dig(&lab, "redis.svc", "A");
+    assert!(header.contains("status: NOERROR"), "{header}");
+    assert_eq!(answers, ["redis.svc. 60 IN A 240.0.0.100"]);
+    let (header, _) = dig(&lab, "nope.svc", "A");
+    assert!(header.contains("status: NXDOMAIN"), "{header}");
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
+    assert_eq!(moved.get(Counter::AnsweredNxdomain), 1, "{moved}");
+    let _ = fs::remove_dir_all(&dir);
+}

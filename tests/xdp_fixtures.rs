@@ -11,7 +11,7 @@ use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 use meshdns::{fastpath::FastPath, table::Table};
-use meshdns_common::Counter;
+use meshdns_common::{Counter, ZoneConfig};
 use meshdns_tests::{
     frame::*,
     xdp::{self, XDP_PASS, XDP_TX},
@@ -614,6 +614,30 @@ fn fixtures_through_bpf_prog_test_run() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// While the agent changes zones it sets "no zone" (`ZoneConfig::NONE`):
+/// then every query must pass, untouched, even for names in the table and
+/// in an authoritative zone, so that none is answered from a zone and names
+/// that do not belong together.
+#[test]
+fn with_no_zone_every_query_passes_untouched() {
+    let mut fast_path = fast_path(Zone::Authoritative);
+    fast_path.set_zone(&ZoneConfig::NONE).unwrap();
+    for query in [
+        Query::new("redis.mesh", TYPE_A),
+        Query::new("redis.mesh", TYPE_AAAA),
+        Query::new("nope.mesh", TYPE_A),
+        Query::new("mesh", TYPE_A),
+    ] {
+        let input = query.frame();
+        let before = fast_path.counters().unwrap();
+        let (action, output) = run(&mut fast_path, &input);
+        let moved = fast_path.counters().unwrap().since(&before);
+        assert_eq!(action, XDP_PASS, "{query:?}");
+        assert_eq!(output, input, "{query:?}: the frame changed");
+        assert_eq!(moved.get(Counter::PassNotInZone), 1, "{query:?}: {moved}");
+    }
 }
 
 /// Records the program's size and the verifier's work, so growth shows in

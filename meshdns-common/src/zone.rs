@@ -44,6 +44,18 @@ const _: () = assert!(core::mem::size_of::<ZoneConfig>() == 256 + 8 + MAX_SOA_RR
 unsafe impl aya::Pod for ZoneConfig {}
 
 impl ZoneConfig {
+    /// No zone: an apex of length 0 matches no name, so every query is
+    /// passed. The agent sets it while it changes zones, so that the
+    /// program never answers from a zone and a table that do not belong
+    /// together.
+    pub const NONE: Self = Self {
+        apex: [0; MAX_NAME_LEN + 1],
+        apex_len: 0,
+        soa_rr_len: 0,
+        flags: 0,
+        soa_rr: [0; MAX_SOA_RR_LEN],
+    };
+
     pub fn is_authoritative(&self) -> bool {
         self.flags & ZONE_AUTHORITATIVE != 0
     }

@@ -421,15 +421,14 @@ impl FastPath {
     pub fn sync(&mut self, table: impl Into<Arc<Table>>) -> Result<SyncReport> {
         let table = table.into();
         let previous = self.in_kernel.take();
-        let map = self
-            .ebpf
-            .map_mut(ZONE_MAP)
-            .ok_or(FastPathError::Missing(ZONE_MAP))?;
-        let mut zone: HashMap<_, u32, ZoneConfig> =
-            HashMap::try_from(map).map_err(map_error(ZONE_MAP))?;
-        if zone.get(&ZONE_KEY, 0).ok().as_ref() != Some(table.zone()) {
-            zone.insert(ZONE_KEY, table.zone(), 0)
-                .map_err(map_error(ZONE_MAP))?;
+        // A zone (its apex, or whether it is authoritative) and its names
+        // cannot change in one step. Meanwhile the program passes every
+        // query to the resolver, which has the new table already, rather
+        // than answer from the new zone's rules with the old names (a name
+        // about to be added would be NXDOMAIN). A failed sync leaves it so.
+        let zone_changes = self.zone()?.as_ref() != Some(table.zone());
+        if zone_changes {
+            self.set_zone(&ZoneConfig::NONE)?;
         }
 
         let map = self
@@ -488,8 +487,31 @@ impl FastPath {
                 }
             }
         }
+        if zone_changes {
+            self.set_zone(table.zone())?;
+        }
         self.in_kernel = Some(table);
         Ok(report)
+    }
+
+    fn zone_map(&mut self) -> Result<HashMap<&mut MapData, u32, ZoneConfig>> {
+        let map = self
+            .ebpf
+            .map_mut(ZONE_MAP)
+            .ok_or(FastPathError::Missing(ZONE_MAP))?;
+        HashMap::try_from(map).map_err(map_error(ZONE_MAP))
+    }
+
+    /// The zone the program uses now, if any.
+    fn zone(&mut self) -> Result<Option<ZoneConfig>> {
+        Ok(self.zone_map()?.get(&ZONE_KEY, 0).ok())
+    }
+
+    /// Replaces the zone the program uses, in one update.
+    pub fn set_zone(&mut self, zone: &ZoneConfig) -> Result<()> {
+        self.zone_map()?
+            .insert(ZONE_KEY, zone, 0)
+            .map_err(map_error(ZONE_MAP))
     }
 
     /// The program's counters, summed over CPUs.
