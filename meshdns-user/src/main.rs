@@ -65,14 +65,8 @@ enum Command {
         /// Where the VIP allocations are kept.
         #[arg(long, value_name = "DIR", default_value = "/var/lib/meshdns")]
         state_dir: PathBuf,
-        /// Where the program's link and maps are pinned (on bpffs).
-        #[arg(
-            long,
-            value_name = "DIR",
-            default_value = "/sys/fs/bpf/meshdns",
-            env = "MESHDNS_PIN_DIR"
-        )]
-        pin_dir: PathBuf,
+        #[command(flatten)]
+        pins: PinDir,
         /// Detach the program and remove its pins on exit.
         #[arg(long)]
         detach_on_exit: bool,
@@ -92,13 +86,8 @@ enum Command {
     Detach {
         #[arg(long, value_name = "IF")]
         iface: String,
-        #[arg(
-            long,
-            value_name = "DIR",
-            default_value = "/sys/fs/bpf/meshdns",
-            env = "MESHDNS_PIN_DIR"
-        )]
-        pin_dir: PathBuf,
+        #[command(flatten)]
+        pins: PinDir,
     },
     /// Where the fast path is attached and how, whether an agent runs it,
     /// the table's size and the program's counters. Reads the pinned
@@ -127,17 +116,32 @@ enum Command {
     },
 }
 
-/// Where to find the pinned objects, and how to print what they say.
+/// Where the program's link and maps are pinned: every command that
+/// touches them takes the same flag, and the same environment variable, so
+/// that commands run beside an agent (`kubectl exec`) find its pins.
 #[derive(clap::Args)]
-struct PinArgs {
-    /// The agent's --pin-dir.
+struct PinDir {
+    /// Where the program's link and maps are pinned (on bpffs).
     #[arg(
-        long,
+        long = "pin-dir",
         value_name = "DIR",
         default_value = "/sys/fs/bpf/meshdns",
         env = "MESHDNS_PIN_DIR"
     )]
-    pin_dir: PathBuf,
+    dir: PathBuf,
+}
+
+impl PinDir {
+    fn pins(&self) -> Pins {
+        Pins::new(&self.dir)
+    }
+}
+
+/// Where to find the pinned objects, and how to print what they say.
+#[derive(clap::Args)]
+struct PinArgs {
+    #[command(flatten)]
+    pin_dir: PinDir,
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -172,7 +176,7 @@ fn main() -> anyhow::Result<()> {
             config,
             xdp_mode,
             state_dir,
-            pin_dir,
+            pins,
             detach_on_exit,
             listen,
             upstream,
@@ -182,14 +186,14 @@ fn main() -> anyhow::Result<()> {
             config,
             xdp_mode,
             state_dir,
-            pins: Pins::new(pin_dir),
+            pins: pins.pins(),
             detach_on_exit,
             listen,
             upstream,
             metrics_addr,
         }),
-        Command::Detach { iface, pin_dir } => {
-            let pins = Pins::new(pin_dir);
+        Command::Detach { iface, pins } => {
+            let pins = pins.pins();
             if fastpath::remove_pins(&pins, &iface)? {
                 tracing::info!(iface, "detached; pins removed from {}", pins.dir.display());
             } else {
@@ -197,11 +201,11 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { pins } => pins.print(&inspect::status(&Pins::new(&pins.pin_dir))?),
+        Command::Status { pins } => pins.print(&inspect::status(&pins.pin_dir.pins())?),
         Command::Lookup { name, qtype, pins } => {
-            pins.print(&inspect::lookup(&Pins::new(&pins.pin_dir), &name, &qtype)?)
+            pins.print(&inspect::lookup(&pins.pin_dir.pins(), &name, &qtype)?)
         }
-        Command::Dump { pins } => pins.print(&inspect::dump(&Pins::new(&pins.pin_dir))?),
+        Command::Dump { pins } => pins.print(&inspect::dump(&pins.pin_dir.pins())?),
     }
 }
 

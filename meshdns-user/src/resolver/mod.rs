@@ -510,12 +510,7 @@ mod tests {
         send(&[0, 7, 1], local, Transport::Tcp);
 
         let counted: Vec<ResponseCount> = resolver.stats.responses.nonzero().collect();
-        let expect = |transport, qtype, rcode, count| ResponseCount {
-            transport,
-            qtype,
-            rcode,
-            count,
-        };
+        let expect = ResponseCount::new;
         assert_eq!(
             counted,
             [

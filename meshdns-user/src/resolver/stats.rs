@@ -120,6 +120,18 @@ pub struct ResponseCount {
     pub count: u64,
 }
 
+#[cfg(test)]
+impl ResponseCount {
+    pub fn new(transport: Transport, qtype: &'static str, rcode: &'static str, count: u64) -> Self {
+        Self {
+            transport,
+            qtype,
+            rcode,
+            count,
+        }
+    }
+}
+
 impl Responses {
     fn slot(transport: Transport, qtype: usize, rcode: usize) -> usize {
         (transport.index() * QUERY_TYPES.len() + qtype) * RCODES.len() + rcode
@@ -293,12 +305,7 @@ mod tests {
             ResponseCode::BADVERS,
         );
         let listed: Vec<ResponseCount> = responses.nonzero().collect();
-        let expect = |transport, qtype, rcode, count| ResponseCount {
-            transport,
-            qtype,
-            rcode,
-            count,
-        };
+        let expect = ResponseCount::new;
         assert_eq!(
             listed,
             [
