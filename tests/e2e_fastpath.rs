@@ -5,7 +5,10 @@
 use std::{fs, time::Duration};
 
 use meshdns_common::Counter;
-use meshdns_tests::lab::{Agent, Lab, PeerNapi, SERVER_V4, SERVER_V6};
+use meshdns_tests::{
+    frame::{Query, TYPE_A},
+    lab::{Agent, Lab, PeerNapi, SERVER_V4, SERVER_V6},
+};
 
 const SERVICES: &str = "\
 zone: mesh
@@ -373,4 +376,78 @@ fn a_new_zone_applies_whole_on_reload() {
     assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
     assert_eq!(moved.get(Counter::AnsweredNxdomain), 1, "{moved}");
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// Sends `frame` as it is out of `iface`, from the calling thread's
+/// namespace (AF_PACKET): a frame dig would never send.
+fn send_raw(iface: &str, frame: &[u8]) -> anyhow::Result<()> {
+    let index = meshdns::netif::index(iface).ok_or_else(|| anyhow::anyhow!("no {iface}"))?;
+    // SAFETY: a socket(2) call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    anyhow::ensure!(
+        fd >= 0,
+        "AF_PACKET socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid start.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_ifindex = index as i32;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&frame[..6]);
+    // SAFETY: sending our buffer to a valid sockaddr_ll of the right size.
+    let sent = unsafe {
+        libc::sendto(
+            fd,
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&to as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    let error = std::io::Error::last_os_error();
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    anyhow::ensure!(sent == frame.len() as isize, "sendto: {error}");
+    Ok(())
+}
+
+#[test]
+fn frames_for_another_mac_are_passed_not_answered() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_file(&lab);
+    let _agent = lab.start_agent(&config, &[]).unwrap();
+    let server_if = lab.server_if.clone();
+    let server_mac = lab
+        .server
+        .run(move || Ok(meshdns::netif::mac(&server_if)?.expect("a veth has a MAC")))
+        .unwrap();
+
+    // The same query, to the server's MAC and to another host's (as a NIC
+    // in promiscuous mode would hand it over).
+    let query = Query::new("redis.mesh", TYPE_A).frame();
+    for (dst, expected) in [
+        ([0x02, 0, 0, 0, 0, 0x99], Counter::PassNotUnicast),
+        (server_mac, Counter::AnsweredA),
+    ] {
+        let mut frame = query.clone();
+        frame[..6].copy_from_slice(&dst);
+        let before = lab.fast_path_counters().unwrap();
+        let client_if = lab.client_if.clone();
+        lab.client
+            .run(move || send_raw(&client_if, &frame))
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let moved = loop {
+            let moved = lab.fast_path_counters().unwrap().since(&before);
+            if moved.get(expected) > 0 || std::time::Instant::now() > deadline {
+                break moved;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(moved.get(expected), 1, "to {dst:02x?}: {moved}");
+        assert_eq!(moved.answered(), u64::from(expected.is_answer()), "{moved}");
+    }
 }

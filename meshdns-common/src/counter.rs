@@ -22,7 +22,9 @@ pub enum Counter {
     PassNotUdp,
     /// Passed: UDP, but not to port 53.
     PassNotDnsPort,
-    /// Passed: to a multicast or broadcast address; only unicast is answered.
+    /// Passed: to a multicast or broadcast address, or to another host's
+    /// MAC address (a NIC in promiscuous mode); only unicast to this
+    /// interface is answered.
     PassNotUnicast,
     /// Passed: truncated or inconsistent lengths, a bad name, trailing bytes.
     PassMalformed,
@@ -110,7 +112,9 @@ impl Counter {
             }
             Counter::PassNotUdp => "passed: not UDP",
             Counter::PassNotDnsPort => "passed: not to UDP port 53",
-            Counter::PassNotUnicast => "passed: to a multicast or broadcast address",
+            Counter::PassNotUnicast => {
+                "passed: to a multicast or broadcast address, or to another host's MAC"
+            }
             Counter::PassMalformed => "passed: malformed",
             Counter::PassNotQuery => "passed: not a plain query",
             Counter::PassUnsupportedType => {

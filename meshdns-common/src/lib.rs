@@ -6,11 +6,13 @@
 #![no_std]
 
 pub mod counter;
+pub mod interface;
 pub mod name;
 pub mod record;
 pub mod zone;
 
 pub use counter::Counter;
+pub use interface::{InterfaceMac, Interfaces, MAX_INTERFACES};
 pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, NameKey};
 pub use record::{MAX_ADDRS, ServiceRecord};
 pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, ZONE_AUTHORITATIVE, ZONE_KEY, ZoneConfig};
@@ -19,6 +21,9 @@ pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, ZONE_AUTHORITATIVE, ZONE_KEY, 
 pub const NAMES_MAP: &str = "NAMES";
 /// Name of the one-entry hash map from [`ZONE_KEY`] to [`ZoneConfig`].
 pub const ZONE_MAP: &str = "ZONE";
+/// Name of the one-entry array of [`Interfaces`]. Not pinned: each agent
+/// fills its program's own, before attaching.
+pub const INTERFACES_MAP: &str = "INTERFACES";
 /// Name of the per-CPU array of `u64` counters indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Name of the XDP program that answers queries.

@@ -29,12 +29,13 @@ use aya_ebpf::{
         bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{map, xdp},
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
 };
 use meshdns_common::{
-    Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_LABEL_LEN, MAX_NAME_LEN, MAX_NAMES,
-    MAX_SOA_RR_LEN, NameKey, ServiceRecord, ZONE_KEY, ZoneConfig, name::LOWERCASE,
+    Counter, EDNS_UDP_PAYLOAD_SIZE, Interfaces, MAX_ADDRS, MAX_INTERFACES, MAX_LABEL_LEN,
+    MAX_NAME_LEN, MAX_NAMES, MAX_SOA_RR_LEN, NameKey, ServiceRecord, ZONE_KEY, ZoneConfig,
+    name::LOWERCASE,
 };
 
 use crate::dns::*;
@@ -52,6 +53,12 @@ static NAMES: HashMap<NameKey, ServiceRecord> =
 /// The zone: one entry, under `ZONE_KEY`. A hash map for the same reason.
 #[map]
 static ZONE: HashMap<u32, ZoneConfig> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// The interfaces the program is attached to and their MACs: see
+/// `Interfaces`. An interface not in it (BPF_PROG_TEST_RUN's loopback) gets
+/// no MAC check.
+#[map]
+static INTERFACES: Array<Interfaces> = Array::with_max_entries(1, 0);
 
 /// What happened to each packet, per CPU, indexed by `Counter`.
 #[map]
@@ -196,6 +203,34 @@ fn forget_exact_value(slot: &mut u64, value: usize, mask: usize) -> usize {
     }
 }
 
+/// Whether `dst` is the MAC of the interface the frame came in on, if the
+/// agent listed that interface.
+#[inline(always)]
+fn to_this_interface(ctx: &XdpContext, dst: &[u8; 6]) -> bool {
+    let Some(interfaces) = INTERFACES.get(0) else {
+        return true;
+    };
+    // SAFETY: reading a field of the context the kernel passed.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    for i in 0..MAX_INTERFACES {
+        if i >= interfaces.count as usize {
+            break;
+        }
+        let entry = &interfaces.entries[i];
+        if entry.ifindex == ifindex {
+            return same_mac(&entry.mac, dst);
+        }
+    }
+    true
+}
+
+/// Compares two MAC addresses byte by byte (an array comparison would call
+/// compiler-builtins' `bcmp`).
+#[inline(always)]
+fn same_mac(a: &[u8; 6], b: &[u8; 6]) -> bool {
+    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5]
+}
+
 /// Where the DNS message is in the frame.
 struct Transport {
     /// Offset of the IP header.
@@ -224,6 +259,11 @@ fn parse_transport(ctx: &XdpContext, laundry: &mut u64) -> Result<Transport, Cou
     // Only frames sent to us alone: a multicast or broadcast query has no
     // single server to answer it.
     if eth.dst[0] & 1 != 0 {
+        return Err(Counter::PassNotUnicast);
+    }
+    // And to this interface: in promiscuous mode frames for other hosts
+    // come here too.
+    if !to_this_interface(ctx, &eth.dst) {
         return Err(Counter::PassNotUnicast);
     }
     let mut ether_type = u16::from_be_bytes(eth.ether_type);

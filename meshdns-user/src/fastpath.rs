@@ -11,7 +11,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     pin::PinError,
     programs::{
         ProgramError, Xdp, XdpMode,
@@ -20,8 +20,9 @@ use aya::{
     },
 };
 use meshdns_common::{
-    ANSWER_PROGRAM, COUNTERS_MAP, Counter, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES_MAP, NameKey,
-    ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
+    ANSWER_PROGRAM, COUNTERS_MAP, Counter, INTERFACES_MAP, InterfaceMac, Interfaces,
+    LAYOUT_FINGERPRINT, LAYOUT_VERSION, MAX_INTERFACES, NAMES_MAP, NameKey, ServiceRecord,
+    ZONE_KEY, ZONE_MAP, ZoneConfig,
 };
 
 use crate::{
@@ -77,6 +78,8 @@ pub enum FastPathError {
         #[source]
         source: LinkError,
     },
+    #[error("one program serves at most {0} interfaces")]
+    TooManyInterfaces(usize),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -290,6 +293,7 @@ impl FastPath {
     }
 
     fn attach_new(&mut self, iface: &str, mode: AttachMode) -> Result<(XdpLinkId, XdpMode)> {
+        self.list_interface(iface)?;
         let xdp = Self::xdp(&mut self.ebpf)?;
         let attach = |xdp: &mut Xdp, mode: XdpMode| {
             xdp.attach(iface, mode)
@@ -324,7 +328,7 @@ impl FastPath {
         pins.create()?;
         let path = pins.link(iface);
         if path.exists() {
-            match self.take_over(&path) {
+            match self.take_over(iface, &path) {
                 Ok(()) => {
                     return Ok(self.attached(Attachment {
                         iface: iface.to_string(),
@@ -363,7 +367,8 @@ impl FastPath {
         }))
     }
 
-    fn take_over(&mut self, path: &Path) -> Result<()> {
+    fn take_over(&mut self, iface: &str, path: &Path) -> Result<()> {
+        self.list_interface(iface)?;
         let link_error = |source| FastPathError::Link {
             path: path.to_path_buf(),
             source,
@@ -374,6 +379,49 @@ impl FastPath {
             .attach_to_link(link)
             .map_err(FastPathError::Program)?;
         Ok(())
+    }
+
+    /// Adds `iface` and its MAC to the program's interfaces, before the
+    /// program runs there: from then on it answers only frames sent to that
+    /// MAC (see `Interfaces`). An interface without one is not listed, and
+    /// not checked.
+    fn list_interface(&mut self, iface: &str) -> Result<()> {
+        let io = |source| FastPathError::Io {
+            path: PathBuf::from(format!("interface {iface}")),
+            source,
+        };
+        let Some(mac) = crate::netif::mac(iface).map_err(io)? else {
+            return Ok(());
+        };
+        let ifindex =
+            crate::netif::index(iface).ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+        let map = self
+            .ebpf
+            .map_mut(INTERFACES_MAP)
+            .ok_or(FastPathError::Missing(INTERFACES_MAP))?;
+        let mut interfaces: Array<_, Interfaces> =
+            Array::try_from(map).map_err(map_error(INTERFACES_MAP))?;
+        let mut listed = interfaces.get(&0, 0).map_err(map_error(INTERFACES_MAP))?;
+        let count = listed.count as usize;
+        let slot = match listed.entries[..count]
+            .iter()
+            .position(|e| e.ifindex == ifindex)
+        {
+            Some(slot) => slot,
+            None if count < MAX_INTERFACES => {
+                listed.count += 1;
+                count
+            }
+            None => return Err(FastPathError::TooManyInterfaces(MAX_INTERFACES)),
+        };
+        listed.entries[slot] = InterfaceMac {
+            ifindex,
+            mac,
+            _pad: [0; 2],
+        };
+        interfaces
+            .set(0, listed, 0)
+            .map_err(map_error(INTERFACES_MAP))
     }
 
     /// Removes pinned maps of other layouts. Call it once the program is

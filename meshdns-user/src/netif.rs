@@ -9,12 +9,14 @@ use std::{
 
 use crate::vip::Cidr;
 
-/// The addresses of `iface` with their prefix lengths.
-pub fn addresses(iface: &str) -> std::io::Result<Vec<(IpAddr, u8)>> {
-    let mut found = Vec::new();
+/// Calls `f` with each `ifaddrs` entry of `iface` that has an address.
+fn each_ifaddr(
+    iface: &str,
+    mut f: impl FnMut(&libc::sockaddr, *const libc::sockaddr),
+) -> std::io::Result<()> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `list`, freed below with freeifaddrs; every
-    // pointer is checked for null before use and read as the family says.
+    // pointer is checked for null before use.
     unsafe {
         if libc::getifaddrs(&mut list) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -29,25 +31,39 @@ pub fn addresses(iface: &str) -> std::io::Result<Vec<(IpAddr, u8)>> {
             if CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes() {
                 continue;
             }
-            match i32::from((*ifa.ifa_addr).sa_family) {
+            f(&*ifa.ifa_addr, ifa.ifa_netmask);
+        }
+        libc::freeifaddrs(list);
+    }
+    Ok(())
+}
+
+/// The addresses of `iface` with their prefix lengths.
+pub fn addresses(iface: &str) -> std::io::Result<Vec<(IpAddr, u8)>> {
+    let mut found = Vec::new();
+    each_ifaddr(iface, |addr, netmask| {
+        // SAFETY: the family says which sockaddr this is; a netmask, if
+        // any, has the same family.
+        unsafe {
+            match i32::from(addr.sa_family) {
                 libc::AF_INET => {
-                    let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    let addr = &*(addr as *const libc::sockaddr as *const libc::sockaddr_in);
                     let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-                    let prefix = if ifa.ifa_netmask.is_null() {
+                    let prefix = if netmask.is_null() {
                         32
                     } else {
-                        let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                        let mask = &*(netmask as *const libc::sockaddr_in);
                         u32::from_be(mask.sin_addr.s_addr).count_ones() as u8
                     };
                     found.push((IpAddr::V4(ip), prefix));
                 }
                 libc::AF_INET6 => {
-                    let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    let addr = &*(addr as *const libc::sockaddr as *const libc::sockaddr_in6);
                     let ip = Ipv6Addr::from(addr.sin6_addr.s6_addr);
-                    let prefix = if ifa.ifa_netmask.is_null() {
+                    let prefix = if netmask.is_null() {
                         128
                     } else {
-                        let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
+                        let mask = &*(netmask as *const libc::sockaddr_in6);
                         u128::from_be_bytes(mask.sin6_addr.s6_addr).count_ones() as u8
                     };
                     found.push((IpAddr::V6(ip), prefix));
@@ -55,8 +71,27 @@ pub fn addresses(iface: &str) -> std::io::Result<Vec<(IpAddr, u8)>> {
                 _ => {}
             }
         }
-        libc::freeifaddrs(list);
-    }
+    })?;
+    Ok(found)
+}
+
+/// The Ethernet (MAC) address of `iface`, if it has one: from its
+/// link-layer (AF_PACKET) entry, as seen from this network namespace.
+pub fn mac(iface: &str) -> std::io::Result<Option<[u8; 6]>> {
+    let mut found = None;
+    each_ifaddr(iface, |addr, _| {
+        if i32::from(addr.sa_family) != libc::AF_PACKET {
+            return;
+        }
+        // SAFETY: an AF_PACKET entry is a sockaddr_ll.
+        let link = unsafe { &*(addr as *const libc::sockaddr as *const libc::sockaddr_ll) };
+        // Loopback has six zero bytes: no address to check frames against.
+        if link.sll_halen == 6 && link.sll_addr[..6] != [0; 6] {
+            let mut mac = [0; 6];
+            mac.copy_from_slice(&link.sll_addr[..6]);
+            found = Some(mac);
+        }
+    })?;
     Ok(found)
 }
 
@@ -261,6 +296,17 @@ fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Option<(XdpAttachMode, u3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_has_addresses_and_no_ethernet_address() {
+        let addresses = addresses("lo").unwrap();
+        assert!(
+            addresses.contains(&("127.0.0.1".parse().unwrap(), 8)),
+            "{addresses:?}"
+        );
+        // Six zero bytes: no MAC to check frames against.
+        assert_eq!(mac("lo").unwrap(), None);
+    }
 
     #[test]
     fn the_loopback_interface_is_known_by_name_and_index() {
