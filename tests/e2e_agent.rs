@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use meshdns_common::Counter;
 use meshdns_tests::{
     lab::{Lab, SERVER_V4},
     load::{Load, Outcome},
@@ -398,6 +399,39 @@ fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() 
         body.contains(&format!("not ready: fast path on {late}: no pinned link")),
         "{body}"
     );
+    assert!(agent.stop().unwrap().success());
+    let _ = fs::remove_dir_all(config.parent().unwrap());
+}
+
+#[test]
+fn an_interface_that_goes_away_and_comes_back_gets_the_fast_path_again() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = config_path(&lab);
+    fs::write(&config, BEFORE).unwrap();
+    let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
+    let ready = |lab: &Lab| lab.server.http_get("127.0.0.1:9153", "/readyz").unwrap();
+
+    lab.disconnect().unwrap();
+    agent
+        .wait_for_log("the interface is gone", Duration::from_secs(10))
+        .unwrap();
+    let (status, body) = ready(&lab);
+    assert!(status.contains("503"), "{status}");
+    assert!(body.contains("the interface is gone"), "{body}");
+
+    // Back, under the same name with a new ifindex.
+    lab.connect().unwrap();
+    lab.enable_peer_napi().unwrap();
+    agent
+        .wait_for_log("fast path attached again", Duration::from_secs(10))
+        .unwrap();
+    assert!(ready(&lab).0.contains("200"));
+    let before = lab.fast_path_counters().unwrap();
+    let (_, records) = lab.dig_records(SERVER_V4, "steady.mesh", "A");
+    assert_eq!(records, ["steady.mesh. 60 IN A 240.0.0.1"]);
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
     assert!(agent.stop().unwrap().success());
     let _ = fs::remove_dir_all(config.parent().unwrap());
 }

@@ -171,6 +171,9 @@ pub struct FastPath {
     /// succeeded; `None` until the first, and after a failed one: the
     /// next sync then reads the map itself.
     in_kernel: Option<Arc<Table>>,
+    /// Each listed interface's slot in the interfaces map, by name: an
+    /// interface that comes back with another ifindex keeps its slot.
+    slots: std::collections::HashMap<String, usize>,
 }
 
 /// Where the program is attached, and how it got there.
@@ -254,6 +257,7 @@ impl FastPath {
             ebpf,
             attachments: Vec::new(),
             in_kernel: None,
+            slots: std::collections::HashMap::new(),
         })
     }
 
@@ -288,6 +292,8 @@ impl FastPath {
     }
 
     fn attached(&mut self, attachment: Attachment) -> &Attachment {
+        // Attaching an interface again (it came back) replaces its entry.
+        self.attachments.retain(|a| a.iface != attachment.iface);
         self.attachments.push(attachment);
         self.attachments.last().expect("just pushed")
     }
@@ -403,10 +409,12 @@ impl FastPath {
             Array::try_from(map).map_err(map_error(INTERFACES_MAP))?;
         let mut listed = interfaces.get(&0, 0).map_err(map_error(INTERFACES_MAP))?;
         let count = listed.count as usize;
-        let slot = match listed.entries[..count]
-            .iter()
-            .position(|e| e.ifindex == ifindex)
-        {
+        let known = self.slots.get(iface).copied().or_else(|| {
+            listed.entries[..count]
+                .iter()
+                .position(|e| e.ifindex == ifindex)
+        });
+        let slot = match known {
             Some(slot) => slot,
             None if count < MAX_INTERFACES => {
                 listed.count += 1;
@@ -414,6 +422,7 @@ impl FastPath {
             }
             None => return Err(FastPathError::TooManyInterfaces(MAX_INTERFACES)),
         };
+        self.slots.insert(iface.to_string(), slot);
         listed.entries[slot] = InterfaceMac {
             ifindex,
             mac,

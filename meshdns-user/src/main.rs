@@ -306,6 +306,7 @@ fn run(options: &Options) -> anyhow::Result<()> {
     agent.ready.store(true, Ordering::Relaxed);
 
     let signal = runtime.block_on(serve(
+        options,
         &resolver,
         fast_path.as_mut(),
         &mut registry,
@@ -416,10 +417,14 @@ fn attach_fast_path(options: &Options, table: &Arc<Table>) -> anyhow::Result<Fas
 
 /// How long after a failed update of the kernel's table it is tried again.
 const SYNC_RETRY: Duration = Duration::from_secs(5);
+/// How often the links are checked for an interface that went away and
+/// came back.
+const LINK_CHECK: Duration = Duration::from_secs(2);
 
 /// Keeps the table in step with the services file until SIGINT or SIGTERM;
 /// returns which came.
 async fn serve(
+    options: &Options,
     resolver: &Resolver,
     mut fast_path: Option<&mut FastPath>,
     registry: &mut Registry,
@@ -429,6 +434,11 @@ async fn serve(
 ) -> anyhow::Result<&'static str> {
     // A table the kernel's map failed to take, tried again until it does.
     let mut unsynced: Option<Arc<Table>> = None;
+    // When to try it again: a deadline, not a sleep started anew each time
+    // another branch wakes the loop.
+    let mut retry_at = tokio::time::Instant::now();
+    let mut links = tokio::time::interval(LINK_CHECK);
+    let mut gone: Vec<String> = Vec::new();
     loop {
         let why = tokio::select! {
             signal = signals.next() => match signal {
@@ -439,7 +449,13 @@ async fn serve(
                 result?;
                 "file changed"
             }
-            _ = tokio::time::sleep(SYNC_RETRY), if unsynced.is_some() => "retrying the fast path update",
+            _ = tokio::time::sleep_until(retry_at), if unsynced.is_some() => "retrying the fast path update",
+            _ = links.tick(), if fast_path.is_some() => {
+                if let Some(fast_path) = fast_path.as_deref_mut() {
+                    reattach_returned(options, fast_path, &mut gone);
+                }
+                continue;
+            }
         };
         let table = match registry.reload() {
             Ok(Reload::Changed(new)) => {
@@ -488,7 +504,42 @@ async fn serve(
                 );
                 agent.out_of_step.store(true, Ordering::Relaxed);
                 unsynced = Some(table);
+                retry_at = tokio::time::Instant::now() + SYNC_RETRY;
             }
+        }
+    }
+}
+
+/// Attaches the program again to each interface that went away (its link
+/// is defunct) and has come back: a CNI bridge re-created, a veth replaced.
+/// `gone` remembers which interfaces were reported missing, to say it once.
+/// A link detached on purpose (`meshdns detach`), or an interface running
+/// another program, is left alone.
+fn reattach_returned(options: &Options, fast_path: &mut FastPath, gone: &mut Vec<String>) {
+    for iface in &options.ifaces {
+        let link = options.pins.link(iface);
+        if !matches!(
+            fastpath::check_pinned_serving(&link),
+            Err(fastpath::NotServing::InterfaceGone)
+        ) {
+            continue;
+        }
+        if netif::index(iface).is_none() {
+            if !gone.contains(iface) {
+                tracing::warn!(
+                    iface,
+                    "the interface is gone; the fast path will attach again when it is back"
+                );
+                gone.push(iface.clone());
+            }
+            continue;
+        }
+        match fast_path.attach_pinned(iface, options.xdp_mode, &options.pins) {
+            Ok(attachment) => {
+                tracing::info!(iface, mode = ?attachment.mode, "fast path attached again: the interface is back");
+                gone.retain(|g| g != iface);
+            }
+            Err(error) => tracing::error!(iface, "attaching again: {error}"),
         }
     }
 }
@@ -602,6 +653,9 @@ enum Caught {
 /// a symlink. Whether the file really changed is the registry's call.
 struct ConfigWatch {
     events: inotify::EventStream<Vec<u8>>,
+    /// An event was read and the folder is settling: `next` may be dropped
+    /// then (it is one branch of a `select!`), and must not lose it.
+    settling: bool,
 }
 
 /// How long to wait for more events after the first, so that a write in
@@ -627,20 +681,27 @@ impl ConfigWatch {
             .with_context(|| format!("watching {}", dir.display()))?;
         Ok(Self {
             events: inotify.into_event_stream(vec![0; 4096])?,
+            settling: false,
         })
     }
 
     /// Waits for a change, then for the folder to settle.
+    /// Cancel-safe: dropped while settling, the next call settles and
+    /// returns the change.
     async fn next(&mut self) -> anyhow::Result<()> {
-        match self.events.next().await {
-            Some(event) => {
-                event?;
+        if !self.settling {
+            match self.events.next().await {
+                Some(event) => {
+                    event?;
+                }
+                None => bail!("inotify stream ended"),
             }
-            None => bail!("inotify stream ended"),
+            self.settling = true;
         }
         while let Ok(Some(event)) = tokio::time::timeout(SETTLE, self.events.next()).await {
             event?;
         }
+        self.settling = false;
         Ok(())
     }
 }

@@ -192,27 +192,7 @@ impl Lab {
         let server = Netns::new(format!("meshdns-{id}-s"))?;
         let client = Netns::new(format!("meshdns-{id}-c"))?;
         let (server_if, client_if) = (format!("md{id}s"), format!("md{id}c"));
-        server.ip(&[
-            "link",
-            "add",
-            &server_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &client_if,
-            "netns",
-            &client.name,
-        ])?;
-        for (ns, iface, v4, v6) in [
-            (&server, &server_if, SERVER_V4, "2001:db8::1/64"),
-            (&client, &client_if, CLIENT_V4, "2001:db8::2/64"),
-        ] {
-            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", iface])?;
-            ns.ip(&["-6", "addr", "add", v6, "dev", iface, "nodad"])?;
-            ns.ip(&["link", "set", iface, "up"])?;
-        }
-        Ok(Self {
+        let lab = Self {
             server,
             client,
             server_if,
@@ -220,7 +200,43 @@ impl Lab {
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/meshdns-test-{id}")),
             state_dir: std::env::temp_dir().join(format!("meshdns-test-{id}")),
             peer: None,
-        })
+        };
+        lab.connect()?;
+        Ok(lab)
+    }
+
+    /// Creates the veth pair between the namespaces, addressed and up.
+    pub fn connect(&self) -> anyhow::Result<()> {
+        self.server.ip(&[
+            "link",
+            "add",
+            &self.server_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.client_if,
+            "netns",
+            &self.client.name,
+        ])?;
+        for (ns, iface, v4, v6) in [
+            (&self.server, &self.server_if, SERVER_V4, "2001:db8::1/64"),
+            (&self.client, &self.client_if, CLIENT_V4, "2001:db8::2/64"),
+        ] {
+            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", iface])?;
+            ns.ip(&["-6", "addr", "add", v6, "dev", iface, "nodad"])?;
+            ns.ip(&["link", "set", iface, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the veth pair (and the client end's NAPI program with it).
+    /// [`Lab::connect`] creates it again, as a CNI re-creates interfaces:
+    /// same names, new ifindexes.
+    pub fn disconnect(&mut self) -> anyhow::Result<()> {
+        self.peer = None;
+        self.server.ip(&["link", "del", &self.server_if])?;
+        Ok(())
     }
 
     /// Attaches an XDP_PASS program to the client end: veth delivers
