@@ -6,7 +6,7 @@ use std::{
     collections::BTreeSet,
     fs,
     net::{Ipv4Addr, SocketAddr},
-    path::{Path, PathBuf},
+    path::Path,
     thread::sleep,
     time::{Duration, Instant},
 };
@@ -48,13 +48,6 @@ fn answer(addr: &str) -> Outcome {
     Outcome::Answer(vec![addr.parse().unwrap()])
 }
 
-/// A services file in the lab's state folder (the agent watches the folder).
-fn config_path(lab: &Lab) -> PathBuf {
-    let dir = lab.state_dir.with_extension("config");
-    fs::create_dir_all(&dir).unwrap();
-    dir.join("services.yaml")
-}
-
 /// Replaces the file as tools do: write a new one and rename it over.
 fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("new");
@@ -83,7 +76,7 @@ fn auto_vip(lab: &Lab) -> Ipv4Addr {
 fn hot_reload_under_load_never_drops_an_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     let mut agent = lab.start_agent(&config, &[]).unwrap();
     let auto = Outcome::Answer(vec![auto_vip(&lab)]);
@@ -137,14 +130,13 @@ fn hot_reload_under_load_never_drops_an_answer() {
 
     // The VIP allocated to `auto` is kept across the reload.
     assert_eq!(Outcome::Answer(vec![auto_vip(&lab)]), auto);
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 #[test]
 fn a_broken_file_is_rejected_with_its_line_and_the_old_table_keeps_serving() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     let mut agent = lab.start_agent(&config, &[]).unwrap();
 
@@ -178,14 +170,13 @@ fn a_broken_file_is_rejected_with_its_line_and_the_old_table_keeps_serving() {
     agent
         .wait_for_log("table reloaded", Duration::from_secs(5))
         .unwrap();
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 #[test]
 fn kill_9_and_restart_under_load_lose_no_fast_path_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     let agent = lab.start_agent(&config, &[]).unwrap();
     let auto = Outcome::Answer(vec![auto_vip(&lab)]);
@@ -227,13 +218,12 @@ fn kill_9_and_restart_under_load_lose_no_fast_path_answer() {
         "{report:?}"
     );
     println!("{} queries across two restarts, none failed", report.sent);
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 #[test]
 fn a_corrupt_state_file_is_reported_and_rebuilt() {
     let lab = Lab::new().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     fs::create_dir_all(&lab.state_dir).unwrap();
     fs::write(lab.state_dir.join("vips.json"), "{ this is not json").unwrap();
@@ -244,13 +234,12 @@ fn a_corrupt_state_file_is_reported_and_rebuilt() {
     let state = fs::read_to_string(lab.state_dir.join("vips.json")).unwrap();
     assert!(state.contains("\"auto\""), "state not rebuilt: {state}");
     assert!(agent.stop().unwrap().success());
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 #[test]
 fn maps_of_another_layout_are_replaced_not_read() {
     let lab = Lab::new().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     // What an agent of another layout would have left: its own maps folder.
     let stale = lab.pin_dir.join("maps-v0-00000000");
@@ -266,7 +255,6 @@ fn maps_of_another_layout_are_replaced_not_read() {
         .collect();
     assert!(ours.iter().any(|n| n.starts_with("maps-v1-")), "{ours:?}");
     assert!(agent.stop().unwrap().success());
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 /// Each thread of `pid`: its name, effective and permitted capabilities.
@@ -298,7 +286,7 @@ fn once_attached_every_thread_keeps_only_cap_bpf_and_that_is_enough() {
     const CAP_BPF: u64 = 1 << 39;
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
     agent
@@ -333,13 +321,12 @@ fn once_attached_every_thread_keeps_only_cap_bpf_and_that_is_enough() {
     // ... and detach on exit.
     assert!(agent.stop().unwrap().success());
     assert!(!lab.server_has_xdp().unwrap());
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 #[test]
 fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() {
     let lab = Lab::new().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     // An interface that does not exist yet, as a CNI bridge before the
     // node's first pod.
@@ -400,14 +387,13 @@ fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() 
         "{body}"
     );
     assert!(agent.stop().unwrap().success());
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }
 
 #[test]
 fn an_interface_that_goes_away_and_comes_back_gets_the_fast_path_again() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_path(&lab);
+    let config = lab.services_path();
     fs::write(&config, BEFORE).unwrap();
     let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
     let ready = |lab: &Lab| lab.server.http_get("127.0.0.1:9153", "/readyz").unwrap();
@@ -433,5 +419,4 @@ fn an_interface_that_goes_away_and_comes_back_gets_the_fast_path_again() {
     let moved = lab.fast_path_counters().unwrap().since(&before);
     assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
     assert!(agent.stop().unwrap().success());
-    let _ = fs::remove_dir_all(config.parent().unwrap());
 }

@@ -24,12 +24,6 @@ services:
     vips: [\"fd00::1\", \"fd00::2\", \"fd00::3\", \"fd00::4\", \"fd00::5\", \"fd00::6\", \"fd00::7\", \"fd00::8\"]
 ";
 
-fn config_file(lab: &Lab) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.yaml", lab.server.name));
-    fs::write(&path, SERVICES).unwrap();
-    path
-}
-
 fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
     lab.dig_records(SERVER_V4, name, qtype)
 }
@@ -38,7 +32,7 @@ fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
 fn dig_gets_its_answer_from_the_xdp_fast_path() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     let agent = lab.start_agent(&config, &[]).unwrap();
 
     // Nothing in the server namespace listens on port 53 of the veth's
@@ -189,7 +183,7 @@ fn a_broken_config_is_rejected_with_its_line_before_attaching() {
 fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
     // Loopback has no driver-mode XDP.
     let lab = Lab::new().unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
     let state_dir = lab.state_dir.to_string_lossy().into_owned();
     let args = [
@@ -275,7 +269,7 @@ fn one_agent_answers_on_every_interface_it_is_given() {
         .client
         .run(move || PeerNapi::attach(&napi_peer))
         .unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     let mut agent = lab
         .start_agent(&config, &["--iface", &second, "--detach-on-exit"])
         .unwrap();
@@ -313,7 +307,7 @@ fn one_agent_answers_on_every_interface_it_is_given() {
 fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     let (pin_dir, state_dir) = (
         lab.pin_dir.to_string_lossy().into_owned(),
         lab.state_dir.to_string_lossy().into_owned(),
@@ -352,15 +346,12 @@ fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
 fn a_new_zone_applies_whole_on_reload() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let dir = lab.state_dir.with_extension("config");
-    fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("services.yaml");
-    fs::write(&config, SERVICES).unwrap();
+    let config = lab.write_services(SERVICES);
     let mut agent = lab.start_agent(&config, &[]).unwrap();
 
     // Another apex, authoritative now: both change with the names.
     let moved = SERVICES.replace("zone: mesh", "zone: svc\nauthoritative: true");
-    let tmp = dir.join("services.new");
+    let tmp = config.with_extension("new");
     fs::write(&tmp, moved).unwrap();
     fs::rename(&tmp, &config).unwrap();
     agent
@@ -375,7 +366,6 @@ fn a_new_zone_applies_whole_on_reload() {
     let moved = lab.fast_path_counters().unwrap().since(&before);
     assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
     assert_eq!(moved.get(Counter::AnsweredNxdomain), 1, "{moved}");
-    let _ = fs::remove_dir_all(&dir);
 }
 
 /// Sends `frame` as it is out of `iface`, from the calling thread's
@@ -417,7 +407,7 @@ fn send_raw(iface: &str, frame: &[u8]) -> anyhow::Result<()> {
 fn frames_for_another_mac_are_passed_not_answered() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     let _agent = lab.start_agent(&config, &[]).unwrap();
     let server_if = lab.server_if.clone();
     let server_mac = lab

@@ -2,8 +2,6 @@
 //! lab, and after it has stopped: what they say must be what the kernel
 //! did (dig's answers, the attached program's counters, `ip link`).
 
-use std::{fs, path::PathBuf};
-
 use meshdns_common::Counter;
 use meshdns_tests::lab::{Lab, SERVER_V4};
 use serde_json::Value;
@@ -17,12 +15,6 @@ services:
   - name: web
     vips: [240.0.0.101, 240.0.0.102]
 ";
-
-fn config_file(lab: &Lab) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("{}.yaml", lab.server.name));
-    fs::write(&path, SERVICES).unwrap();
-    path
-}
 
 /// `meshdns ARGS --pin-dir <lab's> --json` in the server namespace; its
 /// JSON, or its error message.
@@ -67,7 +59,7 @@ fn is_background(counter: Counter) -> bool {
 fn lookup_says_what_the_fast_path_really_did_and_what_the_agent_does() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     // The resolver on the veth too, so that dig reaches it with what the
     // fast path passes.
     let listen = format!("{SERVER_V4}:53");
@@ -142,7 +134,7 @@ fn lookup_says_what_the_fast_path_really_did_and_what_the_agent_does() {
 fn status_and_dump_read_the_pins_with_the_agent_running_and_stopped() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = config_file(&lab);
+    let config = lab.write_services(SERVICES);
     let agent = lab.start_agent(&config, &[]).unwrap();
     lab.dig_records(SERVER_V4, "redis.mesh", "A");
 

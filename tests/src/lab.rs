@@ -174,6 +174,7 @@ impl Drop for Lab {
         // Unpinning the link detaches the program; the namespaces go after.
         let _ = std::fs::remove_dir_all(&self.pin_dir);
         let _ = std::fs::remove_dir_all(&self.state_dir);
+        let _ = std::fs::remove_dir_all(self.config_dir());
     }
 }
 
@@ -237,6 +238,25 @@ impl Lab {
         self.peer = None;
         self.server.ip(&["link", "del", &self.server_if])?;
         Ok(())
+    }
+
+    /// The folder of the lab's services file: a folder of its own, as the
+    /// agent watches the file's folder.
+    fn config_dir(&self) -> PathBuf {
+        self.state_dir.with_extension("config")
+    }
+
+    /// Where the lab's agents read their services file (removed with the lab).
+    pub fn services_path(&self) -> PathBuf {
+        std::fs::create_dir_all(self.config_dir()).expect("creating the lab's config folder");
+        self.config_dir().join("services.yaml")
+    }
+
+    /// Writes `text` as the lab's services file, and returns its path.
+    pub fn write_services(&self, text: &str) -> PathBuf {
+        let path = self.services_path();
+        std::fs::write(&path, text).expect("writing the services file");
+        path
     }
 
     /// Attaches an XDP_PASS program to the client end: veth delivers
