@@ -293,8 +293,13 @@ fn run(options: &Options) -> anyhow::Result<()> {
     };
 
     // From here the resolver holds the table (and the kernel its copy).
-    let listen = resolver_listen(options)?;
-    let resolver = Arc::new(resolver(options, table, &listen)?);
+    // Read once: where to listen by default, and whom to answer.
+    let mut addresses = Vec::new();
+    for iface in &options.ifaces {
+        addresses.extend(netif::addresses(iface)?);
+    }
+    let listen = resolver_listen(options, &addresses)?;
+    let resolver = Arc::new(resolver(options, table, &listen, &addresses)?);
     let _listeners = runtime.block_on(server::listen(
         resolver.clone(),
         &listen,
@@ -545,21 +550,23 @@ fn reattach_returned(options: &Options, fast_path: &mut FastPath, gone: &mut Vec
 }
 
 /// The resolver, set up from the options and the services file.
-/// `listen` is where it will listen: never its own upstream.
+/// `listen` is where it will listen: never its own upstream. `addresses`
+/// are the interfaces' own, with their prefix lengths.
 fn resolver(
     options: &Options,
     table: Arc<Table>,
     listen: &[SocketAddr],
+    addresses: &[(IpAddr, u8)],
 ) -> anyhow::Result<Resolver> {
     let settings = table.settings().clone();
     // For when the services file has no allow_from (now or after a
     // reload): loopback and the interfaces' own subnets.
     let mut default_allow_from: Vec<Cidr> = vec!["127.0.0.0/8".parse()?, "::1/128".parse()?];
-    for iface in &options.ifaces {
-        for (addr, prefix) in netif::addresses(iface)? {
-            default_allow_from.push(netif::subnet(addr, prefix));
-        }
-    }
+    default_allow_from.extend(
+        addresses
+            .iter()
+            .map(|(addr, prefix)| netif::subnet(*addr, *prefix)),
+    );
     let allow_from = settings
         .allow_from
         .clone()
@@ -588,21 +595,21 @@ fn resolver(
     ))
 }
 
-/// Where the resolver listens: `--listen`, or the interfaces' addresses
+/// Where the resolver listens: `--listen`, or the interfaces' `addresses`
 /// (not IPv6 link-local ones, which need a scope), port 53.
-fn resolver_listen(options: &Options) -> anyhow::Result<Vec<SocketAddr>> {
+fn resolver_listen(
+    options: &Options,
+    addresses: &[(IpAddr, u8)],
+) -> anyhow::Result<Vec<SocketAddr>> {
     if !options.listen.is_empty() {
         return Ok(options.listen.clone());
     }
     let mut addrs: Vec<SocketAddr> = Vec::new();
-    for iface in &options.ifaces {
-        for (addr, _) in netif::addresses(iface)? {
-            let link_local =
-                matches!(addr, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
-            let addr = SocketAddr::new(addr, 53);
-            if !link_local && !addrs.contains(&addr) {
-                addrs.push(addr);
-            }
+    for (addr, _) in addresses {
+        let link_local = matches!(addr, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+        let addr = SocketAddr::new(*addr, 53);
+        if !link_local && !addrs.contains(&addr) {
+            addrs.push(addr);
         }
     }
     if addrs.is_empty() {
