@@ -15,7 +15,7 @@ use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, Record, RecordType},
 };
-use meshdns_common::{Counter, EDNS_UDP_PAYLOAD_SIZE};
+use meshdns_common::{Counter, EDNS_UDP_PAYLOAD_SIZE, NameKey};
 use serde::Serialize;
 
 use super::{InspectError, Pinned, Result, frame};
@@ -131,7 +131,9 @@ pub fn lookup(pins: &Pins, name: &str, qtype: &str) -> Result<Lookup> {
             lookup.fast_path.reply = Some(Reply::of(&reply));
         }
         XDP_PASS if !outcome.is_answer() => {
-            let table = pinned.table()?;
+            // A name that makes no key is forwarded on the zone alone.
+            let key = authority::key_of(question.name()).unwrap_or(NameKey::ZERO);
+            let table = pinned.table_for(&key)?;
             let zone = Zone::of(&table);
             lookup.agent = Some(match authority::answer(&table, &zone, &query) {
                 Verdict::Answer(reply) => AgentVerdict {

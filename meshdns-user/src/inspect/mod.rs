@@ -108,20 +108,41 @@ impl Pinned {
             .map_err(|_| InspectError::NoZone(self.pins.maps_dir()))
     }
 
+    fn names_error(&self) -> impl Fn(MapError) -> InspectError {
+        let path = self.pins.maps_dir().join(NAMES_MAP);
+        move |source| InspectError::Map {
+            path: path.clone(),
+            source,
+        }
+    }
+
     /// Every name in the kernel's table, with its record.
     pub fn records(&self) -> Result<Vec<(NameKey, ServiceRecord)>> {
         self.names
             .iter()
             .collect::<Result<_, _>>()
-            .map_err(|source| InspectError::Map {
-                path: self.pins.maps_dir().join(NAMES_MAP),
-                source,
-            })
+            .map_err(self.names_error())
     }
 
-    /// The kernel's table, as the resolver would hold it.
-    pub fn table(&self) -> Result<Table> {
-        Ok(Table::from_kernel(self.zone()?, self.records()?))
+    /// How many names the kernel's table holds: their keys only, not their
+    /// records.
+    pub fn name_count(&self) -> Result<usize> {
+        self.names
+            .keys()
+            .try_fold(0, |count, key| key.map(|_| count + 1))
+            .map_err(self.names_error())
+    }
+
+    /// As much of the kernel's table as the resolver's rules consult for a
+    /// query for `key`: the zone, and that name if it is there. Reading
+    /// every name would take seconds at a million.
+    pub fn table_for(&self, key: &NameKey) -> Result<Table> {
+        let record = match self.names.get(key, 0) {
+            Ok(record) => Some((*key, record)),
+            Err(MapError::KeyNotFound) => None,
+            Err(error) => return Err(self.names_error()(error)),
+        };
+        Ok(Table::from_kernel(self.zone()?, record))
     }
 
     pub fn counters(&self) -> Result<Counters> {
@@ -182,7 +203,7 @@ pub struct Interface {
 pub fn status(pins: &Pins) -> Result<Status> {
     let pinned = Pinned::open(pins)?;
     let zone = pinned.zone()?;
-    let names = pinned.records()?.len();
+    let names = pinned.name_count()?;
     let counters = pinned.counters()?;
     let interfaces: Vec<Interface> = pins
         .linked_interfaces()

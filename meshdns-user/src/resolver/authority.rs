@@ -48,6 +48,13 @@ impl Zone {
     }
 }
 
+/// The table's key for `name`: its wire format, lowercased.
+pub fn key_of(name: &Name) -> Option<NameKey> {
+    name.to_bytes()
+        .ok()
+        .and_then(|wire| NameKey::from_wire(&wire))
+}
+
 /// Decides on a query with one question (the caller checked).
 pub fn answer(table: &Table, zone: &Zone, query: &Message) -> Verdict {
     let question = &query.queries[0];
@@ -55,11 +62,7 @@ pub fn answer(table: &Table, zone: &Zone, query: &Message) -> Verdict {
     if !zone.apex.zone_of(name) {
         return Verdict::Forward;
     }
-    let Some(key) = name
-        .to_bytes()
-        .ok()
-        .and_then(|wire| NameKey::from_wire(&wire))
-    else {
+    let Some(key) = key_of(name) else {
         return Verdict::Forward;
     };
     let mut reply = reply_to(query);
