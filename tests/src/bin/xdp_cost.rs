@@ -16,7 +16,10 @@ use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use clap::Parser;
 use meshdns::{fastpath::FastPath, table::Table};
 use meshdns_common::FLOOR_PROGRAM;
-use meshdns_tests::frame::{Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX};
+use meshdns_tests::{
+    frame::{Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX},
+    xdp::{XDP_PASS, XDP_TX},
+};
 
 #[derive(Parser)]
 struct Args {
@@ -35,9 +38,6 @@ services:
   - name: echo-server_echo-example_svc_1010
     vips: [240.0.0.1]
 ";
-
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
