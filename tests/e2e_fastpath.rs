@@ -416,7 +416,9 @@ fn frames_for_another_mac_are_passed_not_answered() {
         .unwrap();
 
     // The same query, to the server's MAC and to another host's (as a NIC
-    // in promiscuous mode would hand it over).
+    // in promiscuous mode would hand it over). Neighbour discovery and
+    // multicast listener reports on the veth move pass_not_unicast too: a
+    // send whose window saw one of those is tried again, up to five times.
     let query = Query::new("redis.mesh", TYPE_A).frame();
     for (dst, expected) in [
         ([0x02, 0, 0, 0, 0, 0x99], Counter::PassNotUnicast),
@@ -424,20 +426,34 @@ fn frames_for_another_mac_are_passed_not_answered() {
     ] {
         let mut frame = query.clone();
         frame[..6].copy_from_slice(&dst);
-        let before = lab.fast_path_counters().unwrap();
-        let client_if = lab.client_if.clone();
-        lab.client
-            .run(move || send_raw(&client_if, &frame))
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut tries = 0;
         let moved = loop {
-            let moved = lab.fast_path_counters().unwrap().since(&before);
-            if moved.get(expected) > 0 || std::time::Instant::now() > deadline {
+            tries += 1;
+            let moved = send_and_count(&lab, &frame, expected);
+            // Whatever the window saw, this frame was never answered wrongly.
+            assert_eq!(moved.answered(), u64::from(expected.is_answer()), "{moved}");
+            if moved.get(expected) == 1 || tries == 5 {
                 break moved;
             }
-            std::thread::sleep(Duration::from_millis(10));
         };
         assert_eq!(moved.get(expected), 1, "to {dst:02x?}: {moved}");
-        assert_eq!(moved.answered(), u64::from(expected.is_answer()), "{moved}");
+    }
+}
+
+/// Sends `frame` from the client end; returns how the counters moved once
+/// `counter` has (or after 2 s).
+fn send_and_count(lab: &Lab, frame: &[u8], counter: Counter) -> meshdns::fastpath::Counters {
+    let before = lab.fast_path_counters().unwrap();
+    let (client_if, frame) = (lab.client_if.clone(), frame.to_vec());
+    lab.client
+        .run(move || send_raw(&client_if, &frame))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let moved = lab.fast_path_counters().unwrap().since(&before);
+        if moved.get(counter) > 0 || std::time::Instant::now() > deadline {
+            return moved;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
