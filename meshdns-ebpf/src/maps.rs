@@ -1,0 +1,61 @@
+//! Phase-independent state: the maps the agent fills and reads, the per-CPU
+//! scratch memory one run works in, and the counters.
+
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use meshdns_common::{Counter, Interfaces, MAX_NAMES, NameKey, ServiceRecord, ZoneConfig};
+
+use crate::MAX_HEADERS_LEN;
+use crate::dns::Msg;
+
+/// The table: lowercased wire-format name to its addresses.
+///
+/// Not preallocated: an update then swaps in a whole new element and frees
+/// the old one after an RCU grace period, so a lookup here never sees a
+/// half-written record (a preallocated map recycles elements at once).
+#[map]
+pub(crate) static NAMES: HashMap<NameKey, ServiceRecord> =
+    HashMap::with_max_entries(MAX_NAMES, BPF_F_NO_PREALLOC);
+
+/// The zone: one entry, under `ZONE_KEY`. A hash map for the same reason.
+#[map]
+pub(crate) static ZONE: HashMap<u32, ZoneConfig> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// The interfaces the program is attached to and their MACs: see
+/// `Interfaces`. An interface not in it (BPF_PROG_TEST_RUN's loopback) gets
+/// no MAC check.
+#[map]
+pub(crate) static INTERFACES: Array<Interfaces> = Array::with_max_entries(1, 0);
+
+/// What happened to each packet, per CPU, indexed by `Counter`.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+/// Per-CPU working memory of one run: too much for the 512-byte stack.
+#[repr(C)]
+pub(crate) struct Scratch {
+    /// The query as it came, then the reply.
+    pub(crate) msg: Msg,
+    /// The frame's headers, while the frame grows at its head.
+    pub(crate) headers: [u8; MAX_HEADERS_LEN],
+    /// The lookup key: the question's name, lowercased.
+    pub(crate) key: NameKey,
+    /// Bit `i` set: a label starts at offset `i` of the question's name.
+    pub(crate) label_starts: [u64; 4],
+    /// See `forget_exact_value`.
+    pub(crate) laundry: u64,
+}
+
+#[map]
+pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub(crate) fn count(counter: Counter) {
+    if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: a per-CPU slot: nothing else writes it while we run.
+        unsafe { *value += 1 };
+    }
+}

@@ -1,0 +1,344 @@
+//! Phases 1 and 2: `parse_transport` checks the frame's headers,
+//! `parse_query` copies the DNS message into the scratch buffer and checks it
+//! there. Both only read the frame.
+
+use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
+use meshdns_common::{
+    Counter, MAX_INTERFACES, MAX_LABEL_LEN, MAX_NAME_LEN, NameKey, name::LOWERCASE,
+};
+
+use crate::DNS_PORT;
+use crate::dns::*;
+use crate::maps::{INTERFACES, Scratch};
+use crate::packet::*;
+
+/// Returns `value & mask` such that the verifier knows only its bounds, not
+/// which value it is.
+///
+/// Different paths reach the same code with different known values (a name
+/// length per iteration of the name loop, an offset per VLAN and IP
+/// version); without this the verifier would walk everything after them once
+/// per value, and give up at its limit of a million instructions. A round
+/// trip through map memory, which the verifier does not track, makes all
+/// those paths one.
+#[inline(always)]
+fn forget_exact_value(slot: &mut u64, value: usize, mask: usize) -> usize {
+    // SAFETY: `slot` is a valid, exclusive reference.
+    unsafe {
+        core::ptr::write_volatile(slot, value as u64);
+        core::ptr::read_volatile(slot) as usize & mask
+    }
+}
+
+/// Whether `dst` is the MAC of the interface the frame came in on, if the
+/// agent listed that interface.
+#[inline(always)]
+fn to_this_interface(ctx: &XdpContext, dst: &[u8; 6]) -> bool {
+    let Some(interfaces) = INTERFACES.get(0) else {
+        return true;
+    };
+    // SAFETY: reading a field of the context the kernel passed.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    for i in 0..MAX_INTERFACES {
+        if i >= interfaces.count as usize {
+            break;
+        }
+        let entry = &interfaces.entries[i];
+        if entry.ifindex == ifindex {
+            return same_mac(&entry.mac, dst);
+        }
+    }
+    true
+}
+
+/// Compares two MAC addresses byte by byte (an array comparison would call
+/// compiler-builtins' `bcmp`).
+#[inline(always)]
+fn same_mac(a: &[u8; 6], b: &[u8; 6]) -> bool {
+    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5]
+}
+
+/// Where the DNS message is in the frame.
+pub(crate) struct Transport {
+    /// Offset of the IP header.
+    pub(crate) l3: usize,
+    pub(crate) ipv6: bool,
+    /// Offset of the UDP header.
+    pub(crate) l4: usize,
+    /// Length of the DNS message.
+    msg_len: usize,
+}
+
+impl Transport {
+    /// Offset of the DNS message.
+    pub(crate) fn dns(&self) -> usize {
+        self.l4 + UDP_HDR_LEN
+    }
+}
+
+/// Checks Ethernet, VLAN tags, IP and UDP. Reads only.
+#[inline(always)]
+pub(crate) fn parse_transport(ctx: &XdpContext, laundry: &mut u64) -> Result<Transport, Counter> {
+    let frame_len = ctx.data_end() - ctx.data();
+    let eth = ptr_at::<EthHdr>(ctx, 0).ok_or(Counter::PassMalformed)?;
+    // SAFETY: ptr_at checked the header is inside the frame.
+    let eth = unsafe { &*eth };
+    // Only frames sent to us alone: a multicast or broadcast query has no
+    // single server to answer it.
+    if eth.dst[0] & 1 != 0 {
+        return Err(Counter::PassNotUnicast);
+    }
+    // And to this interface: in promiscuous mode frames for other hosts
+    // come here too.
+    if !to_this_interface(ctx, &eth.dst) {
+        return Err(Counter::PassNotUnicast);
+    }
+    let mut ether_type = u16::from_be_bytes(eth.ether_type);
+    let mut l3 = ETH_HDR_LEN;
+    for _ in 0..MAX_VLAN_TAGS {
+        if ether_type != ETHERTYPE_VLAN && ether_type != ETHERTYPE_QINQ {
+            break;
+        }
+        // The reply keeps the tags as they are.
+        ether_type = load_be16(ctx, l3 + 2).ok_or(Counter::PassMalformed)?;
+        l3 += VLAN_HDR_LEN;
+    }
+
+    let (ipv6, l4, ip_payload_len) = match ether_type {
+        ETHERTYPE_IPV4 => {
+            let ip = ptr_at::<Ipv4Hdr>(ctx, l3).ok_or(Counter::PassMalformed)?;
+            // SAFETY: ptr_at checked the header is inside the frame.
+            let ip = unsafe { &*ip };
+            if ip.version_ihl >> 4 != 4 || ip.version_ihl & 0x0f < 5 {
+                return Err(Counter::PassMalformed);
+            }
+            // Options move every later offset; fragments are not whole queries.
+            if ip.version_ihl != 0x45 || u16::from_be_bytes(ip.frag_off) & 0x3fff != 0 {
+                return Err(Counter::PassIpOptions);
+            }
+            if ip.protocol != IPPROTO_UDP {
+                return Err(Counter::PassNotUdp);
+            }
+            if ip.dst[0] >= 224 {
+                // Multicast (224/4), reserved and limited broadcast.
+                return Err(Counter::PassNotUnicast);
+            }
+            let total_len = u16::from_be_bytes(ip.total_len) as usize;
+            if total_len < IPV4_HDR_LEN {
+                return Err(Counter::PassMalformed);
+            }
+            (false, l3 + IPV4_HDR_LEN, total_len - IPV4_HDR_LEN)
+        }
+        ETHERTYPE_IPV6 => {
+            let ip = ptr_at::<Ipv6Hdr>(ctx, l3).ok_or(Counter::PassMalformed)?;
+            // SAFETY: ptr_at checked the header is inside the frame.
+            let ip = unsafe { &*ip };
+            if ip.version_class_flow[0] >> 4 != 6 {
+                return Err(Counter::PassMalformed);
+            }
+            match ip.next_header {
+                IPPROTO_UDP => {}
+                // Hop-by-hop, routing, fragment, ESP, AH, destination
+                // options, mobility, HIP, shim6, experimental (RFC 8200 §4).
+                0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254 => {
+                    return Err(Counter::PassIpOptions);
+                }
+                _ => return Err(Counter::PassNotUdp),
+            }
+            if ip.dst[0] == 0xff {
+                return Err(Counter::PassNotUnicast);
+            }
+            (
+                true,
+                l3 + IPV6_HDR_LEN,
+                u16::from_be_bytes(ip.payload_len) as usize,
+            )
+        }
+        // Also a third VLAN tag.
+        _ => return Err(Counter::PassNotIp),
+    };
+
+    let udp = ptr_at::<UdpHdr>(ctx, l4).ok_or(Counter::PassMalformed)?;
+    // SAFETY: ptr_at checked the header is inside the frame.
+    let udp = unsafe { &*udp };
+    if u16::from_be_bytes(udp.dst_port) != DNS_PORT {
+        return Err(Counter::PassNotDnsPort);
+    }
+    // The IP and UDP lengths must agree, and the frame may only be longer
+    // than the datagram by link-layer padding.
+    let udp_len = u16::from_be_bytes(udp.len) as usize;
+    if udp_len != ip_payload_len || l4 + udp_len > frame_len || udp_len < UDP_HDR_LEN + HDR_LEN {
+        return Err(Counter::PassMalformed);
+    }
+    let msg_len = udp_len - UDP_HDR_LEN;
+    if msg_len > MAX_MSG_LEN {
+        return Err(Counter::PassTooLarge);
+    }
+    // Six layouts (0-2 tags, IPv4 or IPv6) become one for the verifier.
+    let l3 = forget_exact_value(laundry, l3, 0x1f);
+    let l4 = forget_exact_value(laundry, l4, 0x7f);
+    // And the helper that copies the message wants a plainly bounded length.
+    let msg_len = forget_exact_value(laundry, msg_len, 0x3ff);
+    Ok(Transport {
+        l3,
+        ipv6,
+        l4,
+        msg_len,
+    })
+}
+
+/// What the query asks, found by `parse_query`.
+pub(crate) struct Query {
+    pub(crate) flags: u16,
+    /// Length of the question's name in wire format.
+    pub(crate) name_len: usize,
+    pub(crate) qtype: u16,
+    /// `Some(do_bit)` if the query had an OPT record.
+    pub(crate) edns_do: Option<bool>,
+}
+
+impl Query {
+    /// Offset of the first byte after the question.
+    pub(crate) fn question_end(&self) -> usize {
+        HDR_LEN + self.name_len + 4
+    }
+}
+
+/// Copies the DNS message into the scratch buffer and checks it is a plain
+/// query for class IN, type A or AAAA; leaves the lowercased name in
+/// `scratch.key`. Reads the frame only.
+#[inline(always)]
+pub(crate) fn parse_query(
+    ctx: &XdpContext,
+    transport: &Transport,
+    scratch: &mut Scratch,
+) -> Result<Query, Counter> {
+    let msg_len = transport.msg_len;
+    if !(HDR_LEN..=MAX_MSG_LEN).contains(&msg_len) {
+        return Err(Counter::PassMalformed);
+    }
+    // SAFETY: the buffer holds 1024 bytes, msg_len is at most 512.
+    let loaded = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            transport.dns() as u32,
+            scratch.msg.bytes.as_mut_ptr() as *mut _,
+            msg_len as u32,
+        )
+    };
+    if loaded != 0 {
+        return Err(Counter::PassMalformed);
+    }
+    let msg = &scratch.msg;
+
+    let flags = msg.u16(HDR_FLAGS);
+    if flags & (FLAG_QR | OPCODE_MASK | FLAG_TC) != 0
+        || msg.u16(HDR_QDCOUNT) != 1
+        || msg.u16(HDR_ANCOUNT) != 0
+        || msg.u16(HDR_NSCOUNT) != 0
+    {
+        return Err(Counter::PassNotQuery);
+    }
+    let arcount = msg.u16(HDR_ARCOUNT);
+    if arcount > 1 {
+        return Err(Counter::PassNotQuery);
+    }
+
+    let name_len = read_qname(msg, msg_len, &mut scratch.key, &mut scratch.label_starts)?;
+    let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
+    let msg = &scratch.msg;
+    let question_end = HDR_LEN + name_len + 4;
+    if question_end > msg_len {
+        return Err(Counter::PassMalformed);
+    }
+    let qtype = msg.u16(HDR_LEN + name_len);
+    let qclass = msg.u16(HDR_LEN + name_len + 2);
+    if qclass != CLASS_IN || (qtype != TYPE_A && qtype != TYPE_AAAA) {
+        return Err(Counter::PassUnsupportedType);
+    }
+
+    let edns_do = if arcount == 1 {
+        Some(read_opt(msg, question_end, msg_len)?)
+    } else if question_end != msg_len {
+        return Err(Counter::PassMalformed);
+    } else {
+        None
+    };
+    Ok(Query {
+        flags,
+        name_len,
+        qtype,
+        edns_do,
+    })
+}
+
+/// Copies the question's name, lowercased, into `key`, marks where its
+/// labels start, and returns its length in wire format. Compression
+/// pointers, labels over 63 bytes, names over 255 bytes and names running
+/// past the message are all `PassMalformed`.
+#[inline(always)]
+fn read_qname(
+    msg: &Msg,
+    msg_len: usize,
+    key: &mut NameKey,
+    label_starts: &mut [u64; 4],
+) -> Result<usize, Counter> {
+    clear_key(key);
+    *label_starts = [0; 4];
+    // Offset in the name of the next length octet.
+    let mut next_label = 0;
+    for i in 0..MAX_NAME_LEN {
+        if HDR_LEN + i >= msg_len {
+            return Err(Counter::PassMalformed);
+        }
+        let byte = msg.bytes[HDR_LEN + i];
+        key.wire[i] = LOWERCASE[byte as usize];
+        if i == next_label {
+            if byte == 0 {
+                return Ok(i + 1);
+            }
+            // Also catches compression pointers (top bits 11).
+            if byte as usize > MAX_LABEL_LEN {
+                return Err(Counter::PassMalformed);
+            }
+            label_starts[i >> 6] |= 1 << (i & 63);
+            next_label = i + 1 + byte as usize;
+        }
+    }
+    Err(Counter::PassMalformed)
+}
+
+/// Zeroes `key` eight bytes at a time. `*key = NameKey::ZERO` compiles to a
+/// call to compiler-builtins' `memset`, which stores one byte at a time:
+/// about 1,150 instructions and 100 ns a query. The stores are volatile so
+/// that the compiler does not turn this loop back into that call.
+#[inline(always)]
+fn clear_key(key: &mut NameKey) {
+    const WORDS: usize = core::mem::size_of::<NameKey>() / 8;
+    let words = key as *mut NameKey as *mut u64;
+    for i in 0..WORDS {
+        // SAFETY: a NameKey is 256 bytes and 8-byte aligned: 32 words.
+        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+    }
+}
+
+/// Checks that the one additional record at `at` is an OPT record that ends
+/// the message, and returns its DO bit.
+#[inline(always)]
+fn read_opt(msg: &Msg, at: usize, msg_len: usize) -> Result<bool, Counter> {
+    if at + OPT_RR_LEN > msg_len {
+        return Err(Counter::PassMalformed);
+    }
+    if msg.u8(at) != 0 || msg.u16(at + OPT_TYPE) != TYPE_OPT {
+        return Err(Counter::PassNotQuery);
+    }
+    // The agent answers other versions with BADVERS (RFC 6891 §6.1.3).
+    if msg.u8(at + OPT_VERSION) != 0 {
+        return Err(Counter::PassEdnsVersion);
+    }
+    // Options (cookies, padding, ...) are ignored, as RFC 6891 allows.
+    if at + OPT_RR_LEN + msg.u16(at + OPT_RDLENGTH) as usize != msg_len {
+        return Err(Counter::PassMalformed);
+    }
+    Ok(msg.u16(at + OPT_FLAGS) & EDNS_FLAG_DO != 0)
+}
