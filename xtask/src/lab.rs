@@ -12,8 +12,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-
-use crate::cmd;
+use meshdns_topology::{End, Netns, Veth, XdpHelper};
 
 const NETNS: &str = "meshdns-lab";
 const HOST_IF: &str = "meshdns0";
@@ -22,73 +21,47 @@ const HOST_V4: &str = "198.18.0.1";
 const PIN_DIR: &str = "/sys/fs/bpf/meshdns-lab";
 const STATE_DIR: &str = "/run/meshdns-lab";
 
-/// The namespace and veth pair; removed on drop.
-struct Lab;
+/// The namespace and veth pair, and the agent's pin and state folders;
+/// removed on drop.
+struct Lab {
+    // Dropped in this order: the veth, then the namespace.
+    _veth: Veth,
+    netns: Netns,
+}
 
 impl Lab {
     fn create() -> anyhow::Result<Self> {
         // A lab left over by a run that was killed goes first.
-        Self::remove();
-        let lab = Lab;
-        let ip = |args: &[&str]| cmd::output(Command::new("ip").args(args));
-        ip(&["netns", "add", NETNS])?;
-        ip(&[
-            "link", "add", HOST_IF, "type", "veth", "peer", "name", CLIENT_IF, "netns", NETNS,
-        ])?;
-        ip(&["addr", "add", &format!("{HOST_V4}/24"), "dev", HOST_IF])?;
-        ip(&[
-            "-6",
-            "addr",
-            "add",
-            "2001:db8::1/64",
-            "dev",
-            HOST_IF,
-            "nodad",
-        ])?;
-        ip(&["link", "set", HOST_IF, "up"])?;
-        ip(&[
-            "-n",
-            NETNS,
-            "addr",
-            "add",
-            "198.18.0.2/24",
-            "dev",
-            CLIENT_IF,
-        ])?;
-        ip(&[
-            "-n",
-            NETNS,
-            "-6",
-            "addr",
-            "add",
-            "2001:db8::2/64",
-            "dev",
-            CLIENT_IF,
-            "nodad",
-        ])?;
-        ip(&["-n", NETNS, "link", "set", CLIENT_IF, "up"])?;
-        ip(&["-n", NETNS, "link", "set", "lo", "up"])?;
-        Ok(lab)
-    }
-
-    fn remove() {
-        // Deleting one end of a veth deletes both.
-        for args in [["link", "delete", HOST_IF], ["netns", "delete", NETNS]] {
-            let _ = Command::new("ip")
-                .args(args)
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-        for dir in [PIN_DIR, STATE_DIR] {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        Veth::delete_leftover(HOST_IF);
+        Netns::delete_leftover(NETNS);
+        remove_folders();
+        let netns = Netns::create(NETNS)?;
+        let veth = Veth::create(
+            None,
+            End {
+                iface: HOST_IF,
+                addresses: &["198.18.0.1/24", "2001:db8::1/64"],
+            },
+            &netns,
+            End {
+                iface: CLIENT_IF,
+                addresses: &["198.18.0.2/24", "2001:db8::2/64"],
+            },
+        )?;
+        Ok(Self { _veth: veth, netns })
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        Self::remove();
+        remove_folders();
         eprintln!("xtask: lab removed");
+    }
+}
+
+fn remove_folders() {
+    for dir in [PIN_DIR, STATE_DIR] {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -110,11 +83,7 @@ pub fn run(root: &Path, target: &Path) -> anyhow::Result<()> {
     let lab = Lab::create()?;
     // veth delivers XDP_TX frames only to a peer with NAPI on; an XDP_PASS
     // program on the client end turns it on.
-    let peer = Command::new(target.join("meshdns-lab-xdp"))
-        .args(["--netns", NETNS, "--iface", CLIENT_IF])
-        .spawn()
-        .context("starting meshdns-lab-xdp")?;
-    let peer = Reaped(peer);
+    let peer = XdpHelper::attach(target, &lab.netns, CLIENT_IF, "pass")?;
 
     let meshdns = target.join("meshdns");
     let meshdns = meshdns.display();

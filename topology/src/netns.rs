@@ -1,0 +1,103 @@
+//! A network namespace owned by a value.
+
+use std::{ffi::OsStr, fs::File, os::fd::AsRawFd, path::Path, process::Command, thread};
+
+use anyhow::{Context as _, bail};
+
+/// A network namespace (an `ip netns` one, under /run/netns), deleted on
+/// drop if this value created it.
+pub struct Netns {
+    /// Its `ip netns` name.
+    pub name: String,
+    owned: bool,
+}
+
+impl Netns {
+    /// Creates a namespace with its loopback up, to be deleted on drop.
+    pub fn create(name: impl Into<String>) -> anyhow::Result<Self> {
+        let name = name.into();
+        crate::run("ip", &["netns", "add", &name])?;
+        let netns = Self { name, owned: true };
+        netns.ip(&["link", "set", "lo", "up"])?;
+        Ok(netns)
+    }
+
+    /// An existing namespace, left alone on drop.
+    pub fn existing(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            owned: false,
+        }
+    }
+
+    /// Deletes the namespace `name` if there is one: what a run that was
+    /// killed left behind, for callers whose names are fixed.
+    pub fn delete_leftover(name: &str) {
+        crate::ip_quietly(None, &["netns", "delete", name]);
+    }
+
+    /// `ip -n <ns> ARGS`.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
+        crate::ip(Some(&self.name), args)
+    }
+
+    /// A command that runs `program` inside the namespace (`ip netns exec`).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
+    /// A command that runs `program` in the namespace's network only, with
+    /// the host's mounts: unlike `ip netns exec`, which mounts a sysfs of
+    /// its own, the program sees the host's bpffs and its pins.
+    pub fn nsenter(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg(program);
+        command
+    }
+
+    /// Runs `f` on a thread that has entered the namespace, and returns its
+    /// result. The calling thread's namespace does not change.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.spawn(f)
+            .join()
+            .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+    }
+
+    /// Starts `f` on a thread that has entered the namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> thread::JoinHandle<anyhow::Result<T>> {
+        let path = Path::new("/run/netns").join(&self.name);
+        thread::spawn(move || {
+            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            // SAFETY: a valid namespace fd; setns affects only this thread.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                bail!(
+                    "setns {}: {}",
+                    path.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+            f()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        // Deleting the namespace also deletes the veth end inside it, and
+        // with it the peer.
+        crate::ip_quietly(None, &["netns", "delete", &self.name]);
+    }
+}
