@@ -2,11 +2,10 @@
 //! addressed from the benchmarking range (RFC 2544) and removed on drop.
 
 use std::{
-    fs::File,
     io::{BufRead, BufReader},
-    os::fd::AsRawFd,
+    ops::Deref,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::{
         atomic::{AtomicU32, Ordering},
         mpsc,
@@ -22,70 +21,28 @@ use aya::{
 };
 use meshdns::fastpath::{Counters, FastPath};
 use meshdns_common::{COUNTERS_MAP, PASS_PROGRAM};
+/// Runs a command and fails with its output unless it succeeds.
+pub use meshdns_topology::run as sh;
+use meshdns_topology::{End, Veth};
 
 pub const SERVER_V4: &str = "198.18.0.1";
 pub const CLIENT_V4: &str = "198.18.0.2";
 pub const SERVER_V6: &str = "2001:db8::1";
 
-/// Runs a command and fails with its output unless it succeeds.
-pub fn sh(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    ensure!(
-        output.status.success(),
-        "{program} {} failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// A network namespace, deleted on drop if this value created it.
-pub struct Netns {
-    pub name: String,
-    owned: bool,
-}
+/// A network namespace, deleted on drop if this value created it: the
+/// topology crate's (`ip`, `command`, `nsenter`, `run`, `spawn`), with what
+/// the tests ask of one besides.
+pub struct Netns(meshdns_topology::Netns);
 
 impl Netns {
     /// Creates a namespace, to be deleted on drop.
     pub fn new(name: String) -> anyhow::Result<Self> {
-        sh("ip", &["netns", "add", &name])?;
-        let netns = Self { name, owned: true };
-        netns.ip(&["link", "set", "lo", "up"])?;
-        Ok(netns)
+        Ok(Self(meshdns_topology::Netns::create(name)?))
     }
 
     /// An existing namespace, left alone on drop.
     pub fn existing(name: String) -> Self {
-        Self { name, owned: false }
-    }
-
-    /// `ip -n <ns> ARGS`.
-    pub fn ip(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut all = vec!["-n", self.name.as_str()];
-        all.extend_from_slice(args);
-        sh("ip", &all)
-    }
-
-    /// A command that runs `program` inside the namespace.
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name]).arg(program);
-        command
-    }
-
-    /// A command that runs `program` in the namespace's network only, with
-    /// the host's mounts: unlike `ip netns exec`, which mounts a sysfs of
-    /// its own, the program sees the host's bpffs and its pins.
-    pub fn nsenter(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--net=/run/netns/{}", self.name))
-            .arg(program);
-        command
+        Self(meshdns_topology::Netns::existing(name))
     }
 
     /// `GET path` over HTTP/1.1 to `addr` from this namespace: the status
@@ -106,49 +63,13 @@ impl Netns {
             ))
         })
     }
-
-    /// Runs `f` on a thread that has entered the namespace, and returns its
-    /// result. The calling thread's namespace does not change.
-    pub fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        self.spawn(f)
-            .join()
-            .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
-    }
-
-    /// Starts `f` on a thread that has entered the namespace.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> thread::JoinHandle<anyhow::Result<T>> {
-        let path = Path::new("/run/netns").join(&self.name);
-        thread::spawn(move || {
-            let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-            // SAFETY: a valid namespace fd; setns affects only this thread.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                bail!(
-                    "setns {}: {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                );
-            }
-            f()
-        })
-    }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if !self.owned {
-            return;
-        }
-        // Deleting the namespace also deletes the veth end inside it, and
-        // with it the peer.
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.name])
-            .status();
+impl Deref for Netns {
+    type Target = meshdns_topology::Netns;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -157,6 +78,8 @@ impl Drop for Netns {
 /// 2001:db8::2/64) in `client`; and the agent's pin and state folders.
 /// Everything is removed on drop.
 pub struct Lab {
+    /// The veth pair, while connected; deleted before the namespaces.
+    veth: Option<Veth>,
     pub server: Netns,
     pub client: Netns,
     pub server_if: String,
@@ -193,7 +116,8 @@ impl Lab {
         let server = Netns::new(format!("meshdns-{id}-s"))?;
         let client = Netns::new(format!("meshdns-{id}-c"))?;
         let (server_if, client_if) = (format!("md{id}s"), format!("md{id}c"));
-        let lab = Self {
+        let mut lab = Self {
+            veth: None,
             server,
             client,
             server_if,
@@ -207,27 +131,20 @@ impl Lab {
     }
 
     /// Creates the veth pair between the namespaces, addressed and up.
-    pub fn connect(&self) -> anyhow::Result<()> {
-        self.server.ip(&[
-            "link",
-            "add",
-            &self.server_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &self.client_if,
-            "netns",
-            &self.client.name,
-        ])?;
-        for (ns, iface, v4, v6) in [
-            (&self.server, &self.server_if, SERVER_V4, "2001:db8::1/64"),
-            (&self.client, &self.client_if, CLIENT_V4, "2001:db8::2/64"),
-        ] {
-            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", iface])?;
-            ns.ip(&["-6", "addr", "add", v6, "dev", iface, "nodad"])?;
-            ns.ip(&["link", "set", iface, "up"])?;
-        }
+    pub fn connect(&mut self) -> anyhow::Result<()> {
+        let (server_v4, client_v4) = (format!("{SERVER_V4}/24"), format!("{CLIENT_V4}/24"));
+        self.veth = Some(Veth::create(
+            Some(&self.server),
+            End {
+                iface: &self.server_if,
+                addresses: &[&server_v4, "2001:db8::1/64"],
+            },
+            &self.client,
+            End {
+                iface: &self.client_if,
+                addresses: &[&client_v4, "2001:db8::2/64"],
+            },
+        )?);
         Ok(())
     }
 
@@ -236,7 +153,9 @@ impl Lab {
     /// same names, new ifindexes.
     pub fn disconnect(&mut self) -> anyhow::Result<()> {
         self.peer = None;
-        self.server.ip(&["link", "del", &self.server_if])?;
+        if let Some(veth) = self.veth.take() {
+            veth.delete()?;
+        }
         Ok(())
     }
 
