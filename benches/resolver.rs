@@ -39,6 +39,7 @@ fn resolver(names: usize) -> Resolver {
     let table = Table::parse(&text).unwrap();
     let resolver = Resolver::new(
         std::sync::Arc::new(table),
+        &meshdns::config::ResolverSettings::default(),
         vec!["127.0.0.0/8".parse().unwrap()],
         Upstreams::new(&[], Settings::default()),
         Cache::new(Limits::default()),

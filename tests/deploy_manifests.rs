@@ -22,8 +22,7 @@ use std::{
 
 use meshdns_common::Counter;
 use meshdns_tests::lab::{Agent, Lab, SERVER_V4, sh};
-use serde::Deserialize as _;
-use serde_yaml::Value;
+use serde_json::Value;
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
@@ -39,11 +38,9 @@ fn manifests() -> Vec<Value> {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = fs::read_to_string(&path).unwrap();
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let value =
-                    Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                docs.push(value);
-            }
+            let values: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            docs.extend(values);
         }
     }
     docs
@@ -65,7 +62,7 @@ fn daemonset() -> Value {
 
 fn container() -> Value {
     let pod = &daemonset()["spec"]["template"]["spec"];
-    let containers = pod["containers"].as_sequence().unwrap();
+    let containers = pod["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 1, "one container: the agent");
     containers[0].clone()
 }
@@ -78,7 +75,7 @@ fn str_of(value: &Value) -> &str {
 
 fn strings(value: &Value) -> Vec<String> {
     value
-        .as_sequence()
+        .as_array()
         .unwrap_or_else(|| panic!("not a list: {value:?}"))
         .iter()
         .map(|v| str_of(v).to_string())
@@ -123,7 +120,7 @@ fn daemonset_pin_dir() -> String {
         return flag_or(&args, "--pin-dir", DEFAULT_PIN_DIR);
     }
     container()["env"]
-        .as_sequence()
+        .as_array()
         .into_iter()
         .flatten()
         .find(|e| e["name"] == "MESHDNS_PIN_DIR")
@@ -155,7 +152,7 @@ fn probe_port(probe: &Value) -> u16 {
     }
     let name = str_of(port);
     container()["ports"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .find(|p| p["name"] == name)
@@ -166,14 +163,14 @@ fn probe_port(probe: &Value) -> u16 {
 /// The volume mounted at a container path, with its mount.
 fn volume_for_mount(mount_path: &str) -> (Value, Value) {
     let mount = container()["volumeMounts"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .find(|m| m["mountPath"] == mount_path)
         .cloned()
         .unwrap_or_else(|| panic!("nothing mounted at {mount_path}"));
     let volume = daemonset()["spec"]["template"]["spec"]["volumes"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .find(|v| v["name"] == mount["name"])
@@ -186,14 +183,14 @@ fn volume_for_mount(mount_path: &str) -> (Value, Value) {
 fn mount_of_host_path(host_path: &str) -> Value {
     let volumes = daemonset()["spec"]["template"]["spec"]["volumes"].clone();
     let volume = volumes
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .find(|v| v["hostPath"]["path"] == host_path)
         .cloned()
         .unwrap_or_else(|| panic!("no hostPath volume for {host_path}"));
     container()["volumeMounts"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .find(|m| m["name"] == volume["name"])
@@ -286,7 +283,7 @@ fn every_flag_in_the_daemonset_and_the_unit_is_one_meshdns_run_knows() {
 
 #[test]
 fn every_variable_the_daemonset_args_use_is_set_and_iface_comes_from_the_configmap() {
-    let env = container()["env"].as_sequence().unwrap().clone();
+    let env = container()["env"].as_array().unwrap().clone();
     let defined: BTreeSet<&str> = env.iter().map(|e| str_of(&e["name"])).collect();
     for arg in container_args() {
         let mut rest = arg.as_str();
@@ -340,7 +337,7 @@ fn the_container_declares_dns_on_53_udp_and_tcp_and_the_metrics_port() {
         DEFAULT_METRICS_ADDR,
     ));
     let declared: BTreeSet<(u64, String)> = container()["ports"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|p| {
@@ -584,10 +581,10 @@ fn ready_or_exit(lab: &Lab, agent: &mut Running, log: &Path) -> Result<(), ExitS
 /// The first service of the ConfigMap's services file that has an IPv4
 /// VIP: its name in the zone, and the VIP.
 fn example_name(services: &str) -> (String, Ipv4Addr) {
-    let file: Value = serde_yaml::from_str(services).unwrap();
+    let file: Value = serde_saphyr::from_str(services).unwrap();
     let zone = file["zone"].as_str().unwrap_or("mesh");
-    for service in file["services"].as_sequence().unwrap() {
-        let vips = service["vips"].as_sequence().cloned().unwrap_or_default();
+    for service in file["services"].as_array().unwrap() {
+        let vips = service["vips"].as_array().cloned().unwrap_or_default();
         if let Some(v4) = vips.iter().find_map(|v| v.as_str()?.parse().ok()) {
             return (format!("{}.{zone}", str_of(&service["name"])), v4);
         }

@@ -104,6 +104,7 @@ fn fast_path_and_userspace_give_the_same_answers() {
     fast_path.sync(table.clone()).unwrap();
     let resolver = Resolver::new(
         std::sync::Arc::new(table),
+        &meshdns::config::ResolverSettings::default(),
         vec!["127.0.0.0/8".parse().unwrap()],
         Upstreams::new(&[], Settings::default()),
         Cache::new(Limits::default()),

@@ -51,11 +51,18 @@ fn scrape(lab: &Lab) -> Samples {
         }
         let (series, value) = line.rsplit_once(' ').expect("name value");
         let name = series.split('{').next().unwrap_or_default();
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .filter_map(|suffix| name.strip_suffix(suffix))
-            .find(|base| families.get(base) == Some(&"histogram"))
-            .unwrap_or(name);
+        // OpenMetrics: a counter's samples carry `_total`, a histogram's
+        // `_bucket`, `_sum` and `_count`, after the family's name.
+        let family = [
+            ("_total", "counter"),
+            ("_bucket", "histogram"),
+            ("_sum", "histogram"),
+            ("_count", "histogram"),
+        ]
+        .iter()
+        .filter_map(|(suffix, kind)| Some((name.strip_suffix(suffix)?, *kind)))
+        .find(|(base, kind)| families.get(base) == Some(kind))
+        .map_or(name, |(base, _)| base);
         assert!(families.contains_key(family), "{line}: no TYPE before it");
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
         samples.insert(series.to_string(), value);

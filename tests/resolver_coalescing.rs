@@ -66,6 +66,7 @@ async fn identical_questions_in_flight_share_one_upstream_query() {
     let (upstream, count) = slow_upstream(Duration::from_millis(300));
     let resolver = Arc::new(Resolver::new(
         Arc::new(Table::parse("zone: mesh\n").unwrap()),
+        &meshdns::config::ResolverSettings::default(),
         vec!["127.0.0.0/8".parse().unwrap()],
         Upstreams::new(&[upstream], Settings::default()),
         Cache::new(Limits::default()),

@@ -16,6 +16,8 @@
 //! - [`inspect`]: `meshdns status`, `lookup` and `dump`, from the pins.
 //! - [`privileges`]: dropping capabilities once attached.
 
+pub mod agent;
+pub mod cidr;
 pub mod config;
 pub mod dns_name;
 pub mod fastpath;

@@ -7,8 +7,6 @@ use std::{
     path::Path,
 };
 
-use crate::vip::Cidr;
-
 /// Calls `f` with each `ifaddrs` entry of `iface` that has an address.
 fn each_ifaddr(
     iface: &str,
@@ -93,33 +91,6 @@ pub fn mac(iface: &str) -> std::io::Result<Option<[u8; 6]>> {
         }
     })?;
     Ok(found)
-}
-
-/// The subnet an address with a prefix length belongs to.
-pub fn subnet(addr: IpAddr, prefix: u8) -> Cidr {
-    let bits = if addr.is_ipv4() { 32 } else { 128 };
-    let host_bits = bits - u32::from(prefix);
-    let network = match addr {
-        IpAddr::V4(a) => {
-            let mask = if host_bits >= 32 {
-                0
-            } else {
-                u32::MAX << host_bits
-            };
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
-        }
-        IpAddr::V6(a) => {
-            let mask = if host_bits >= 128 {
-                0
-            } else {
-                u128::MAX << host_bits
-            };
-            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
-        }
-    };
-    format!("{network}/{prefix}")
-        .parse()
-        .expect("a network address with its prefix")
 }
 
 /// The nameservers of a resolv.conf, port 53.
@@ -346,22 +317,6 @@ mod tests {
         let mut bare = reply[..40].to_vec();
         bare[..4].copy_from_slice(&40u32.to_ne_bytes());
         assert_eq!(parse_xdp_attached(&bare).unwrap(), None);
-    }
-
-    #[test]
-    fn subnets_of_addresses() {
-        assert_eq!(
-            subnet("198.18.0.1".parse().unwrap(), 24).to_string(),
-            "198.18.0.0/24"
-        );
-        assert_eq!(
-            subnet("2001:db8::1".parse().unwrap(), 64).to_string(),
-            "2001:db8::/64"
-        );
-        assert_eq!(
-            subnet("127.0.0.1".parse().unwrap(), 8).to_string(),
-            "127.0.0.0/8"
-        );
     }
 
     #[test]

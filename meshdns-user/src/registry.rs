@@ -1,5 +1,6 @@
 //! The registry of services: the services file and the VIP state, read
-//! into a table whenever the file changes.
+//! into a table whenever the file changes. The only code that reads the
+//! file.
 
 use std::{
     hash::{DefaultHasher, Hash as _, Hasher as _},
@@ -8,7 +9,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crate::{config::ConfigError, table::Table, vip::State};
+use crate::{
+    config::{ConfigError, ConfigErrorKind, ResolverSettings, Services, line_of},
+    table::Table,
+    vip::State,
+};
 
 /// Name of the VIP state file in the state folder.
 pub const STATE_FILE: &str = "vips.json";
@@ -26,8 +31,12 @@ pub struct Registry {
 pub enum Reload {
     /// The file is as it was: nothing to do.
     Unchanged,
-    /// A new table, whose VIP state is saved.
-    Changed(Arc<Table>),
+    /// A new table, whose VIP state is saved, and the resolver's settings
+    /// from the same file.
+    Changed {
+        table: Arc<Table>,
+        settings: ResolverSettings,
+    },
 }
 
 impl Registry {
@@ -65,18 +74,25 @@ impl Registry {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let table =
-            Table::parse_with(&text, &mut self.state, now).map_err(|(line, kind)| ConfigError {
-                path: self.config.clone(),
-                line,
-                kind,
-            })?;
+        let error = |(line, kind)| ConfigError {
+            path: self.config.clone(),
+            line,
+            kind,
+        };
+        let services = Services::parse(&text).map_err(error)?;
+        let table = Table::build(&services, &mut self.state, now).map_err(|alloc| {
+            let kind = ConfigErrorKind::Vip(alloc);
+            error((line_of(&text, &kind), kind))
+        })?;
         // Serving matters more than persisting: a state file that cannot be
         // written is an error in the log, not a reason to refuse the table.
         if let Err(error) = self.state.save(&self.state_path) {
             tracing::error!(path = %self.state_path.display(), %error, "cannot save the VIP state; VIPs may change on restart");
         }
         self.loaded = Some(hash);
-        Ok(Reload::Changed(Arc::new(table)))
+        Ok(Reload::Changed {
+            table: Arc::new(table),
+            settings: services.resolver,
+        })
     }
 }

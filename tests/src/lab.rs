@@ -53,7 +53,10 @@ impl Netns {
         self.run(move || {
             let mut stream = std::net::TcpStream::connect(&addr)?;
             stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(stream, "GET {path} HTTP/1.1\r\nHost: meshdns\r\n\r\n")?;
+            write!(
+                stream,
+                "GET {path} HTTP/1.1\r\nHost: meshdns\r\nConnection: close\r\n\r\n"
+            )?;
             let mut response = String::new();
             stream.read_to_string(&mut response)?;
             let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));

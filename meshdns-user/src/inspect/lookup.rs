@@ -10,7 +10,6 @@
 
 use std::fmt;
 
-use aya::programs::{TestRun as _, TestRunOptions};
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, Record, RecordType},
@@ -20,15 +19,12 @@ use serde::Serialize;
 
 use super::{InspectError, Pinned, Result, frame};
 use crate::{
-    fastpath::{FastPath, Pins},
+    fastpath::{FastPath, Pins, XDP_PASS, XDP_TX},
     resolver::{
         authority::{self, Verdict, Zone},
         stats,
     },
 };
-
-const XDP_TX: u32 = 3;
-const XDP_PASS: u32 = 2;
 
 /// What became of one query.
 #[derive(Debug, Serialize)]
@@ -85,17 +81,9 @@ pub fn lookup(pins: &Pins, name: &str, qtype: &str) -> Result<Lookup> {
         .to_vec()
         .map_err(|e| InspectError::Query(format!("encoding the query: {e}")))?;
     let input = frame::query_frame(&message);
-    // A page: the most a frame can grow to in BPF_PROG_TEST_RUN.
-    let mut output = vec![0u8; 4096];
-    let run = fast_path
-        .program()?
-        .test_run(TestRunOptions {
-            data_in: Some(&input),
-            data_out: Some(&mut output),
-            ..TestRunOptions::default()
-        })
+    let (action, output) = fast_path
+        .test_run(&input)
         .map_err(|e| InspectError::Query(format!("running the program on the query: {e}")))?;
-    output.truncate(run.data_size_out as usize);
     let counters = fast_path.counters()?;
     let moved: Vec<Counter> = Counter::ALL
         .into_iter()
@@ -123,7 +111,7 @@ pub fn lookup(pins: &Pins, name: &str, qtype: &str) -> Result<Lookup> {
         },
         agent: None,
     };
-    match run.return_value {
+    match action {
         XDP_TX if outcome.is_answer() => {
             let reply = frame::dns_message(&output)
                 .and_then(|bytes| Message::from_vec(bytes).ok())

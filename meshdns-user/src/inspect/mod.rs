@@ -86,11 +86,11 @@ impl Pinned {
             });
         }
         let open = |name: &str| {
-            let path = dir.join(name);
+            let path = pins.map(name);
             MapData::from_pin(&path).map_err(|source| InspectError::Map { path, source })
         };
         let error = |name: &str| {
-            let path = dir.join(name);
+            let path = pins.map(name);
             move |source| InspectError::Map { path, source }
         };
         Ok(Self {
@@ -109,7 +109,7 @@ impl Pinned {
     }
 
     fn names_error(&self) -> impl Fn(MapError) -> InspectError {
-        let path = self.pins.maps_dir().join(NAMES_MAP);
+        let path = self.pins.map(NAMES_MAP);
         move |source| InspectError::Map {
             path: path.clone(),
             source,
@@ -147,7 +147,7 @@ impl Pinned {
 
     pub fn counters(&self) -> Result<Counters> {
         Counters::read(&self.counters).map_err(|source| InspectError::Map {
-            path: self.pins.maps_dir().join(COUNTERS_MAP),
+            path: self.pins.map(COUNTERS_MAP),
             source,
         })
     }

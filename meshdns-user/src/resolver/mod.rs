@@ -29,7 +29,7 @@ use hickory_proto::{
 };
 use tokio::sync::watch;
 
-use crate::{table::Table, vip::Cidr};
+use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
 use authority::{Verdict, Zone, our_edns, reply_to};
 use cache::{Cache, Key, Lookup};
 pub use stats::Stats;
@@ -75,10 +75,13 @@ pub struct Mesh {
 
 impl Mesh {
     /// `default_allow_from` applies if the file says nothing.
-    pub fn new(table: Arc<Table>, default_allow_from: &[Cidr]) -> Self {
+    pub fn new(
+        table: Arc<Table>,
+        settings: &ResolverSettings,
+        default_allow_from: &[Cidr],
+    ) -> Self {
         let zone = Zone::of(&table);
-        let allow_from = table
-            .settings()
+        let allow_from = settings
             .allow_from
             .clone()
             .unwrap_or_else(|| default_allow_from.to_vec());
@@ -132,16 +135,19 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `table`, answering the clients its `allow_from`
-    /// names, or `default_allow_from` if it names none.
+    /// A resolver for `table`, answering the clients the file's
+    /// `allow_from` names (`settings`), or `default_allow_from` if it names
+    /// none.
     pub fn new(
         table: Arc<Table>,
+        settings: &ResolverSettings,
         default_allow_from: Vec<Cidr>,
         upstreams: Upstreams,
         cache: Cache,
     ) -> Self {
+        cache.set_stale_max(Duration::from_secs(settings.stale_max));
         Self {
-            mesh: RwLock::new(Arc::new(Mesh::new(table, &default_allow_from))),
+            mesh: RwLock::new(Arc::new(Mesh::new(table, settings, &default_allow_from))),
             default_allow_from,
             upstreams,
             cache,
@@ -150,13 +156,23 @@ impl Resolver {
         }
     }
 
-    /// Serves `table`, and its file's `allow_from` and `stale_max`, from
-    /// now on.
-    pub fn set_table(&self, table: Arc<Table>) {
+    /// Serves `table`, and its file's `allow_from` and `stale_max`
+    /// (`settings`), from now on.
+    pub fn set_table(&self, table: Arc<Table>, settings: &ResolverSettings) {
         self.cache
-            .set_stale_max(Duration::from_secs(table.settings().stale_max));
-        let mesh = Arc::new(Mesh::new(table, &self.default_allow_from));
+            .set_stale_max(Duration::from_secs(settings.stale_max));
+        let mesh = Arc::new(Mesh::new(table, settings, &self.default_allow_from));
         *self.mesh.write().expect("mesh lock") = mesh;
+    }
+
+    /// The table it answers from now.
+    pub fn table(&self) -> Arc<Table> {
+        self.mesh.read().expect("mesh lock").table.clone()
+    }
+
+    /// Whom it answers now: the file's `allow_from`, or the default.
+    pub fn allow_from(&self) -> Vec<Cidr> {
+        self.mesh.read().expect("mesh lock").allow_from.clone()
     }
 
     pub fn upstreams(&self) -> &Upstreams {
@@ -451,6 +467,7 @@ mod tests {
         // No upstream: forwarded names get SERVFAIL without a network.
         let resolver = Resolver::new(
             Arc::new(table),
+            &ResolverSettings::default(),
             vec!["127.0.0.0/8".parse().unwrap()],
             Upstreams::new(&[], Settings::default()),
             Cache::new(Limits::default()),

@@ -212,6 +212,27 @@ pub struct HistogramSnapshot {
     pub sum_nanos: u64,
 }
 
+impl HistogramSnapshot {
+    /// Each bucket's own count under its upper bound in seconds, the last
+    /// (`+Inf`) as `f64::MAX`: what `prometheus-client` encodes, summing
+    /// them again into cumulative counts.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        let bounds = LATENCY_BUCKETS
+            .iter()
+            .map(|&(_, nanos)| nanos as f64 / 1e9)
+            .chain([f64::MAX]);
+        let mut below = 0;
+        bounds
+            .zip(&self.cumulative)
+            .map(|(bound, &(_, cumulative))| {
+                let own = cumulative - below;
+                below = cumulative;
+                (bound, own)
+            })
+            .collect()
+    }
+}
+
 impl LatencyHistogram {
     pub fn observe(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);

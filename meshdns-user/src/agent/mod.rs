@@ -1,0 +1,280 @@
+//! The agent: everything `meshdns run` does, as a library type.
+//!
+//! [`Agent::start`] reads the services file (a broken one fails the start
+//! before anything changes), serves `/metrics`, waits for the interfaces,
+//! attaches the fast path, starts the resolver and drops capabilities;
+//! [`Agent::run`] then keeps both in step with the file ([`reconcile`])
+//! until SIGINT or SIGTERM.
+//!
+//! - [`watch`]: signals and the services file's changes;
+//! - [`fast_path`]: the program loaded, filled and attached, and attached
+//!   again to interfaces that come back;
+//! - [`resolver`]: where the resolver listens, whom it answers, where it
+//!   forwards;
+//! - [`reconcile`]: the reload loop's state;
+//! - [`bpffs`]: the filesystem the pins live on.
+
+pub mod bpffs;
+pub mod fast_path;
+pub mod reconcile;
+pub mod resolver;
+pub mod watch;
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{runtime::Runtime, task::JoinSet};
+
+use crate::{
+    fastpath::{self, AttachMode, FastPath, Pins},
+    metrics::{self, AgentState, Metrics, OnceLock},
+    netif, privileges,
+    registry::{Registry, Reload},
+    resolver::server,
+};
+use fast_path::Returning;
+use reconcile::Reconciler;
+use watch::{Caught, ConfigWatch, Signals};
+
+/// What `meshdns run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The interfaces whose queries the fast path answers.
+    pub ifaces: Vec<String>,
+    /// The services file.
+    pub config: PathBuf,
+    /// How to attach the fast path; `None`: no fast path, the resolver
+    /// answers everything.
+    pub xdp_mode: Option<AttachMode>,
+    /// Where the VIP allocations are kept.
+    pub state_dir: PathBuf,
+    pub pins: Pins,
+    /// Detach the program and remove its pins on exit.
+    pub detach_on_exit: bool,
+    /// Where the resolver listens; empty: the interfaces' addresses, port 53.
+    pub listen: Vec<SocketAddr>,
+    /// Where other names go; empty: /etc/resolv.conf's nameservers.
+    pub upstream: Vec<SocketAddr>,
+    /// `/metrics`, `/healthz` and `/readyz`.
+    pub metrics_addr: SocketAddr,
+}
+
+/// How often the links are checked for an interface that went away and
+/// came back.
+const LINK_CHECK: Duration = Duration::from_secs(2);
+
+/// A started agent: attached, listening, with capabilities dropped.
+pub struct Agent {
+    serving: Serving,
+    /// Last, so that it goes after everything that runs on it.
+    runtime: Runtime,
+}
+
+/// What the agent's loop works on.
+struct Serving {
+    options: Options,
+    signals: Signals,
+    changes: ConfigWatch,
+    fast_path: Option<FastPath>,
+    returning: Returning,
+    reconciler: Reconciler,
+    _listeners: JoinSet<()>,
+}
+
+impl Agent {
+    /// Starts the agent; `None` if SIGINT or SIGTERM came while it waited
+    /// for an interface to appear.
+    pub fn start(options: Options) -> anyhow::Result<Option<Self>> {
+        // What every thread keeps once the work that needs more is done:
+        // the runtime's threads from their start (they attach nothing and
+        // bind nothing), the main thread once attached and listening.
+        let running: &'static [u32] = match options.xdp_mode {
+            None => &[],
+            Some(_) => privileges::RUNNING,
+        };
+        let drop_privileges = move || {
+            if let Err(error) = privileges::keep_only(running) {
+                tracing::warn!(%error, "cannot drop capabilities");
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(drop_privileges)
+            .build()?;
+        // Catch the signals before attaching: a SIGTERM that comes right
+        // after the attach must still end the agent cleanly, not kill it.
+        let mut signals = runtime.block_on(async { Signals::new() })?;
+
+        // Read the services first: a broken file fails the start before
+        // anything changes, with the line at fault. A program a previous
+        // agent left keeps serving meanwhile.
+        let mut registry = Registry::new(&options.config, &options.state_dir);
+        // Watch before the first read, so that a change saved while
+        // starting is not missed.
+        let changes = {
+            let _context = runtime.enter();
+            ConfigWatch::new(registry.config_path())?
+        };
+        let Reload::Changed { table, settings } = registry.reload()? else {
+            unreachable!("the first read is always a change");
+        };
+        // Up before the attach, so /readyz can say "not yet".
+        let agent = Arc::new(AgentState::default());
+        agent.names.store(table.len() as u64, Ordering::Relaxed);
+        let with_fast_path = options.xdp_mode.is_some();
+        let metrics = Arc::new(Metrics {
+            resolver: OnceLock::new(),
+            agent: agent.clone(),
+            counters_pin: with_fast_path.then(|| options.pins.map(meshdns_common::COUNTERS_MAP)),
+            link_pins: match with_fast_path {
+                true => options
+                    .ifaces
+                    .iter()
+                    .map(|i| options.pins.link(i))
+                    .collect(),
+                false => Vec::new(),
+            },
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
+            .with_context(|| format!("binding the metrics listener {}", options.metrics_addr))?;
+        runtime.spawn(metrics::serve(listener, metrics.clone()));
+        for iface in &options.ifaces {
+            if let Some(signal) = runtime.block_on(wait_for_interface(iface, &mut signals)) {
+                tracing::info!("{signal} while waiting for {iface}: exiting");
+                return Ok(None);
+            }
+        }
+        let fast_path = match options.xdp_mode {
+            None => {
+                tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
+                None
+            }
+            Some(mode) => Some(fast_path::attach(&options, mode, &table)?),
+        };
+
+        // From here the resolver holds the table (and the kernel its copy).
+        // Read once: where to listen by default, and whom to answer.
+        let mut addresses = Vec::new();
+        for iface in &options.ifaces {
+            addresses.extend(netif::addresses(iface)?);
+        }
+        let listen = resolver::listen_addresses(&options, &addresses)?;
+        let resolver = Arc::new(resolver::resolver(
+            &options, table, &settings, &listen, &addresses,
+        ));
+        let listeners = runtime.block_on(server::listen(
+            resolver.clone(),
+            &listen,
+            Arc::new(drop_privileges),
+        ))?;
+        let kept = privileges::keep_only(running).context("dropping capabilities")?;
+        tracing::info!(%kept, "capabilities dropped but for those the table updates need");
+        let _ = metrics.resolver.set(resolver.clone());
+        agent.ready.store(true, Ordering::Relaxed);
+
+        Ok(Some(Self {
+            serving: Serving {
+                reconciler: Reconciler::new(registry, resolver, agent),
+                options,
+                signals,
+                changes,
+                fast_path,
+                returning: Returning::default(),
+                _listeners: listeners,
+            },
+            runtime,
+        }))
+    }
+
+    /// Keeps the table in step with the services file until SIGINT or
+    /// SIGTERM, then exits: detached if asked, else leaving the fast path
+    /// pinned and serving.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let signal = self.runtime.block_on(self.serving.serve())?;
+        self.serving.exit(signal)
+    }
+}
+
+impl Serving {
+    async fn serve(&mut self) -> anyhow::Result<&'static str> {
+        let mut links = tokio::time::interval(LINK_CHECK);
+        loop {
+            let retry_at = self.reconciler.retry_at();
+            let why = tokio::select! {
+                signal = self.signals.next() => match signal {
+                    Caught::Shutdown(name) => return Ok(name),
+                    Caught::Hangup => "SIGHUP",
+                },
+                result = self.changes.next() => {
+                    result?;
+                    "file changed"
+                }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
+                _ = links.tick(), if self.fast_path.is_some() => {
+                    if let (Some(fast_path), Some(mode)) = (self.fast_path.as_mut(), self.options.xdp_mode) {
+                        self.returning.reattach(&self.options, mode, fast_path);
+                    }
+                    continue;
+                }
+            };
+            self.reconciler.reload(why, self.fast_path.as_mut());
+        }
+    }
+
+    fn exit(&mut self, signal: &str) -> anyhow::Result<()> {
+        let Some(mut fast_path) = self.fast_path.take() else {
+            tracing::info!("{signal}: exiting");
+            return Ok(());
+        };
+        let counters = fast_path.counters()?;
+        let ifaces = self.options.ifaces.join(", ");
+        if self.options.detach_on_exit {
+            fast_path.detach()?;
+            for iface in &self.options.ifaces {
+                fastpath::remove_pins(&self.options.pins, iface)?;
+            }
+            tracing::info!(%counters, "{signal}: detached from {ifaces}");
+        } else {
+            tracing::info!(
+                %counters,
+                "{signal}: exiting; the fast path stays attached to {ifaces} (pinned in {}; `meshdns detach` removes it)",
+                self.options.pins.dir.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Waits until `iface` exists: on a node that is still coming up, or for a
+/// bridge that the CNI creates with the first pod. Meanwhile /readyz says
+/// not ready. Returns the signal if one ends the wait.
+async fn wait_for_interface(iface: &str, signals: &mut Signals) -> Option<&'static str> {
+    const POLL: Duration = Duration::from_millis(100);
+    const REMIND: Duration = Duration::from_secs(30);
+    let mut warned: Option<std::time::Instant> = None;
+    while netif::index(iface).is_none() {
+        if warned.is_none_or(|at| at.elapsed() >= REMIND) {
+            tracing::warn!(
+                iface,
+                "waiting for the interface to appear; not ready until then"
+            );
+            warned = Some(std::time::Instant::now());
+        }
+        tokio::select! {
+            signal = signals.next() => {
+                if let Caught::Shutdown(name) = signal {
+                    return Some(name);
+                }
+            }
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+    None
+}

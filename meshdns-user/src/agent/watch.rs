@@ -1,0 +1,105 @@
+//! What wakes the agent besides its timers: signals, and changes to the
+//! services file.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context as _, bail};
+use futures_util::StreamExt as _;
+use inotify::{Inotify, WatchMask};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// SIGINT, SIGTERM and SIGHUP, caught from creation on.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+/// A signal the agent acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caught {
+    /// SIGINT or SIGTERM: stop.
+    Shutdown(&'static str),
+    /// SIGHUP: read the services file again.
+    Hangup,
+}
+
+impl Signals {
+    /// Must be called inside a tokio runtime.
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next signal.
+    pub async fn next(&mut self) -> Caught {
+        tokio::select! {
+            _ = self.interrupt.recv() => Caught::Shutdown("SIGINT"),
+            _ = self.terminate.recv() => Caught::Shutdown("SIGTERM"),
+            _ = self.hangup.recv() => Caught::Hangup,
+        }
+    }
+}
+
+/// Changes to the services file, seen through inotify on its folder: that
+/// catches editors that write in place, tools that write a new file and
+/// rename it over the old one, and Kubernetes ConfigMap volumes, which swap
+/// a symlink. Whether the file really changed is the registry's call.
+pub struct ConfigWatch {
+    events: inotify::EventStream<Vec<u8>>,
+    /// An event was read and the folder is settling: `next` may be dropped
+    /// then (it is one branch of a `select!`), and must not lose it.
+    settling: bool,
+}
+
+/// How long to wait for more events after the first, so that a write in
+/// several steps is read once, when done. Well inside the 100 ms budget.
+const SETTLE: Duration = Duration::from_millis(10);
+
+impl ConfigWatch {
+    /// Must be called inside a tokio runtime.
+    pub fn new(config: &Path) -> anyhow::Result<Self> {
+        let dir = match config.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let inotify = Inotify::init().context("inotify")?;
+        inotify
+            .watches()
+            .add(
+                dir,
+                WatchMask::CLOSE_WRITE
+                    | WatchMask::MOVED_TO
+                    | WatchMask::CREATE
+                    | WatchMask::DELETE,
+            )
+            .with_context(|| format!("watching {}", dir.display()))?;
+        Ok(Self {
+            events: inotify.into_event_stream(vec![0; 4096])?,
+            settling: false,
+        })
+    }
+
+    /// Waits for a change, then for the folder to settle.
+    /// Cancel-safe: dropped while settling, the next call settles and
+    /// returns the change.
+    pub async fn next(&mut self) -> anyhow::Result<()> {
+        if !self.settling {
+            match self.events.next().await {
+                Some(event) => {
+                    event?;
+                }
+                None => bail!("inotify stream ended"),
+            }
+            self.settling = true;
+        }
+        while let Ok(Some(event)) = tokio::time::timeout(SETTLE, self.events.next()).await {
+            event?;
+        }
+        self.settling = false;
+        Ok(())
+    }
+}

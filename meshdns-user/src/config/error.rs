@@ -1,0 +1,99 @@
+//! Why a services file was rejected, and where: `file:line: reason`.
+
+use std::{fmt, net::IpAddr, path::PathBuf};
+
+use meshdns_common::{MAX_ADDRS, MAX_SOA_NAMES_LEN};
+
+use super::MAX_TTL;
+use crate::{cidr::CidrError, dns_name::NameError, vip::AllocError};
+
+/// Why a services file was rejected, and where.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line of the fault, when it can be told.
+    pub line: Option<usize>,
+    pub kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.kind),
+            None => write!(f, "{}: {}", self.path.display(), self.kind),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigErrorKind {
+    #[error("cannot read: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("{0}")]
+    Yaml(String),
+    #[error("zone {zone:?}: {error}")]
+    Zone { zone: String, error: NameError },
+    #[error("ttl {0} is above the maximum of {MAX_TTL} (RFC 2181 §8)")]
+    Ttl(u32),
+    #[error("soa {field} {value:?}: {error}")]
+    SoaName {
+        field: &'static str,
+        value: String,
+        error: NameError,
+    },
+    #[error("soa mname and rname take {len} bytes together; the most is {MAX_SOA_NAMES_LEN}")]
+    SoaNamesTooLong { len: usize },
+    #[error("service {name:?}: {error}")]
+    Name { name: String, error: NameError },
+    #[error("{field} {value:?}: {error}")]
+    Cidr {
+        field: &'static str,
+        value: String,
+        error: CidrError,
+    },
+    #[error("vip_reuse_after is {reuse_after}s; it must be at least twice the ttl ({ttl}s)")]
+    ReuseTooSoon { reuse_after: u64, ttl: u32 },
+    #[error("{field}: {error}")]
+    BadDuration { field: &'static str, error: String },
+    #[error("{0}")]
+    Vip(#[from] AllocError),
+    #[error("service {name:?} has {count} IPv{family} vips; the most is {MAX_ADDRS}")]
+    TooManyVips {
+        name: String,
+        family: u8,
+        count: usize,
+    },
+    #[error("service {name:?} lists vip {vip} twice")]
+    DuplicateVip { name: String, vip: IpAddr },
+    #[error("services {first:?} and {second:?} both answer for {dns_name}")]
+    DuplicateName {
+        first: String,
+        second: String,
+        dns_name: String,
+    },
+}
+
+/// The line a semantic error most likely refers to: the first line that
+/// mentions the service (or zone, or ttl) it names. the YAML parser gives no
+/// positions after parsing, and pointing at the right entry beats none.
+pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
+    let needle: String = match kind {
+        ConfigErrorKind::Zone { zone, .. } => format!("zone: {zone}"),
+        ConfigErrorKind::Ttl(ttl) => format!("ttl: {ttl}"),
+        ConfigErrorKind::SoaName { value, .. } => value.clone(),
+        ConfigErrorKind::SoaNamesTooLong { .. } => "soa".to_string(),
+        ConfigErrorKind::Name { name, .. }
+        | ConfigErrorKind::TooManyVips { name, .. }
+        | ConfigErrorKind::DuplicateVip { name, .. } => name.clone(),
+        ConfigErrorKind::Cidr { field, .. } => format!("{field}:"),
+        ConfigErrorKind::ReuseTooSoon { .. } => "vip_reuse_after".to_string(),
+        ConfigErrorKind::BadDuration { field, .. } => format!("{field}:"),
+        ConfigErrorKind::Vip(AllocError::Collision { second, .. }) => second.clone(),
+        ConfigErrorKind::Vip(AllocError::PoolExhausted { service, .. }) => service.clone(),
+        ConfigErrorKind::DuplicateName { second, .. } => second.clone(),
+        ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
+    };
+    text.lines()
+        .position(|line| line.contains(needle.as_str()))
+        .map(|i| i + 1)
+}

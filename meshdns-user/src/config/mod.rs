@@ -1,0 +1,269 @@
+//! The services file: which names the zone holds and what they answer.
+//!
+//! ```yaml
+//! zone: mesh                 # default "mesh"
+//! ttl: 60                    # seconds, default 60
+//! services:
+//!   - name: redis
+//!     vips: [240.0.0.100, "fd00:fd00::100"]
+//! ```
+//!
+//! A file is either accepted whole or rejected with the line at fault; the
+//! caller keeps serving the table it had.
+
+mod error;
+mod validate;
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+pub(crate) use error::line_of;
+pub use error::{ConfigError, ConfigErrorKind};
+pub use validate::{CheckedService, MAX_TTL, ResolverSettings, Services};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The zone the services live in, without a trailing dot.
+    #[serde(default = "default_zone")]
+    pub zone: String,
+    /// TTL of the answers, in seconds.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// Unknown names in the zone get NXDOMAIN (true) or go to the host's
+    /// resolver (false, the default, as Kuma does).
+    #[serde(default)]
+    pub authoritative: bool,
+    /// The zone's SOA, sent with NODATA and NXDOMAIN answers.
+    #[serde(default)]
+    pub soa: Soa,
+    /// Where services without `vips` get their IPv4 VIP.
+    #[serde(default = "default_vip_cidr")]
+    pub vip_cidr: String,
+    /// Where they get their IPv6 VIP; `none` for no IPv6 VIPs.
+    #[serde(default = "default_vip6_cidr")]
+    pub vip6_cidr: String,
+    /// How long a freed VIP waits before another service may have it:
+    /// seconds, or a number with `s`, `m` or `h`. At least twice the TTL.
+    #[serde(default = "default_vip_reuse_after")]
+    pub vip_reuse_after: Duration,
+    /// Clients the resolver answers (CIDRs); others get REFUSED. Default:
+    /// loopback and the subnets of the attached interface.
+    #[serde(default)]
+    pub allow_from: Option<Vec<String>>,
+    /// How long past their TTL cached answers may be served while every
+    /// upstream fails (RFC 8767); default 1 day.
+    #[serde(default = "default_stale_max")]
+    pub stale_max: Duration,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// The zone's SOA record (RFC 1035 §3.3.13); every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Soa {
+    /// Primary name server; default `ns.<zone>.`.
+    pub mname: Option<String>,
+    /// Mailbox of the person responsible; default `hostmaster.<zone>.`.
+    pub rname: Option<String>,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    /// TTL of negative answers, in seconds (RFC 2308 §4).
+    pub minimum: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Self {
+        Self {
+            mname: None,
+            rname: None,
+            serial: 1,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    #[serde(default)]
+    pub vips: Vec<IpAddr>,
+}
+
+fn default_zone() -> String {
+    "mesh".to_string()
+}
+
+fn default_ttl() -> u32 {
+    60
+}
+
+fn default_vip_cidr() -> String {
+    "240.0.0.0/4".to_string()
+}
+
+fn default_vip6_cidr() -> String {
+    "fd00:fd00::/64".to_string()
+}
+
+fn default_vip_reuse_after() -> Duration {
+    Duration::Seconds(600)
+}
+
+/// How long stale answers may be served when the file does not say: a day.
+const DEFAULT_STALE_MAX: u64 = 86_400;
+
+fn default_stale_max() -> Duration {
+    Duration::Seconds(DEFAULT_STALE_MAX)
+}
+
+/// A length of time in whole seconds, written `90`, `90s`, `10m`, `1h` or `1d`;
+/// read as written and checked with the rest of the file, so an error
+/// names its line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Duration {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Duration {
+    pub fn seconds(&self) -> Result<u64, String> {
+        let text = match self {
+            Duration::Seconds(seconds) => return Ok(*seconds),
+            Duration::Text(text) => text,
+        };
+        let (number, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let scale = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => 0,
+        };
+        match number.parse::<u64>() {
+            Ok(n) if scale > 0 => Ok(n * scale),
+            _ => Err(format!(
+                "{text:?} is not a duration such as 600, 90s, 10m or 1h"
+            )),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a services file's text against the schema; [`Config::validate`]
+    /// checks what the schema cannot, and [`Services::parse`] does both.
+    pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
+        // An empty file is an empty zone, not an error.
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        // One line, for the log: `file:line: reason`, not a drawn snippet.
+        let mut options = serde_saphyr::Options::default();
+        options.with_snippet = false;
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+            let line = e.location().and_then(|l| usize::try_from(l.line()).ok());
+            (line, ConfigErrorKind::Yaml(e.to_string()))
+        })
+    }
+
+    /// The zone without a trailing dot.
+    pub fn zone(&self) -> &str {
+        self.zone.strip_suffix('.').unwrap_or(&self.zone)
+    }
+}
+
+impl Service {
+    /// The names this service answers for, relative to the zone: its name as
+    /// written and, if it has underscores, the RFC 1035 form with dots
+    /// (`echo-server_echo-example_svc_1010` and
+    /// `echo-server.echo-example.svc.1010`), as Kuma does.
+    pub fn dns_names(&self) -> Vec<String> {
+        let mut names = vec![self.name.clone()];
+        if self.name.contains('_') {
+            names.push(self.name.replace('_', "."));
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_schema_with_defaults() {
+        let config = Config::parse(
+            "services:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.zone(), "mesh");
+        assert_eq!(config.ttl, 60);
+        assert_eq!(config.services[0].vips.len(), 2);
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_zone() {
+        let config = Config::parse("\n").unwrap();
+        assert!(config.services.is_empty());
+    }
+
+    #[test]
+    fn syntax_error_names_its_line() {
+        let (line, kind) = Config::parse("zone: mesh\nservices:\n  - name: [\n").unwrap_err();
+        assert_eq!(line, Some(3), "{kind}");
+    }
+
+    #[test]
+    fn type_error_names_its_line() {
+        let (line, kind) = Config::parse("zone: mesh\nttl: sixty\n").unwrap_err();
+        assert_eq!(line, Some(2), "{kind}");
+        let (line, kind) =
+            Config::parse("zone: mesh\nservices:\n  - name: a\n    vips: 7\n").unwrap_err();
+        assert_eq!(line, Some(4), "{kind}");
+        assert!(
+            !kind.to_string().contains('\n'),
+            "one line for the log: {kind}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_line() {
+        let (line, kind) = Config::parse("zone: mesh\nttll: 5\n").unwrap_err();
+        assert_eq!(line, Some(2));
+        assert!(kind.to_string().contains("ttll"), "{kind}");
+    }
+
+    #[test]
+    fn bad_vip_is_rejected_with_its_line() {
+        let (line, _) = Config::parse(
+            "services:\n  - name: a\n    vips: [240.0.0.1]\n  - name: b\n    vips: [240.0.0.300]\n",
+        )
+        .unwrap_err();
+        assert_eq!(line, Some(5));
+    }
+
+    #[test]
+    fn kuma_names_answer_as_written_and_dotted() {
+        let service = Service {
+            name: "echo-server_echo-example_svc_1010".into(),
+            vips: vec![],
+        };
+        assert_eq!(
+            service.dns_names(),
+            [
+                "echo-server_echo-example_svc_1010",
+                "echo-server.echo-example.svc.1010"
+            ]
+        );
+    }
+}

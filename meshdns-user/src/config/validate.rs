@@ -1,0 +1,424 @@
+//! What the schema cannot check: names, addresses, the zone and its SOA,
+//! durations and prefixes. [`Config::validate`] turns a parsed file into
+//! [`Services`], a value with nothing left to check: the table and the
+//! resolver only read it.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::IpAddr,
+};
+
+use meshdns_common::{MAX_ADDRS, MAX_SOA_NAMES_LEN, NameKey, ZONE_AUTHORITATIVE, ZoneConfig};
+
+use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, line_of};
+use crate::{
+    cidr::{Cidr, CidrError},
+    dns_name,
+    vip::Pools,
+};
+
+/// Largest TTL a resolver must accept (RFC 2181 §8).
+pub const MAX_TTL: u32 = (1 << 31) - 1;
+
+/// A services file, checked whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Services {
+    /// The zone as the XDP program sees it: apex, flags, SOA record.
+    pub zone: ZoneConfig,
+    /// TTL of the answers, in seconds.
+    pub ttl: u32,
+    pub authoritative: bool,
+    /// Where services without `vips` get theirs.
+    pub pools: Pools,
+    /// In file order.
+    pub services: Vec<CheckedService>,
+    pub resolver: ResolverSettings,
+}
+
+/// One service of the file, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedService {
+    /// As the file names it.
+    pub name: String,
+    /// Its explicit VIPs, in file order: at most `MAX_ADDRS` of each
+    /// family, none twice.
+    pub vips: Vec<IpAddr>,
+    /// The names it answers for in the zone (see [`Service::dns_names`]),
+    /// as the program looks them up; no other service claims them.
+    ///
+    /// [`Service::dns_names`]: super::Service::dns_names
+    pub names: Vec<NameKey>,
+}
+
+/// What the services file says about the resolver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverSettings {
+    /// Clients to answer; `None`: the default (loopback and the interface's subnets).
+    pub allow_from: Option<Vec<Cidr>>,
+    /// Seconds past their TTL that cached answers may be served stale.
+    pub stale_max: u64,
+}
+
+impl Default for ResolverSettings {
+    /// What a file that says nothing about the resolver means.
+    fn default() -> Self {
+        Self {
+            allow_from: None,
+            stale_max: DEFAULT_STALE_MAX,
+        }
+    }
+}
+
+impl Services {
+    /// Parses and checks a services file's text; an error comes with the
+    /// 1-based line at fault where it can be told.
+    pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
+        Config::parse(text)?
+            .validate()
+            .map_err(|kind| (line_of(text, &kind), kind))
+    }
+
+    /// The zone's apex in wire format.
+    pub fn apex(&self) -> &[u8] {
+        &self.zone.apex[..usize::from(self.zone.apex_len)]
+    }
+}
+
+impl Config {
+    /// Checks everything the schema cannot.
+    pub fn validate(&self) -> Result<Services, ConfigErrorKind> {
+        let zone = self.zone();
+        let apex = dns_name::from_text(zone).map_err(|error| ConfigErrorKind::Zone {
+            zone: self.zone.clone(),
+            error,
+        })?;
+        if self.ttl > MAX_TTL {
+            return Err(ConfigErrorKind::Ttl(self.ttl));
+        }
+        let zone_config = zone_config(self, &apex)?;
+        let pools = self.pools()?;
+        let resolver = ResolverSettings {
+            allow_from: self.allow_from()?,
+            stale_max: self.stale_max()?,
+        };
+        // Which service claimed each name first, to name both when another does.
+        let mut claimed: BTreeMap<NameKey, &str> = BTreeMap::new();
+        let mut services = Vec::with_capacity(self.services.len());
+        for service in &self.services {
+            check_vips(&service.name, &service.vips)?;
+            let mut names = Vec::with_capacity(2);
+            for name in service.dns_names() {
+                let wire =
+                    dns_name::to_wire(&name, zone).map_err(|error| ConfigErrorKind::Name {
+                        name: service.name.clone(),
+                        error,
+                    })?;
+                let key = NameKey::from_wire(&wire).expect("to_wire makes well-formed names");
+                if let Some(first) = claimed.insert(key, &service.name) {
+                    return Err(ConfigErrorKind::DuplicateName {
+                        first: first.to_string(),
+                        second: service.name.clone(),
+                        dns_name: dns_name::to_text(&wire),
+                    });
+                }
+                names.push(key);
+            }
+            services.push(CheckedService {
+                name: service.name.clone(),
+                vips: service.vips.clone(),
+                names,
+            });
+        }
+        Ok(Services {
+            zone: zone_config,
+            ttl: self.ttl,
+            authoritative: self.authoritative,
+            pools,
+            services,
+            resolver,
+        })
+    }
+
+    /// The resolver's client allow list, if the file sets one, checked.
+    fn allow_from(&self) -> Result<Option<Vec<Cidr>>, ConfigErrorKind> {
+        let Some(list) = &self.allow_from else {
+            return Ok(None);
+        };
+        list.iter()
+            .map(|value| {
+                value
+                    .parse::<Cidr>()
+                    .map_err(|error| ConfigErrorKind::Cidr {
+                        field: "allow_from",
+                        value: value.clone(),
+                        error,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// How long stale answers may be served, in seconds.
+    fn stale_max(&self) -> Result<u64, ConfigErrorKind> {
+        self.stale_max
+            .seconds()
+            .map_err(|error| ConfigErrorKind::BadDuration {
+                field: "stale_max",
+                error,
+            })
+    }
+
+    /// The VIP pools, checked.
+    fn pools(&self) -> Result<Pools, ConfigErrorKind> {
+        let cidr = |field: &'static str, value: &str| {
+            value
+                .parse::<Cidr>()
+                .map_err(|error| ConfigErrorKind::Cidr {
+                    field,
+                    value: value.to_string(),
+                    error,
+                })
+        };
+        let v4 = cidr("vip_cidr", &self.vip_cidr)?;
+        let v6 = match self.vip6_cidr.as_str() {
+            "none" => None,
+            value => Some(cidr("vip6_cidr", value)?),
+        };
+        if !v4.is_ipv4() {
+            return Err(ConfigErrorKind::Cidr {
+                field: "vip_cidr",
+                value: self.vip_cidr.clone(),
+                error: CidrError(self.vip_cidr.clone()),
+            });
+        }
+        if v6.is_some_and(|v6| v6.is_ipv4()) {
+            return Err(ConfigErrorKind::Cidr {
+                field: "vip6_cidr",
+                value: self.vip6_cidr.clone(),
+                error: CidrError(self.vip6_cidr.clone()),
+            });
+        }
+        let reuse_after =
+            self.vip_reuse_after
+                .seconds()
+                .map_err(|error| ConfigErrorKind::BadDuration {
+                    field: "vip_reuse_after",
+                    error,
+                })?;
+        if reuse_after < 2 * u64::from(self.ttl) {
+            return Err(ConfigErrorKind::ReuseTooSoon {
+                reuse_after,
+                ttl: self.ttl,
+            });
+        }
+        Ok(Pools {
+            v4,
+            v6,
+            reuse_after,
+        })
+    }
+}
+
+/// The zone's apex, flags and SOA record, from the config.
+fn zone_config(config: &Config, apex: &[u8]) -> Result<ZoneConfig, ConfigErrorKind> {
+    let soa = &config.soa;
+    let zone = config.zone();
+    let name = |field: &'static str, value: &Option<String>, default: String| {
+        let value = value.clone().unwrap_or(default);
+        dns_name::from_text(&value).map_err(|error| ConfigErrorKind::SoaName {
+            field,
+            value,
+            error,
+        })
+    };
+    let mname = name("mname", &soa.mname, format!("ns.{zone}."))?;
+    let rname = name("rname", &soa.rname, format!("hostmaster.{zone}."))?;
+    if mname.len() + rname.len() > MAX_SOA_NAMES_LEN {
+        return Err(ConfigErrorKind::SoaNamesTooLong {
+            len: mname.len() + rname.len(),
+        });
+    }
+
+    let mut rdata = Vec::new();
+    rdata.extend(&mname);
+    rdata.extend(&rname);
+    for field in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+        rdata.extend(field.to_be_bytes());
+    }
+    let mut rr = Vec::new();
+    rr.extend(6u16.to_be_bytes()); // TYPE SOA
+    rr.extend(1u16.to_be_bytes()); // CLASS IN
+    // A negative answer's SOA has the MINIMUM as its TTL (RFC 2308 §3).
+    rr.extend(soa.minimum.to_be_bytes());
+    rr.extend((rdata.len() as u16).to_be_bytes());
+    rr.extend(rdata);
+
+    let mut zone_config = ZoneConfig {
+        apex: NameKey::from_wire(apex)
+            .expect("from_text makes well-formed names")
+            .wire,
+        apex_len: apex.len() as u16,
+        soa_rr_len: rr.len() as u16,
+        flags: if config.authoritative {
+            ZONE_AUTHORITATIVE
+        } else {
+            0
+        },
+        soa_rr: [0; meshdns_common::MAX_SOA_RR_LEN],
+    };
+    zone_config.soa_rr[..rr.len()].copy_from_slice(&rr);
+    Ok(zone_config)
+}
+
+/// Checks a service's explicit VIPs: no address twice, at most
+/// `MAX_ADDRS` of each family.
+fn check_vips(name: &str, vips: &[IpAddr]) -> Result<(), ConfigErrorKind> {
+    let mut seen = HashSet::new();
+    for vip in vips {
+        if !seen.insert(vip) {
+            return Err(ConfigErrorKind::DuplicateVip {
+                name: name.to_string(),
+                vip: *vip,
+            });
+        }
+    }
+    for (family, count) in [
+        (4, vips.iter().filter(|v| v.is_ipv4()).count()),
+        (6, vips.iter().filter(|v| v.is_ipv6()).count()),
+    ] {
+        if count > MAX_ADDRS {
+            return Err(ConfigErrorKind::TooManyVips {
+                name: name.to_string(),
+                family,
+                count,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Services, (Option<usize>, ConfigErrorKind)> {
+        Services::parse(text)
+    }
+
+    #[test]
+    fn vip_settings_parse_and_are_checked() {
+        let config = Config::parse("vip_reuse_after: 10m\nvip6_cidr: none\n").unwrap();
+        let pools = config.pools().unwrap();
+        assert_eq!((pools.reuse_after, pools.v6), (600, None));
+        assert_eq!(
+            Config::parse("vip_reuse_after: 90\n")
+                .unwrap()
+                .vip_reuse_after
+                .seconds(),
+            Ok(90)
+        );
+        let text = "ttl: 5\nvip_reuse_after: 10 minutes\n";
+        let kind = Config::parse(text).unwrap().pools().unwrap_err();
+        assert!(matches!(kind, ConfigErrorKind::BadDuration { .. }));
+        assert_eq!(line_of(text, &kind), Some(2));
+        let config = Config::parse("ttl: 600\nvip_reuse_after: 10m\n").unwrap();
+        assert!(matches!(
+            config.pools(),
+            Err(ConfigErrorKind::ReuseTooSoon { .. })
+        ));
+        let config = Config::parse("vip_cidr: fd00::/8\n").unwrap();
+        assert!(matches!(
+            config.pools(),
+            Err(ConfigErrorKind::Cidr {
+                field: "vip_cidr",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn semantic_errors_name_the_service_and_its_line() {
+        let (_, kind) =
+            parse("services:\n  - name: a\n    vips: [240.0.0.1, 240.0.0.1]\n").unwrap_err();
+        assert!(matches!(kind, ConfigErrorKind::DuplicateVip { .. }));
+
+        let nine: Vec<String> = (1..=9).map(|i| format!("240.0.0.{i}")).collect();
+        let (_, kind) = parse(&format!(
+            "services:\n  - name: a\n    vips: [{}]\n",
+            nine.join(", ")
+        ))
+        .unwrap_err();
+        assert!(matches!(
+            kind,
+            ConfigErrorKind::TooManyVips {
+                family: 4,
+                count: 9,
+                ..
+            }
+        ));
+
+        let (line, kind) = parse("services:\n  - name: a b\n    vips: [240.0.0.1]\n").unwrap_err();
+        assert_eq!(line, Some(2));
+        assert!(matches!(kind, ConfigErrorKind::Name { .. }), "{kind}");
+    }
+
+    #[test]
+    fn a_name_claimed_twice_is_an_error_naming_both_services() {
+        let (line, kind) = parse(
+            "services:\n  - name: a.b\n    vips: [240.0.0.1]\n  - name: a_b\n    vips: [240.0.0.2]\n",
+        )
+        .unwrap_err();
+        assert_eq!(line, Some(4));
+        let message = kind.to_string();
+        assert!(
+            message.contains("\"a.b\"") && message.contains("\"a_b\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn rfc1035_3_3_13_soa_record_with_defaults() {
+        let services = parse("zone: Mesh.\n").unwrap();
+        let zone = &services.zone;
+        assert_eq!(&zone.apex[..zone.apex_len as usize], b"\x04mesh\x00");
+        let rr = &zone.soa_rr[..zone.soa_rr_len as usize];
+        let mut want = vec![0, 6, 0, 1, 0, 0, 0, 30];
+        let rdata = [&b"\x02ns\x04mesh\x00"[..], b"\x0ahostmaster\x04mesh\x00"].concat();
+        want.extend(((rdata.len() + 20) as u16).to_be_bytes());
+        want.extend(rdata);
+        for field in [1u32, 3600, 600, 86400, 30] {
+            want.extend(field.to_be_bytes());
+        }
+        assert_eq!(rr, want);
+    }
+
+    #[test]
+    fn soa_names_are_checked() {
+        let (line, kind) = parse("soa:\n  mname: \"bad name.\"\n").unwrap_err();
+        assert!(
+            matches!(kind, ConfigErrorKind::SoaName { field: "mname", .. }),
+            "{kind}"
+        );
+        assert_eq!(line, Some(2));
+        let long = format!(
+            "soa: {{ mname: {0}.{0}., rname: {0}.x. }}\n",
+            "a".repeat(60)
+        );
+        assert!(matches!(
+            parse(&long).unwrap_err().1,
+            ConfigErrorKind::SoaNamesTooLong { .. }
+        ));
+    }
+
+    #[test]
+    fn zone_and_ttl_are_checked() {
+        assert!(matches!(
+            parse("zone: a..b\n").unwrap_err().1,
+            ConfigErrorKind::Zone { .. }
+        ));
+        assert!(matches!(
+            parse("ttl: 4294967295\n").unwrap_err().1,
+            ConfigErrorKind::Ttl(_)
+        ));
+    }
+}

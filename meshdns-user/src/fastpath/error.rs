@@ -1,0 +1,59 @@
+//! What can go wrong with the program in the kernel, typed.
+
+use std::path::PathBuf;
+
+use aya::{
+    maps::MapError,
+    pin::PinError,
+    programs::{ProgramError, links::LinkError},
+};
+use meshdns_common::ANSWER_PROGRAM;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FastPathError {
+    #[error("loading the XDP object: {0}")]
+    Object(#[from] aya::EbpfError),
+    #[error("the XDP object has no {0}")]
+    Missing(&'static str),
+    #[error("program {ANSWER_PROGRAM}: {0}")]
+    Program(#[source] ProgramError),
+    #[error("attaching to {iface} in {mode:?} mode: {source}")]
+    Attach {
+        iface: String,
+        mode: crate::netif::XdpAttachMode,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("pinning in {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: PinError,
+    },
+    #[error("pinned link {path}: {source}")]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: LinkError,
+    },
+    #[error("one program serves at most {0} interfaces")]
+    TooManyInterfaces(usize),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = FastPathError> = std::result::Result<T, E>;
+
+pub(crate) fn map_error(map: &'static str) -> impl Fn(MapError) -> FastPathError {
+    move |source| FastPathError::Map { map, source }
+}

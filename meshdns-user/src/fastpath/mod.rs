@@ -1,0 +1,125 @@
+//! The XDP program in the kernel, one module per kernel object or concern,
+//! along aya's own lines:
+//!
+//! - [`pins`]: where its maps and links live in bpffs (the only code that
+//!   knows the layout);
+//! - this module: loading the program, with pinned maps or maps of its own;
+//! - [`attach`]: attaching it to interfaces, pinned links, taking one over;
+//! - [`sync`]: keeping its table in step with the services;
+//! - [`link`]: what a pinned link runs and where, asked of the kernel;
+//! - [`counters`]: its per-CPU counters, summed;
+//! - [`test_run`]: running it on one frame (BPF_PROG_TEST_RUN), for
+//!   `meshdns lookup` and the tests.
+
+pub mod attach;
+pub mod counters;
+mod error;
+pub mod link;
+pub mod pins;
+pub mod sync;
+pub mod test_run;
+
+use std::{path::PathBuf, sync::Arc};
+
+use aya::{Ebpf, EbpfLoader, programs::Xdp};
+use meshdns_common::{ANSWER_PROGRAM, NAMES_MAP, ZONE_MAP};
+
+pub use attach::{AttachMode, Attachment};
+pub use counters::Counters;
+pub(crate) use error::map_error;
+pub use error::{FastPathError, Result};
+pub use link::{
+    LinkInfo, NotServing, check_pinned_serving, check_serving, detach_link, pinned_link_info,
+};
+pub use pins::{Pins, remove_pins};
+pub use sync::SyncReport;
+pub use test_run::{XDP_PASS, XDP_TX};
+
+use crate::{EBPF_OBJECT, table::Table};
+/// The loaded XDP program and its maps. One program serves any number of
+/// interfaces, each through a link of its own.
+pub struct FastPath {
+    ebpf: Ebpf,
+    attachments: Vec<Attachment>,
+    /// The table the kernel's map holds, as of the last sync that
+    /// succeeded; `None` until the first, and after a failed one: the
+    /// next sync then reads the map itself.
+    in_kernel: Option<Arc<Table>>,
+    /// Each listed interface's slot in the interfaces map, by name: an
+    /// interface that comes back with another ifindex keeps its slot.
+    slots: std::collections::HashMap<String, usize>,
+}
+
+impl FastPath {
+    /// Loads the embedded object and its answer program into the kernel
+    /// (this runs the verifier) with maps of its own, attached nowhere yet.
+    pub fn load() -> Result<Self> {
+        Self::load_with(&mut EbpfLoader::new())
+    }
+
+    /// Loads the program with the pinned maps of `pins`, created and pinned
+    /// if there are none yet: a restarted agent keeps serving the table and
+    /// counters its predecessor left.
+    pub fn load_pinned(pins: &Pins) -> Result<Self> {
+        pins.create()?;
+        let paths: Vec<(&str, PathBuf)> = pins::SHARED_MAPS
+            .iter()
+            .map(|name| (*name, pins.map(name)))
+            .collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        Self::load_with(&mut loader)
+    }
+
+    /// Loads the program with the table that serves (the pinned names and
+    /// zone maps, which must exist) but counters of its own, attached
+    /// nowhere: `meshdns lookup` runs queries through it without moving
+    /// the counters of the program that serves.
+    pub fn load_beside(pins: &Pins) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        for name in [NAMES_MAP, ZONE_MAP] {
+            let path = pins.map(name);
+            if !path.exists() {
+                // map_pin_path would create and pin an empty map there.
+                return Err(FastPathError::Io {
+                    path,
+                    source: std::io::ErrorKind::NotFound.into(),
+                });
+            }
+            loader.map_pin_path(name, path);
+        }
+        Self::load_with(&mut loader)
+    }
+
+    fn load_with(loader: &mut EbpfLoader<'_>) -> Result<Self> {
+        let mut ebpf = loader.load(EBPF_OBJECT)?;
+        Self::xdp(&mut ebpf)?
+            .load()
+            .map_err(FastPathError::Program)?;
+        Ok(Self {
+            ebpf,
+            attachments: Vec::new(),
+            in_kernel: None,
+            slots: std::collections::HashMap::new(),
+        })
+    }
+
+    pub(crate) fn xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+        ebpf.program_mut(ANSWER_PROGRAM)
+            .ok_or(FastPathError::Missing(ANSWER_PROGRAM))?
+            .try_into()
+            .map_err(FastPathError::Program)
+    }
+
+    /// The answer program, e.g. to run it on test frames.
+    pub fn program(&mut self) -> Result<&mut Xdp> {
+        Self::xdp(&mut self.ebpf)
+    }
+
+    /// The object's other programs and maps, for tests and tools.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}

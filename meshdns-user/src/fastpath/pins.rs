@@ -1,0 +1,111 @@
+//! The one place that knows the pin layout in bpffs.
+
+use std::{fs, path::PathBuf};
+
+use meshdns_common::{COUNTERS_MAP, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES_MAP, ZONE_MAP};
+
+use super::{FastPathError, Result};
+
+/// The maps the program and agent share, pinned so they outlive the agent.
+pub(crate) const SHARED_MAPS: [&str; 3] = [NAMES_MAP, ZONE_MAP, COUNTERS_MAP];
+
+/// Where a fast path's objects live in bpffs, so that the program keeps
+/// serving while no agent runs and the next agent takes it over:
+///
+/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES,ZONE,COUNTERS}`: the maps,
+///   in a folder named by their layout, so an agent never reads maps of
+///   another layout;
+/// - `<dir>/links/<iface>`: the XDP link of each interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pins {
+    pub dir: PathBuf,
+}
+
+impl Pins {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The folder of this build's maps.
+    pub fn maps_dir(&self) -> PathBuf {
+        self.dir
+            .join(format!("maps-v{LAYOUT_VERSION}-{LAYOUT_FINGERPRINT:08x}"))
+    }
+
+    /// The pinned map `name` (one of the program's shared maps:
+    /// `NAMES_MAP`, `ZONE_MAP`, `COUNTERS_MAP`).
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.maps_dir().join(name)
+    }
+
+    /// The pinned link of `iface`.
+    pub fn link(&self, iface: &str) -> PathBuf {
+        self.dir.join("links").join(iface)
+    }
+
+    /// The interfaces that have a pinned link, in name order.
+    pub fn linked_interfaces(&self) -> Vec<String> {
+        let mut ifaces: Vec<String> = fs::read_dir(self.dir.join("links"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        ifaces.sort();
+        ifaces
+    }
+
+    /// Map folders of other layouts, left by older or newer agents.
+    pub fn stale_maps_dirs(&self) -> Vec<PathBuf> {
+        let current = self.maps_dir();
+        fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path != &current
+                    && path
+                        .file_name()
+                        .is_some_and(|name| name.to_string_lossy().starts_with("maps-"))
+            })
+            .collect()
+    }
+
+    pub(crate) fn create(&self) -> Result<()> {
+        for dir in [self.maps_dir(), self.dir.join("links")] {
+            fs::create_dir_all(&dir).map_err(|source| FastPathError::Io { path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    /// Removes pinned maps of other layouts. Call it once the program is
+    /// attached: the old program, and with it its maps, is gone by then.
+    pub fn remove_stale_maps(&self) {
+        for dir in self.stale_maps_dirs() {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => tracing::info!(path = %dir.display(), "removed maps of another layout"),
+                Err(error) => {
+                    tracing::warn!(path = %dir.display(), %error, "cannot remove maps of another layout")
+                }
+            }
+        }
+    }
+}
+
+/// Removes everything the fast path pinned for `iface` under `pins`: its
+/// link (which detaches the program) and, once no interface's link is left,
+/// the maps of every layout and the folders. Returns whether a link was
+/// there.
+pub fn remove_pins(pins: &Pins, iface: &str) -> Result<bool> {
+    let detached = super::link::detach_link(&pins.link(iface))?;
+    let links = pins.dir.join("links");
+    let others = fs::read_dir(&links).map(|d| d.count()).unwrap_or(0);
+    if others == 0 && pins.dir.exists() {
+        fs::remove_dir_all(&pins.dir).map_err(|source| FastPathError::Io {
+            path: pins.dir.clone(),
+            source,
+        })?;
+    }
+    Ok(detached)
+}

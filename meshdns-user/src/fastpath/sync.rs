@@ -1,0 +1,125 @@
+//! Keeping the kernel's table in step with the services: only the names
+//! that changed are touched, each in a single update.
+
+use std::sync::Arc;
+
+use aya::maps::{HashMap, MapData};
+use meshdns_common::{NAMES_MAP, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
+
+use super::{FastPath, FastPathError, Result, map_error};
+use crate::table::{Change, Table};
+
+/// What [`FastPath::sync`] changed in the kernel's table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+}
+
+impl FastPath {
+    /// Makes the kernel's table equal to `table`, touching only names that
+    /// differ: a name whose record did not change is never removed and
+    /// re-added, and a changed one is replaced in a single update.
+    ///
+    /// The first sync compares with what the map holds (a previous agent's
+    /// table, say); later ones with the table of the last sync, in memory,
+    /// so that a one-name change to a million names costs one update, not
+    /// a million reads.
+    pub fn sync(&mut self, table: impl Into<Arc<Table>>) -> Result<SyncReport> {
+        let table = table.into();
+        let previous = self.in_kernel.take();
+        // A zone (its apex, or whether it is authoritative) and its names
+        // cannot change in one step. Meanwhile the program passes every
+        // query to the resolver, which has the new table already, rather
+        // than answer from the new zone's rules with the old names (a name
+        // about to be added would be NXDOMAIN). A failed sync leaves it so.
+        let zone_changes = self.zone()?.as_ref() != Some(table.zone());
+        if zone_changes {
+            self.set_zone(&ZoneConfig::NONE)?;
+        }
+
+        let map = self
+            .ebpf
+            .map_mut(NAMES_MAP)
+            .ok_or(FastPathError::Missing(NAMES_MAP))?;
+        let mut names: HashMap<_, NameKey, ServiceRecord> =
+            HashMap::try_from(map).map_err(map_error(NAMES_MAP))?;
+
+        // Without the last table synced, what the map holds is read: a
+        // previous agent's table, or what a failed sync left.
+        let read = match previous {
+            Some(_) => None,
+            None => Some(
+                names
+                    .iter()
+                    .collect::<Result<std::collections::HashMap<NameKey, ServiceRecord>, _>>()
+                    .map_err(map_error(NAMES_MAP))?,
+            ),
+        };
+        let changes: Box<dyn Iterator<Item = Change<'_>>> = match (&previous, &read) {
+            (Some(previous), _) => Box::new(previous.changes(&table)),
+            (None, read) => {
+                let read = read.as_ref().expect("read when there is no previous table");
+                let removed = read
+                    .keys()
+                    .filter(|key| table.get(key).is_none())
+                    .map(Change::Removed);
+                let rest = table.iter().map(|(key, entry)| match read.get(key) {
+                    Some(record) if *record == entry.record => Change::Unchanged,
+                    Some(_) => Change::Updated(key, entry),
+                    None => Change::Added(key, entry),
+                });
+                Box::new(removed.chain(rest))
+            }
+        };
+        let mut report = SyncReport::default();
+        for change in changes {
+            match change {
+                Change::Unchanged => report.unchanged += 1,
+                Change::Removed(key) => {
+                    names.remove(key).map_err(map_error(NAMES_MAP))?;
+                    report.removed += 1;
+                }
+                Change::Added(key, entry) => {
+                    names
+                        .insert(key, entry.record, 0)
+                        .map_err(map_error(NAMES_MAP))?;
+                    report.added += 1;
+                }
+                Change::Updated(key, entry) => {
+                    names
+                        .insert(key, entry.record, 0)
+                        .map_err(map_error(NAMES_MAP))?;
+                    report.updated += 1;
+                }
+            }
+        }
+        if zone_changes {
+            self.set_zone(table.zone())?;
+        }
+        self.in_kernel = Some(table);
+        Ok(report)
+    }
+
+    fn zone_map(&mut self) -> Result<HashMap<&mut MapData, u32, ZoneConfig>> {
+        let map = self
+            .ebpf
+            .map_mut(ZONE_MAP)
+            .ok_or(FastPathError::Missing(ZONE_MAP))?;
+        HashMap::try_from(map).map_err(map_error(ZONE_MAP))
+    }
+
+    /// The zone the program uses now, if any.
+    fn zone(&mut self) -> Result<Option<ZoneConfig>> {
+        Ok(self.zone_map()?.get(&ZONE_KEY, 0).ok())
+    }
+
+    /// Replaces the zone the program uses, in one update.
+    pub fn set_zone(&mut self, zone: &ZoneConfig) -> Result<()> {
+        self.zone_map()?
+            .insert(ZONE_KEY, zone, 0)
+            .map_err(map_error(ZONE_MAP))
+    }
+}
