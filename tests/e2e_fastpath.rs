@@ -202,7 +202,7 @@ fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
     let attached = agent
         .wait_for_log("fast path attached", Duration::ZERO)
         .unwrap();
-    assert!(attached.contains("mode=Skb"), "{attached}");
+    assert!(attached.contains("mode=\"generic\""), "{attached}");
     assert!(agent.stop().unwrap().success());
     assert!(!lab.pin_dir.exists(), "--detach-on-exit left pins behind");
     fs::remove_file(config).ok();

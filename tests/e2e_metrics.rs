@@ -98,12 +98,15 @@ impl Samples {
     /// `upstream`'s latency buckets in `le` order, which must be
     /// cumulative with `+Inf` equal to `_count`; returns `_count` and `_sum`.
     fn histogram(&self, upstream: &str) -> (u64, f64) {
-        let prefix = format!("{LATENCY}_bucket{{upstream=\"{upstream}\",le=\"");
+        // Labels in any order: `le` and `upstream`.
+        let prefix = format!("{LATENCY}_bucket{{");
+        let of_upstream = format!("upstream=\"{upstream}\"");
         let mut buckets: Vec<(f64, u64)> = self
             .0
             .keys()
+            .filter(|series| series.starts_with(&prefix) && series.contains(&of_upstream))
             .filter_map(|series| {
-                let le = series.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                let le = series.split("le=\"").nth(1)?.split('"').next()?;
                 Some((le.parse().unwrap(), self.count(series)))
             })
             .collect();

@@ -141,6 +141,23 @@ pub enum XdpAttachMode {
     Multi,
 }
 
+impl XdpAttachMode {
+    /// As `ip link` and the logs say it: `driver`, `generic`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpAttachMode::Driver => "driver",
+            XdpAttachMode::Generic => "generic",
+            XdpAttachMode::Offload => "offload",
+            XdpAttachMode::Multi => "multi",
+        }
+    }
+
+    /// The mode of an attachment, or `unknown` if the kernel could not say.
+    pub fn name_of(mode: Option<Self>) -> &'static str {
+        mode.map_or("unknown", Self::name)
+    }
+}
+
 /// The XDP program attached to the interface with index `ifindex`, if
 /// any: how, and its id. Asked of the kernel over rtnetlink (RTM_GETLINK),
 /// the same answer `ip link` shows.

@@ -129,6 +129,9 @@ impl Lab {
             state_dir: std::env::temp_dir().join(format!("meshdns-test-{id}")),
             peer: None,
         };
+        // The node's part, as systemd does at boot: the agents under test
+        // may lack the CAP_SYS_ADMIN to mount it themselves.
+        meshdns::agent::bpffs::ensure_bpffs(&lab.pin_dir)?;
         lab.connect()?;
         Ok(lab)
     }

@@ -123,7 +123,14 @@ fn main() -> anyhow::Result<()> {
             setup::debian_packages(&setup::TEST_PACKAGES)?;
             // The end-to-end tests run the agent binary as a user would.
             cmd::cargo(&root, &["build", "-p", "meshdns-user", "--bins"])?;
-            let mut test = vec!["test", "--workspace", "--exclude", "meshdns-ebpf"];
+            // Every binary runs even after one fails, so the total counts every test.
+            let mut test = vec![
+                "test",
+                "--workspace",
+                "--exclude",
+                "meshdns-ebpf",
+                "--no-fail-fast",
+            ];
             test.extend(args.iter().map(String::as_str));
             tally::cargo_test(&root, &test)
         }

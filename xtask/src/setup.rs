@@ -18,8 +18,14 @@ use crate::cmd;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests run, and the Debian package of each.
-pub const TEST_PACKAGES: [(&str, &str); 3] =
-    [("dig", "dnsutils"), ("ip", "iproute2"), ("ss", "iproute2")];
+pub const TEST_PACKAGES: [(&str, &str); 6] = [
+    ("dig", "dnsutils"),
+    ("ip", "iproute2"),
+    ("ss", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("unbound", "unbound"),
+];
 
 /// The nightly toolchain, as its rustc describes itself.
 struct Nightly {

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use super::{Options, bpffs};
 use crate::{
     fastpath::{self, AttachMode, FastPath, NotServing},
-    netif,
+    netif::{self, XdpAttachMode},
     table::Table,
 };
 
@@ -33,13 +33,14 @@ pub fn attach(options: &Options, mode: AttachMode, table: &Arc<Table>) -> anyhow
     for iface in &options.ifaces {
         let attachment = fast_path.attach_pinned(iface, mode, &options.pins)?;
         let (took_over, running) = (attachment.took_over, attachment.mode);
+        let shown = XdpAttachMode::name_of(running);
         if !took_over {
-            tracing::info!(iface, mode = ?running, "fast path attached");
+            tracing::info!(iface, mode = shown, "fast path attached");
             continue;
         }
         tracing::info!(
             iface,
-            mode = ?running,
+            mode = shown,
             "fast path attached: took over the pinned link, program replaced in place"
         );
         // The link keeps the mode it was created with, whatever is asked now.
@@ -48,7 +49,7 @@ pub fn attach(options: &Options, mode: AttachMode, table: &Arc<Table>) -> anyhow
         {
             tracing::warn!(
                 iface,
-                mode = ?running,
+                mode = shown,
                 asked = ?mode,
                 "the pinned link keeps its mode; to change it, `meshdns detach --iface {iface}` and start again (the fast path is off in between)"
             );
@@ -91,7 +92,11 @@ impl Returning {
             }
             match fast_path.attach_pinned(iface, mode, &options.pins) {
                 Ok(attachment) => {
-                    tracing::info!(iface, mode = ?attachment.mode, "fast path attached again: the interface is back");
+                    tracing::info!(
+                        iface,
+                        mode = XdpAttachMode::name_of(attachment.mode),
+                        "fast path attached again: the interface is back"
+                    );
                     self.gone.retain(|g| g != iface);
                 }
                 Err(error) => tracing::error!(iface, "attaching again: {error}"),
