@@ -1,5 +1,7 @@
 //! The interfaces the fast path is attached to: their hardware addresses.
 
+use bytemuck::{Pod, Zeroable};
+
 /// Most interfaces one program serves.
 pub const MAX_INTERFACES: usize = 16;
 
@@ -14,7 +16,7 @@ pub const MAX_INTERFACES: usize = 16;
 /// appends (and writes `count` last), so a program reading while it writes
 /// sees every entry it already had unchanged.
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct Interfaces {
     /// Entries in use.
     pub count: u32,
@@ -24,7 +26,7 @@ pub struct Interfaces {
 
 /// One attached interface.
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct InterfaceMac {
     pub ifindex: u32,
     pub mac: [u8; 6],
@@ -34,18 +36,16 @@ pub struct InterfaceMac {
 const _: () = assert!(core::mem::size_of::<InterfaceMac>() == 12);
 const _: () = assert!(core::mem::size_of::<Interfaces>() == 8 + 12 * MAX_INTERFACES);
 
-impl Interfaces {
-    pub const NONE: Self = Self {
-        count: 0,
-        _pad: 0,
-        entries: [InterfaceMac {
-            ifindex: 0,
-            mac: [0; 6],
-            _pad: [0; 2],
-        }; MAX_INTERFACES],
-    };
+impl InterfaceMac {
+    /// The entry of interface `ifindex`, its padding zeroed.
+    pub const fn new(ifindex: u32, mac: [u8; 6]) -> Self {
+        Self {
+            ifindex,
+            mac,
+            ..bytemuck::zeroed()
+        }
+    }
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), explicit padding (asserted above), every bit pattern valid.
-unsafe impl aya::Pod for Interfaces {}
+aya_pod!(Interfaces);

@@ -2,8 +2,28 @@
 //!
 //! Everything that crosses the kernel boundary is `#[repr(C)]` with fixed-width
 //! fields and explicit padding, and its size is asserted at compile time, so both
-//! sides agree on the layout byte for byte.
+//! sides agree on the layout byte for byte. Each derives [`bytemuck::Pod`]: the
+//! compiler proves there is no padding and no invalid bit pattern, and the agent's
+//! `aya::Pod` rests on that proof (`aya_pod!`).
 #![no_std]
+
+/// Compiles only if `T: bytemuck::Pod`: the bound `aya_pod!` checks.
+#[cfg(feature = "user")]
+const fn require_pod<T: bytemuck::Pod>() {}
+
+/// `unsafe impl aya::Pod` for a map type, which compiles only if the type is
+/// `bytemuck::Pod`: aya wants its own marker trait, bytemuck gives the proof.
+#[cfg(feature = "user")]
+macro_rules! aya_pod {
+    ($ty:ty) => {
+        const _: () = $crate::require_pod::<$ty>();
+        // SAFETY: aya copies the type to and from the kernel as bytes, so it
+        // must have no padding and every bit pattern must be a value: that is
+        // what `bytemuck::Pod` promises, and `$ty: bytemuck::Pod` holds (the
+        // line above does not compile otherwise; the derive checked the layout).
+        unsafe impl aya::Pod for $ty {}
+    };
+}
 
 pub mod counter;
 pub mod interface;

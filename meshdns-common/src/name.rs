@@ -1,5 +1,7 @@
 //! The fast path's map key: a DNS name in lowercased wire format.
 
+use bytemuck::{Pod, Zeroable};
+
 /// Longest name in wire format, length octets and root label included (RFC 1035 §2.3.4).
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest label (RFC 1035 §2.3.4).
@@ -16,7 +18,7 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// 8-byte aligned so that the XDP program can clear one, for every query,
 /// with 32 eight-byte stores (the size, and so the map, is the same).
 #[repr(C, align(8))]
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
 pub struct NameKey {
     /// `MAX_NAME_LEN` bytes of name plus one, so the width is a power of two
     /// and the last byte is always zero.
@@ -26,13 +28,11 @@ pub struct NameKey {
 const _: () = assert!(core::mem::size_of::<NameKey>() == 256);
 
 #[cfg(feature = "user")]
-// SAFETY: plain bytes, no padding, every bit pattern valid.
-unsafe impl aya::Pod for NameKey {}
+aya_pod!(NameKey);
 
 impl NameKey {
-    pub const ZERO: Self = Self {
-        wire: [0; MAX_NAME_LEN + 1],
-    };
+    /// All zeros: no name (its length is 0).
+    pub const ZERO: Self = bytemuck::zeroed();
 
     /// Builds a key from a name already in wire format, lowercasing it.
     /// Returns `None` if the bytes are not one well-formed, uncompressed name

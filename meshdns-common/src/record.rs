@@ -1,11 +1,13 @@
 //! The fast path's map value: what a name answers.
 
+use bytemuck::{Pod, Zeroable};
+
 /// Most addresses per name and family that one fast-path reply carries.
 pub const MAX_ADDRS: usize = 8;
 
 /// The addresses a name answers with, and their TTL.
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct ServiceRecord {
     /// TTL of the answer records, in seconds.
     pub ttl: u32,
@@ -23,18 +25,11 @@ pub struct ServiceRecord {
 const _: () = assert!(core::mem::size_of::<ServiceRecord>() == 8 + 4 * MAX_ADDRS + 16 * MAX_ADDRS);
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), explicit padding, every bit pattern valid.
-unsafe impl aya::Pod for ServiceRecord {}
+aya_pod!(ServiceRecord);
 
 impl ServiceRecord {
-    pub const EMPTY: Self = Self {
-        ttl: 0,
-        v4_count: 0,
-        v6_count: 0,
-        _pad: [0; 2],
-        v4: [[0; 4]; MAX_ADDRS],
-        v6: [[0; 16]; MAX_ADDRS],
-    };
+    /// All zeros: no address of either family, TTL 0.
+    pub const EMPTY: Self = bytemuck::zeroed();
 
     /// The IPv4 addresses in use.
     pub fn v4(&self) -> &[[u8; 4]] {

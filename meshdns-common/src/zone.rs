@@ -1,5 +1,7 @@
 //! The zone the fast path is authoritative for: its apex and SOA record.
 
+use bytemuck::{Pod, Zeroable};
+
 use crate::name::MAX_NAME_LEN;
 
 /// Room for the SOA record after its owner name: TYPE, CLASS, TTL, RDLENGTH
@@ -19,7 +21,7 @@ pub const ZONE_KEY: u32 = 0;
 /// What the fast path knows of its zone. Kept in a one-entry hash map, not
 /// an array, so that an update replaces the whole value at once.
 #[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct ZoneConfig {
     /// The apex in lowercased wire format, zero padded.
     pub apex: [u8; MAX_NAME_LEN + 1],
@@ -39,22 +41,14 @@ pub struct ZoneConfig {
 const _: () = assert!(core::mem::size_of::<ZoneConfig>() == 256 + 8 + MAX_SOA_RR_LEN);
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), explicit field sizes with no implicit padding (asserted
-// above), every bit pattern valid.
-unsafe impl aya::Pod for ZoneConfig {}
+aya_pod!(ZoneConfig);
 
 impl ZoneConfig {
     /// No zone: an apex of length 0 matches no name, so every query is
     /// passed. The agent sets it while it changes zones, so that the
     /// program never answers from a zone and a table that do not belong
-    /// together.
-    pub const NONE: Self = Self {
-        apex: [0; MAX_NAME_LEN + 1],
-        apex_len: 0,
-        soa_rr_len: 0,
-        flags: 0,
-        soa_rr: [0; MAX_SOA_RR_LEN],
-    };
+    /// together. All zeros.
+    pub const NONE: Self = bytemuck::zeroed();
 
     pub fn is_authoritative(&self) -> bool {
         self.flags & ZONE_AUTHORITATIVE != 0

@@ -213,11 +213,7 @@ impl FastPath {
             None => return Err(FastPathError::TooManyInterfaces(MAX_INTERFACES)),
         };
         self.slots.insert(iface.to_string(), slot);
-        listed.entries[slot] = InterfaceMac {
-            ifindex,
-            mac,
-            _pad: [0; 2],
-        };
+        listed.entries[slot] = InterfaceMac::new(ifindex, mac);
         interfaces
             .set(0, listed, 0)
             .map_err(map_error(INTERFACES_MAP))
