@@ -13,6 +13,7 @@
 
 mod error;
 mod validate;
+mod zone;
 
 use std::net::IpAddr;
 

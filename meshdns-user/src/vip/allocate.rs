@@ -1,59 +1,16 @@
-//! Stable virtual IPs for services that do not list their own.
-//!
-//! # The algorithm
-//!
-//! A service without `vips` gets one IPv4 VIP from `vip_cidr` and, unless
-//! `vip6_cidr` is `none`, one IPv6 VIP from `vip6_cidr`. For each family:
-//!
-//! 1. If the state file says the service has a VIP in the pool, it keeps it
-//!    (stability: nothing else moves a VIP once given).
-//! 2. Else, if the service's own VIP is in quarantine (it was removed and
-//!    came back within `vip_reuse_after`), it gets that VIP back.
-//! 3. Else it takes the first free candidate `c(name, k)` for k = 0, 1, ...,
-//!    where `c` maps FNV-1a of the name and k, mixed with the splitmix64
-//!    finalizer, onto the pool's usable addresses. A candidate is free unless
-//!    an explicit VIP, another service's VIP, or a quarantined VIP holds it.
-//!
-//! Services are allocated in name order, so nodes given the same services
-//! compute the same VIPs without talking to each other: almost always each
-//! service gets its k = 0 candidate. Only when two names' candidates
-//! collide does history matter: the service a node saw first keeps the
-//! contested VIP, and a node that saw the other one first gives them the
-//! other way round. With the default /4 pool that takes roughly 10,000
-//! services before one such collision is expected anywhere (birthday bound);
-//! with a /64 for IPv6, never in practice. Stability wins over convergence
-//! there: moving a VIP that clients may have cached is worse than two nodes
-//! disagreeing about a new service, and the log says which VIP each
-//! allocation took and at which k.
-//!
-//! A VIP freed by a removed service stays quarantined for `vip_reuse_after`
-//! (at least twice the TTL), so no client with a cached answer reaches a new
-//! service on it.
+//! The allocator: every service given its VIPs, explicit or from the
+//! pools, with freed ones quarantined.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs::{self, File},
-    io::Write as _,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::{Path, PathBuf},
+    net::IpAddr,
 };
 
-use serde::{Deserialize, Serialize};
-
+use super::{
+    candidate_hash,
+    state::{Allocation, Quarantined, STATE_VERSION, State},
+};
 use crate::cidr::Cidr;
-
-/// Candidate `k` for `name`: FNV-1a 64 over the name, a separator and k,
-/// then the splitmix64 finalizer so that near names spread evenly.
-pub fn candidate_hash(name: &str, k: u32) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes().chain([0xff]).chain(k.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^ (hash >> 31)
-}
 
 /// How many candidates to try before calling the pool full.
 const MAX_PROBES: u32 = 1024;
@@ -67,37 +24,6 @@ pub struct Pools {
     /// Seconds a freed VIP waits before another service may have it.
     pub reuse_after: u64,
 }
-
-/// The allocations, as persisted in the state file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct State {
-    pub version: u32,
-    /// Service name to its VIPs.
-    pub allocations: BTreeMap<String, Allocation>,
-    pub quarantine: Vec<Quarantined>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Allocation {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v4: Option<Ipv4Addr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v6: Option<Ipv6Addr>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Quarantined {
-    pub vip: IpAddr,
-    /// The service that had it.
-    pub service: String,
-    /// Unix time in seconds when another service may have it.
-    pub until: u64,
-}
-
-const STATE_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AllocError {
@@ -268,55 +194,6 @@ impl State {
             pool: *pool,
         })
     }
-
-    /// Reads the state file. A missing file is a fresh start; an unreadable
-    /// or corrupt one is reported and replaced by a fresh start, never fatal:
-    /// allocation is deterministic, so most VIPs come back the same.
-    pub fn load(path: &Path) -> State {
-        match fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::info!(path = %path.display(), "no VIP state file yet; starting fresh");
-                State::default()
-            }
-            Err(error) => {
-                tracing::error!(path = %path.display(), %error, "cannot read the VIP state file; rebuilding it");
-                State::default()
-            }
-            Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
-                Ok(state) if state.version == STATE_VERSION => state,
-                Ok(state) => {
-                    tracing::error!(path = %path.display(), version = state.version, "VIP state file has an unknown version; rebuilding it");
-                    State::default()
-                }
-                Err(error) => {
-                    tracing::error!(path = %path.display(), %error, "VIP state file is corrupt; rebuilding it");
-                    State::default()
-                }
-            },
-        }
-    }
-
-    /// Writes the state file atomically: a temporary file, fsync, rename,
-    /// fsync of the folder. A crash leaves the old file or the new one.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let tmp: PathBuf = path.with_extension("tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    }
-}
-
-impl Allocation {
-    fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.v4
-            .map(IpAddr::V4)
-            .into_iter()
-            .chain(self.v6.map(IpAddr::V6))
-    }
 }
 
 #[cfg(test)]
@@ -474,27 +351,5 @@ mod tests {
             .unwrap();
         assert_eq!(got["svc"].len(), 1);
         assert!(got["svc"][0].is_ipv4());
-    }
-
-    #[test]
-    fn state_file_round_trip_and_corruption() {
-        let dir = std::env::temp_dir().join(format!("meshdns-vip-test-{}", std::process::id()));
-        let path = dir.join("state.json");
-        let mut state = State::default();
-        state.allocate(&requests(&["a", "b"]), &pools(), 0).unwrap();
-        state.allocate(&requests(&["a"]), &pools(), 5).unwrap();
-        state.save(&path).unwrap();
-        assert_eq!(State::load(&path), state);
-
-        fs::write(&path, b"{ not json").unwrap();
-        assert_eq!(State::load(&path), State::default());
-        fs::write(
-            &path,
-            br#"{"version": 99, "allocations": {}, "quarantine": []}"#,
-        )
-        .unwrap();
-        assert_eq!(State::load(&path), State::default());
-        fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(State::load(&path), State::default());
     }
 }
