@@ -201,10 +201,10 @@ fn main() -> anyhow::Result<()> {
                 upstream,
                 metrics_addr,
             };
-            match Agent::start(options)? {
-                Some(agent) => agent.run(),
-                None => Ok(()),
+            if let Some(agent) = Agent::start(options)? {
+                agent.run()?;
             }
+            Ok(())
         }
         Command::Detach { iface, pins } => {
             let pins = pins.pins();

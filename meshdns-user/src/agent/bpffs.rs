@@ -3,11 +3,11 @@
 
 use std::{ffi::CString, os::unix::ffi::OsStrExt as _, path::Path};
 
-use anyhow::bail;
+use super::{AgentError, Result};
 
 /// Makes sure `pin_dir` is on a bpffs, mounting one at /sys/fs/bpf if the
 /// pin folder is under it and nothing is mounted there yet.
-pub fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
+pub fn ensure_bpffs(pin_dir: &Path) -> Result<()> {
     const BPF_FS_MAGIC: i64 = 0xcafe4a11;
     let is_bpffs = |path: &Path| -> bool {
         let Ok(path) = CString::new(path.as_os_str().as_bytes()) else {
@@ -30,8 +30,7 @@ pub fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
     let bpffs = Path::new("/sys/fs/bpf");
     if pin_dir.starts_with(bpffs) && bpffs.is_dir() {
         tracing::info!("mounting bpffs at /sys/fs/bpf");
-        let source = CString::new("bpf")?;
-        let target = CString::new("/sys/fs/bpf")?;
+        let (source, target) = (c"bpf", c"/sys/fs/bpf");
         // SAFETY: valid C strings; no data argument.
         let ret = unsafe {
             libc::mount(
@@ -45,13 +44,9 @@ pub fn ensure_bpffs(pin_dir: &Path) -> anyhow::Result<()> {
         if ret == 0 {
             return Ok(());
         }
-        bail!(
-            "mounting bpffs at /sys/fs/bpf: {}",
-            std::io::Error::last_os_error()
-        );
+        return Err(AgentError::MountBpffs(std::io::Error::last_os_error()));
     }
-    bail!(
-        "{} is not on a bpffs: pin under /sys/fs/bpf, or mount one (`mount -t bpf bpf DIR`)",
-        pin_dir.display()
-    )
+    Err(AgentError::NotOnBpffs {
+        pin_dir: pin_dir.to_path_buf(),
+    })
 }

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
-use super::{Options, bpffs};
+use super::{FastPathStep, Options, Result, bpffs};
 use crate::{
     fastpath::{self, AttachMode, FastPath, NotServing},
     netif::{self, XdpAttachMode},
@@ -15,12 +13,13 @@ use crate::{
 
 /// Loads the fast path with its pinned maps, fills its table and attaches
 /// it (taking over a pinned link if there is one).
-pub fn attach(options: &Options, mode: AttachMode, table: &Arc<Table>) -> anyhow::Result<FastPath> {
+pub fn attach(options: &Options, mode: AttachMode, table: &Arc<Table>) -> Result<FastPath> {
     bpffs::ensure_bpffs(&options.pins.dir)?;
-    let mut fast_path = FastPath::load_pinned(&options.pins).context("loading the XDP program")?;
+    let mut fast_path =
+        FastPath::load_pinned(&options.pins).map_err(FastPathStep::Load.failed())?;
     let report = fast_path
         .sync(table.clone())
-        .context("filling the names map")?;
+        .map_err(FastPathStep::Fill.failed())?;
     tracing::info!(
         names = table.len(),
         added = report.added,
@@ -31,7 +30,9 @@ pub fn attach(options: &Options, mode: AttachMode, table: &Arc<Table>) -> anyhow
         options.config.display()
     );
     for iface in &options.ifaces {
-        let attachment = fast_path.attach_pinned(iface, mode, &options.pins)?;
+        let attachment = fast_path
+            .attach_pinned(iface, mode, &options.pins)
+            .map_err(FastPathStep::attach(iface).failed())?;
         let (took_over, running) = (attachment.took_over, attachment.mode);
         let shown = XdpAttachMode::name_of(running);
         if !took_over {

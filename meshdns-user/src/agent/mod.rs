@@ -12,9 +12,11 @@
 //! - [`resolver`]: where the resolver listens, whom it answers, where it
 //!   forwards;
 //! - [`reconcile`]: the reload loop's state;
-//! - [`bpffs`]: the filesystem the pins live on.
+//! - [`bpffs`]: the filesystem the pins live on;
+//! - [`AgentError`]: what can stop it, typed.
 
 pub mod bpffs;
+mod error;
 pub mod fast_path;
 pub mod reconcile;
 pub mod resolver;
@@ -27,7 +29,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context as _;
 use tokio::{runtime::Runtime, task::JoinSet};
 
 use crate::{
@@ -37,6 +38,7 @@ use crate::{
     registry::{Registry, Reload},
     resolver::server,
 };
+pub use error::{AgentError, FastPathStep, Result};
 use fast_path::Returning;
 use reconcile::Reconciler;
 use watch::{Caught, ConfigWatch, Signals};
@@ -89,7 +91,7 @@ struct Serving {
 impl Agent {
     /// Starts the agent; `None` if SIGINT or SIGTERM came while it waited
     /// for an interface to appear.
-    pub fn start(options: Options) -> anyhow::Result<Option<Self>> {
+    pub fn start(options: Options) -> Result<Option<Self>> {
         // What every thread keeps once the work that needs more is done:
         // the runtime's threads from their start (they attach nothing and
         // bind nothing), the main thread once attached and listening.
@@ -106,10 +108,13 @@ impl Agent {
             .worker_threads(2)
             .enable_all()
             .on_thread_start(drop_privileges)
-            .build()?;
+            .build()
+            .map_err(AgentError::Runtime)?;
         // Catch the signals before attaching: a SIGTERM that comes right
         // after the attach must still end the agent cleanly, not kill it.
-        let mut signals = runtime.block_on(async { Signals::new() })?;
+        let mut signals = runtime
+            .block_on(async { Signals::new() })
+            .map_err(AgentError::Signals)?;
 
         // Read the services first: a broken file fails the start before
         // anything changes, with the line at fault. A program a previous
@@ -143,7 +148,10 @@ impl Agent {
         });
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
-            .with_context(|| format!("binding the metrics listener {}", options.metrics_addr))?;
+            .map_err(|source| AgentError::MetricsListener {
+                addr: options.metrics_addr,
+                source,
+            })?;
         runtime.spawn(metrics::serve(listener, metrics.clone()));
         for iface in &options.ifaces {
             if let Some(signal) = runtime.block_on(wait_for_interface(iface, &mut signals)) {
@@ -163,7 +171,12 @@ impl Agent {
         // Read once: where to listen by default, and whom to answer.
         let mut addresses = Vec::new();
         for iface in &options.ifaces {
-            addresses.extend(netif::addresses(iface)?);
+            addresses.extend(
+                netif::addresses(iface).map_err(|source| AgentError::Addresses {
+                    iface: iface.clone(),
+                    source,
+                })?,
+            );
         }
         let listen = resolver::listen_addresses(&options, &addresses)?;
         let resolver = Arc::new(resolver::resolver(
@@ -174,7 +187,7 @@ impl Agent {
             &listen,
             Arc::new(drop_privileges),
         ))?;
-        let kept = privileges::keep_only(running).context("dropping capabilities")?;
+        let kept = privileges::keep_only(running).map_err(AgentError::Capabilities)?;
         tracing::info!(%kept, "capabilities dropped but for those the table updates need");
         let _ = metrics.resolver.set(resolver.clone());
         agent.ready.store(true, Ordering::Relaxed);
@@ -196,14 +209,14 @@ impl Agent {
     /// Keeps the table in step with the services file until SIGINT or
     /// SIGTERM, then exits: detached if asked, else leaving the fast path
     /// pinned and serving.
-    pub fn run(mut self) -> anyhow::Result<()> {
+    pub fn run(mut self) -> Result<()> {
         let signal = self.runtime.block_on(self.serving.serve())?;
         self.serving.exit(signal)
     }
 }
 
 impl Serving {
-    async fn serve(&mut self) -> anyhow::Result<&'static str> {
+    async fn serve(&mut self) -> Result<&'static str> {
         let mut links = tokio::time::interval(LINK_CHECK);
         loop {
             let retry_at = self.reconciler.retry_at();
@@ -228,17 +241,20 @@ impl Serving {
         }
     }
 
-    fn exit(&mut self, signal: &str) -> anyhow::Result<()> {
+    fn exit(&mut self, signal: &str) -> Result<()> {
         let Some(mut fast_path) = self.fast_path.take() else {
             tracing::info!("{signal}: exiting");
             return Ok(());
         };
-        let counters = fast_path.counters()?;
+        let counters = fast_path
+            .counters()
+            .map_err(FastPathStep::Counters.failed())?;
         let ifaces = self.options.ifaces.join(", ");
         if self.options.detach_on_exit {
-            fast_path.detach()?;
+            fast_path.detach().map_err(FastPathStep::Detach.failed())?;
             for iface in &self.options.ifaces {
-                fastpath::remove_pins(&self.options.pins, iface)?;
+                fastpath::remove_pins(&self.options.pins, iface)
+                    .map_err(FastPathStep::remove_pins(iface).failed())?;
             }
             tracing::info!(%counters, "{signal}: detached from {ifaces}");
         } else {

@@ -7,9 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use anyhow::bail;
-
-use super::Options;
+use super::{AgentError, Options, Result};
 use crate::{
     cidr::Cidr,
     config::ResolverSettings,
@@ -73,10 +71,7 @@ pub fn resolver(
 
 /// Where the resolver listens: `--listen`, or the interfaces' `addresses`
 /// (not IPv6 link-local ones, which need a scope), port 53.
-pub fn listen_addresses(
-    options: &Options,
-    addresses: &[(IpAddr, u8)],
-) -> anyhow::Result<Vec<SocketAddr>> {
+pub fn listen_addresses(options: &Options, addresses: &[(IpAddr, u8)]) -> Result<Vec<SocketAddr>> {
     if !options.listen.is_empty() {
         return Ok(options.listen.clone());
     }
@@ -89,10 +84,9 @@ pub fn listen_addresses(
         }
     }
     if addrs.is_empty() {
-        bail!(
-            "{} has no address to listen on; give --listen",
-            options.ifaces.join(", ")
-        );
+        return Err(AgentError::NoListenAddress {
+            ifaces: options.ifaces.clone(),
+        });
     }
     Ok(addrs)
 }

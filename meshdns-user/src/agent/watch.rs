@@ -3,10 +3,11 @@
 
 use std::{path::Path, time::Duration};
 
-use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
 use inotify::{Inotify, WatchMask};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use super::{AgentError, Result};
 
 /// SIGINT, SIGTERM and SIGHUP, caught from creation on.
 pub struct Signals {
@@ -61,12 +62,12 @@ const SETTLE: Duration = Duration::from_millis(10);
 
 impl ConfigWatch {
     /// Must be called inside a tokio runtime.
-    pub fn new(config: &Path) -> anyhow::Result<Self> {
+    pub fn new(config: &Path) -> Result<Self> {
         let dir = match config.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        let inotify = Inotify::init().context("inotify")?;
+        let inotify = Inotify::init().map_err(AgentError::Inotify)?;
         inotify
             .watches()
             .add(
@@ -76,9 +77,14 @@ impl ConfigWatch {
                     | WatchMask::CREATE
                     | WatchMask::DELETE,
             )
-            .with_context(|| format!("watching {}", dir.display()))?;
+            .map_err(|source| AgentError::Watch {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         Ok(Self {
-            events: inotify.into_event_stream(vec![0; 4096])?,
+            events: inotify
+                .into_event_stream(vec![0; 4096])
+                .map_err(AgentError::Inotify)?,
             settling: false,
         })
     }
@@ -86,18 +92,18 @@ impl ConfigWatch {
     /// Waits for a change, then for the folder to settle.
     /// Cancel-safe: dropped while settling, the next call settles and
     /// returns the change.
-    pub async fn next(&mut self) -> anyhow::Result<()> {
+    pub async fn next(&mut self) -> Result<()> {
         if !self.settling {
             match self.events.next().await {
                 Some(event) => {
-                    event?;
+                    event.map_err(AgentError::Inotify)?;
                 }
-                None => bail!("inotify stream ended"),
+                None => return Err(AgentError::InotifyEnded),
             }
             self.settling = true;
         }
         while let Ok(Some(event)) = tokio::time::timeout(SETTLE, self.events.next()).await {
-            event?;
+            event.map_err(AgentError::Inotify)?;
         }
         self.settling = false;
         Ok(())

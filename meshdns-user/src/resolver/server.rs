@@ -2,13 +2,12 @@
 //! messages, several per connection, pipelined and answered in any order,
 //! an idle timeout, and a cap on connections).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::Context as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc},
+    sync::{Semaphore, mpsc, oneshot},
     task::JoinSet,
     time::timeout,
 };
@@ -26,6 +25,35 @@ const MAX_TCP_INFLIGHT: usize = 64;
 /// capabilities belong to threads.
 pub type ThreadStart = Arc<dyn Fn() + Send + Sync>;
 
+/// Why the resolver could not listen on an address.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("binding UDP {addr}")]
+    Udp {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("binding TCP {addr}")]
+    Tcp {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("starting a UDP thread for {addr}")]
+    Thread {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("a UDP thread for {addr} died at its start")]
+    ThreadDied {
+        addr: SocketAddr,
+        #[source]
+        source: oneshot::error::RecvError,
+    },
+}
+
 /// Binds UDP and TCP on every address in `listen` and serves until the
 /// process ends (UDP) or the returned tasks are dropped (TCP). Fails if any
 /// address cannot be bound. Returns once every UDP thread has run
@@ -34,33 +62,36 @@ pub async fn listen(
     resolver: Arc<Resolver>,
     listen: &[SocketAddr],
     thread_start: ThreadStart,
-) -> anyhow::Result<JoinSet<()>> {
+) -> Result<JoinSet<()>, ListenError> {
     let mut tasks = JoinSet::new();
     let connections = Arc::new(Semaphore::new(MAX_TCP_CONNECTIONS));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Handle::current();
-    for addr in listen {
+    for &addr in listen {
         // One UDP socket per core on the same address (SO_REUSEPORT), each
         // with a thread of its own that blocks in recvfrom: the kernel
         // spreads clients over them, and a query answered from the table
         // or the cache costs two system calls and no task switch.
         for i in 0..threads {
-            let udp = reuseport_udp(*addr).with_context(|| format!("binding UDP {addr}"))?;
+            let udp = reuseport_udp(addr).map_err(|source| ListenError::Udp { addr, source })?;
             let (resolver, runtime) = (resolver.clone(), runtime.clone());
             let thread_start = thread_start.clone();
-            let (started, start) = tokio::sync::oneshot::channel();
+            let (started, start) = oneshot::channel();
             std::thread::Builder::new()
                 .name(format!("udp-{i}"))
                 .spawn(move || {
                     thread_start();
                     let _ = started.send(());
                     serve_udp(udp, resolver, runtime)
-                })?;
-            start.await.context("a UDP thread died at its start")?;
+                })
+                .map_err(|source| ListenError::Thread { addr, source })?;
+            start
+                .await
+                .map_err(|source| ListenError::ThreadDied { addr, source })?;
         }
         let tcp = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("binding TCP {addr}"))?;
+            .map_err(|source| ListenError::Tcp { addr, source })?;
         tracing::info!(%addr, udp_sockets = threads, "resolver listening on UDP and TCP");
         tasks.spawn(serve_tcp(tcp, resolver.clone(), connections.clone()));
     }
