@@ -11,11 +11,7 @@ use hickory_proto::{
     rr::{Name, RecordType},
 };
 use meshdns::{
-    resolver::{
-        Resolver, Step, Transport,
-        cache::{Cache, Key, Limits},
-        upstream::{Settings, Upstreams},
-    },
+    resolver::{Resolver, Step, Transport, cache::Key},
     table::Table,
 };
 
@@ -36,14 +32,7 @@ fn resolver(names: usize) -> Resolver {
             i % 256
         ));
     }
-    let table = Table::parse(&text).unwrap();
-    let resolver = Resolver::new(
-        std::sync::Arc::new(table),
-        &meshdns::config::ResolverSettings::default(),
-        vec!["127.0.0.0/8".parse().unwrap()],
-        Upstreams::new(&[], Settings::default()),
-        Cache::new(Limits::default()),
-    );
+    let resolver = meshdns_tests::fixtures::offline_resolver(Table::parse(&text).unwrap());
     // A forwarded name already in the cache.
     let mut answer = Message::from_vec(&query("www.example.", RecordType::A)).unwrap();
     answer.metadata.message_type = MessageType::Response;

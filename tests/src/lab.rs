@@ -35,6 +35,19 @@ pub const SERVER_V6: &str = "2001:db8::1";
 pub struct Netns(meshdns_topology::Netns);
 
 impl Netns {
+    /// `dig @server ARGS` run in this namespace: one try, 3 s (a SERVFAIL
+    /// comes within about 2.5 s); its output. Later `ARGS` win over these.
+    pub fn dig(&self, server: &str, args: &[&str]) -> String {
+        let output = self
+            .command("dig")
+            .arg(format!("@{server}"))
+            .args(["+tries=1", "+time=3"])
+            .args(args)
+            .output()
+            .expect("running dig (apt-get install dnsutils)");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Creates a namespace, to be deleted on drop.
     pub fn new(name: String) -> anyhow::Result<Self> {
         Ok(Self(meshdns_topology::Netns::create(name)?))
@@ -258,20 +271,18 @@ impl Lab {
     /// lines (status, flags), and the answer and authority records with
     /// their whitespace folded.
     pub fn dig_records(&self, server: &str, name: &str, qtype: &str) -> (String, Vec<String>) {
-        let server = format!("@{server}");
-        let out = self
-            .dig(&[
-                &server,
+        let out = self.client.dig(
+            server,
+            &[
                 name,
                 qtype,
-                "+tries=1",
                 "+time=2",
                 "+noall",
                 "+comments",
                 "+answer",
                 "+authority",
-            ])
-            .unwrap();
+            ],
+        );
         let header = out
             .lines()
             .find(|l| l.contains("status:"))
@@ -289,15 +300,9 @@ impl Lab {
         (format!("{header} {flags}"), records)
     }
 
-    /// Runs `dig` in the client namespace and returns its output.
-    pub fn dig(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = self
-            .client
-            .command("dig")
-            .args(args)
-            .output()
-            .context("running dig (apt-get install dnsutils)")?;
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    /// `dig @SERVER_V4 ARGS` from the client namespace (see [`Netns::dig`]).
+    pub fn dig(&self, args: &[&str]) -> String {
+        self.client.dig(SERVER_V4, args)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the agent run as a user runs it, and DNS frames built and checked
 //! independently of the code under test.
 
+pub mod fixtures;
 pub mod frame;
 pub mod lab;
 pub mod load;

@@ -3,18 +3,11 @@
 //! did (dig's answers, the attached program's counters, `ip link`).
 
 use meshdns_common::Counter;
-use meshdns_tests::lab::{Lab, SERVER_V4};
+use meshdns_tests::{
+    fixtures::LAB_SERVICES,
+    lab::{Lab, SERVER_V4},
+};
 use serde_json::Value;
-
-const SERVICES: &str = "\
-zone: mesh
-ttl: 60
-services:
-  - name: redis
-    vips: [240.0.0.100, \"fd00:fd00::100\"]
-  - name: web
-    vips: [240.0.0.101, 240.0.0.102]
-";
 
 /// `meshdns ARGS --pin-dir <lab's> --json` in the server namespace; its
 /// JSON, or its error message.
@@ -59,7 +52,7 @@ fn is_background(counter: Counter) -> bool {
 fn lookup_says_what_the_fast_path_really_did_and_what_the_agent_does() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(LAB_SERVICES);
     // The resolver on the veth too, so that dig reaches it with what the
     // fast path passes.
     let listen = format!("{SERVER_V4}:53");
@@ -134,7 +127,7 @@ fn lookup_says_what_the_fast_path_really_did_and_what_the_agent_does() {
 fn status_and_dump_read_the_pins_with_the_agent_running_and_stopped() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(LAB_SERVICES);
     let agent = lab.start_agent(&config, &[]).unwrap();
     lab.dig_records(SERVER_V4, "redis.mesh", "A");
 

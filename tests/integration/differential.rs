@@ -4,36 +4,12 @@
 //! field, TTLs and name case included).
 
 use hickory_proto::op::Message;
-use meshdns::{
-    fastpath::FastPath,
-    resolver::{
-        Resolver, Transport,
-        cache::{Cache, Limits},
-        upstream::{Settings, Upstreams},
-    },
-    table::Table,
-};
+use meshdns::resolver::Transport;
 use meshdns_tests::{
+    fixtures::{self, longest_service, services},
     frame::*,
     xdp::{self, XDP_TX},
 };
-
-const SERVICES: &str = r#"
-zone: mesh
-ttl: 45
-soa: { minimum: 20 }
-services:
-  - name: redis
-    vips: [240.0.0.100, "fd00:fd00::100"]
-  - name: web
-    vips: [240.0.0.101, 240.0.0.102, 240.0.0.103]
-  - name: echo-server_echo-example_svc_1010
-    vips: [240.0.0.104]
-  - name: eight
-    vips: [240.0.1.1, 240.0.1.2, 240.0.1.3, 240.0.1.4, 240.0.1.5, 240.0.1.6, 240.0.1.7, 240.0.1.8,
-           "fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8"]
-  - name: auto
-"#;
 
 fn queries() -> Vec<(&'static str, Query)> {
     let dig = Opt::dig();
@@ -41,9 +17,7 @@ fn queries() -> Vec<(&'static str, Query)> {
         do_bit: true,
         ..Opt::dig()
     };
-    let label = "l".repeat(63);
-    let longest: &'static str =
-        Box::leak(format!("{label}.{label}.{label}.{}.mesh", "m".repeat(56)).into_boxed_str());
+    let longest: &'static str = Box::leak(format!("{}.mesh", longest_service()).into_boxed_str());
     vec![
         ("A", Query::new("redis.mesh", TYPE_A)),
         ("AAAA", Query::new("redis.mesh", TYPE_AAAA)),
@@ -91,24 +65,17 @@ fn queries() -> Vec<(&'static str, Query)> {
 
 #[test]
 fn fast_path_and_userspace_give_the_same_answers() {
-    meshdns_tests::require_root();
-    let text = format!(
-        "authoritative: true\n{SERVICES}  - name: {}\n    vips: [240.0.2.1]\n",
-        {
-            let label = "l".repeat(63);
-            format!("{label}.{label}.{label}.{}", "m".repeat(56))
-        }
+    // The fixtures' services with their own TTLs, an allocated service, and
+    // a 255-byte name, in an authoritative zone (every answer shape).
+    let text = services(
+        "ttl: 45\nsoa: { minimum: 20 }\nauthoritative: true\n",
+        &format!(
+            "  - name: auto\n  - name: {}\n    vips: [240.0.2.1]\n",
+            longest_service()
+        ),
     );
-    let table = Table::parse(&text).unwrap();
-    let mut fast_path = FastPath::load().unwrap();
-    fast_path.sync(table.clone()).unwrap();
-    let resolver = Resolver::new(
-        std::sync::Arc::new(table),
-        &meshdns::config::ResolverSettings::default(),
-        vec!["127.0.0.0/8".parse().unwrap()],
-        Upstreams::new(&[], Settings::default()),
-        Cache::new(Limits::default()),
-    );
+    let (mut fast_path, table) = fixtures::loaded_fast_path(&text);
+    let resolver = fixtures::offline_resolver(table);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

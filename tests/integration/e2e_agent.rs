@@ -57,16 +57,7 @@ fn write_atomically(path: &Path, text: &str) {
 
 /// The one A answer `auto.mesh` gives now, straight from the fast path.
 fn auto_vip(lab: &Lab) -> Ipv4Addr {
-    let out = lab
-        .dig(&[
-            &format!("@{SERVER_V4}"),
-            "auto.mesh",
-            "A",
-            "+short",
-            "+tries=1",
-            "+time=2",
-        ])
-        .unwrap();
+    let out = lab.dig(&["auto.mesh", "A", "+short", "+time=2"]);
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("no VIP for auto.mesh: {out:?}"))
@@ -76,8 +67,7 @@ fn auto_vip(lab: &Lab) -> Ipv4Addr {
 fn hot_reload_under_load_never_drops_an_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     let mut agent = lab.start_agent(&config, &[]).unwrap();
     let auto = Outcome::Answer(vec![auto_vip(&lab)]);
 
@@ -94,7 +84,7 @@ fn hot_reload_under_load_never_drops_an_answer() {
         .unwrap();
     sleep(Duration::from_millis(300));
     // An in-place rewrite (truncate, write) back to the old file works too.
-    fs::write(&config, BEFORE).unwrap();
+    lab.write_services(BEFORE);
     sleep(Duration::from_millis(300));
     let report = load.stop().unwrap();
 
@@ -136,8 +126,7 @@ fn hot_reload_under_load_never_drops_an_answer() {
 fn a_broken_file_is_rejected_with_its_line_and_the_old_table_keeps_serving() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     let mut agent = lab.start_agent(&config, &[]).unwrap();
 
     let load = Load::start(&lab.client, server(), &["steady.mesh", "moving.mesh"]);
@@ -165,7 +154,7 @@ fn a_broken_file_is_rejected_with_its_line_and_the_old_table_keeps_serving() {
     );
 
     // SIGHUP after fixing the file applies it.
-    fs::write(&config, AFTER).unwrap();
+    lab.write_services(AFTER);
     agent.signal(libc::SIGHUP);
     agent
         .wait_for_log("table reloaded", Duration::from_secs(5))
@@ -176,8 +165,7 @@ fn a_broken_file_is_rejected_with_its_line_and_the_old_table_keeps_serving() {
 fn kill_9_and_restart_under_load_lose_no_fast_path_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     let agent = lab.start_agent(&config, &[]).unwrap();
     let auto = Outcome::Answer(vec![auto_vip(&lab)]);
 
@@ -223,8 +211,7 @@ fn kill_9_and_restart_under_load_lose_no_fast_path_answer() {
 #[test]
 fn a_corrupt_state_file_is_reported_and_rebuilt() {
     let lab = Lab::new().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     fs::create_dir_all(&lab.state_dir).unwrap();
     fs::write(lab.state_dir.join("vips.json"), "{ this is not json").unwrap();
     let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
@@ -239,8 +226,7 @@ fn a_corrupt_state_file_is_reported_and_rebuilt() {
 #[test]
 fn maps_of_another_layout_are_replaced_not_read() {
     let lab = Lab::new().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     // What an agent of another layout would have left: its own maps folder.
     let stale = lab.pin_dir.join("maps-v0-00000000");
     fs::create_dir_all(&stale).unwrap();
@@ -286,8 +272,7 @@ fn once_attached_every_thread_keeps_only_cap_bpf_and_that_is_enough() {
     const CAP_BPF: u64 = 1 << 39;
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
     agent
         .wait_for_log("capabilities dropped", Duration::from_secs(5))
@@ -326,8 +311,7 @@ fn once_attached_every_thread_keeps_only_cap_bpf_and_that_is_enough() {
 #[test]
 fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() {
     let lab = Lab::new().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     // An interface that does not exist yet, as a CNI bridge before the
     // node's first pod.
     let late = format!("{}l", lab.server_if);
@@ -393,8 +377,7 @@ fn readyz_is_not_ready_until_the_interface_exists_and_the_program_is_attached() 
 fn an_interface_that_goes_away_and_comes_back_gets_the_fast_path_again() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.services_path();
-    fs::write(&config, BEFORE).unwrap();
+    let config = lab.write_services(BEFORE);
     let mut agent = lab.start_agent(&config, &["--detach-on-exit"]).unwrap();
     let ready = |lab: &Lab| lab.server.http_get("127.0.0.1:9153", "/readyz").unwrap();
 

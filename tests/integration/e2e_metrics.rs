@@ -1,7 +1,7 @@
 //! `/metrics`, `/healthz` and `/readyz` of a running agent, scraped while the
 //! test sends known queries: the counters move by exactly what was sent.
 
-use std::{collections::BTreeMap, fs, net::UdpSocket, time::Duration};
+use std::{collections::BTreeMap, net::UdpSocket, time::Duration};
 
 use meshdns_tests::{
     lab::{Lab, SERVER_V4},
@@ -133,19 +133,6 @@ fn responses(transport: &str, qtype: &str, rcode: &str) -> String {
     )
 }
 
-/// `dig @127.0.0.1 ARGS` in the server namespace: the resolver on loopback,
-/// which the XDP program never sees.
-fn dig_loopback(lab: &Lab, args: &[&str]) -> String {
-    let output = lab
-        .server
-        .command("dig")
-        .args(["@127.0.0.1", "+tries=1", "+time=3"])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// Sends raw datagrams to the resolver on loopback from one socket, in
 /// order, and returns the reply to the last.
 fn udp_exchange(lab: &Lab, datagrams: &'static [&'static [u8]]) -> Vec<u8> {
@@ -168,8 +155,7 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     let mut unbound = Unbound::start(&lab.server).unwrap();
-    let config = std::env::temp_dir().join(format!("{}-metrics.yaml", lab.server.name));
-    fs::write(&config, SERVICES).unwrap();
+    let config = lab.write_services(SERVICES);
     // On the veth too, so that what XDP passes reaches the resolver (and is
     // refused: only loopback is allowed).
     let listen_veth = format!("{SERVER_V4}:53");
@@ -212,35 +198,50 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
         before.0
     );
     assert_eq!(before.count("meshdns_ready"), 1);
-    let server = format!("@{SERVER_V4}");
     // The fast path: these never reach the resolver.
     for _ in 0..3 {
         assert!(
-            lab.dig(&[&server, "redis.mesh", "A", "+short", "+tries=1"])
-                .unwrap()
+            lab.dig(&["redis.mesh", "A", "+short"])
                 .contains("240.0.0.100")
         );
     }
     for _ in 0..2 {
-        lab.dig(&[&server, "web.mesh", "AAAA", "+short", "+tries=1"])
-            .unwrap();
+        lab.dig(&["web.mesh", "AAAA", "+short"]);
     }
     // The resolver, on loopback. Mesh names: over TCP, and types the fast
     // path does not answer (NODATA), and EDNS version 1 (BADVERS).
-    assert!(dig_loopback(&lab, &["+tcp", "+short", "redis.mesh"]).contains("240.0.0.100"));
-    assert!(dig_loopback(&lab, &["redis.mesh", "TXT"]).contains("status: NOERROR"));
-    assert!(dig_loopback(&lab, &["redis.mesh", "MX"]).contains("status: NOERROR"));
-    let badvers = dig_loopback(&lab, &["redis.mesh", "TXT", "+edns=1", "+noednsneg"]);
+    assert!(
+        lab.server
+            .dig("127.0.0.1", &["+tcp", "+short", "redis.mesh"])
+            .contains("240.0.0.100")
+    );
+    assert!(
+        lab.server
+            .dig("127.0.0.1", &["redis.mesh", "TXT"])
+            .contains("status: NOERROR")
+    );
+    assert!(
+        lab.server
+            .dig("127.0.0.1", &["redis.mesh", "MX"])
+            .contains("status: NOERROR")
+    );
+    let badvers = lab
+        .server
+        .dig("127.0.0.1", &["redis.mesh", "TXT", "+edns=1", "+noednsneg"]);
     assert!(badvers.contains("status: BADVERS"), "{badvers}");
     // Forwarded to Unbound: one exchange, then the cache; and an NXDOMAIN
     // over TCP, another exchange.
     for _ in 0..2 {
-        assert!(dig_loopback(&lab, &["www.test", "+short"]).contains("198.18.5.1"));
+        assert!(
+            lab.server
+                .dig("127.0.0.1", &["www.test", "+short"])
+                .contains("198.18.5.1")
+        );
     }
-    let nxdomain = dig_loopback(&lab, &["+tcp", "nope.test", "AAAA"]);
+    let nxdomain = lab.server.dig("127.0.0.1", &["+tcp", "nope.test", "AAAA"]);
     assert!(nxdomain.contains("status: NXDOMAIN"), "{nxdomain}");
     // Over the veth, from outside allow_from: XDP passes it, REFUSED.
-    let refused = lab.dig(&[&server, "www.test", "TXT", "+tries=1"]).unwrap();
+    let refused = lab.dig(&["www.test", "TXT"]);
     assert!(refused.contains("status: REFUSED"), "{refused}");
     // Raw messages from one socket, handled in order: a response and a
     // runt get no reply (received, not answered); a header with a broken
@@ -318,7 +319,7 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     // closed), and the client gets SERVFAIL.
     unbound.kill();
     let before = after;
-    let servfail = dig_loopback(&lab, &["never.test", "A"]);
+    let servfail = lab.server.dig("127.0.0.1", &["never.test", "A"]);
     assert!(servfail.contains("status: SERVFAIL"), "{servfail}");
     let after = scrape(&lab);
     let moved = |series: &str| delta(&before, &after, series);
@@ -332,18 +333,16 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     assert_eq!(after.count(&upstream_up), 0, "skipped after 3 failures");
 
     // A reload and a rejected file are counted.
-    fs::write(
-        &config,
-        format!("{SERVICES}  - name: late\n    vips: [240.0.0.102]\n"),
-    )
-    .unwrap();
+    lab.write_services(&format!(
+        "{SERVICES}  - name: late\n    vips: [240.0.0.102]\n"
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while scrape(&lab).count("meshdns_config_reloads_total") < 1 {
         assert!(std::time::Instant::now() < deadline, "reload not counted");
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(scrape(&lab).count("meshdns_table_names"), 3);
-    fs::write(&config, "services: [").unwrap();
+    lab.write_services("services: [");
     while scrape(&lab).count("meshdns_config_reload_errors_total") < 1 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -351,5 +350,4 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    fs::remove_file(config).ok();
 }

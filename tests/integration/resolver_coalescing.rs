@@ -15,14 +15,7 @@ use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
     rr::{Name, RData, Record, RecordType, rdata::A},
 };
-use meshdns::{
-    resolver::{
-        Resolver, Transport,
-        cache::{Cache, Limits},
-        upstream::{Settings, Upstreams},
-    },
-    table::Table,
-};
+use meshdns::{resolver::Transport, table::Table};
 
 /// An upstream that answers every A query with 198.18.5.1 after `delay`,
 /// counting the queries it gets.
@@ -64,13 +57,8 @@ fn query(id: u16) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_questions_in_flight_share_one_upstream_query() {
     let (upstream, count) = slow_upstream(Duration::from_millis(300));
-    let resolver = Arc::new(Resolver::new(
-        Arc::new(Table::parse("zone: mesh\n").unwrap()),
-        &meshdns::config::ResolverSettings::default(),
-        vec!["127.0.0.0/8".parse().unwrap()],
-        Upstreams::new(&[upstream], Settings::default()),
-        Cache::new(Limits::default()),
-    ));
+    let table = Table::parse("zone: mesh\n").unwrap();
+    let resolver = Arc::new(meshdns_tests::fixtures::resolver(table, &[upstream]));
     let client = "127.0.0.1:40000".parse().unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|id| {

@@ -2,27 +2,26 @@
 //! own, queried by `dig` from a client namespace, with the fast path's
 //! counters read from the kernel to prove who answered.
 
-use std::{fs, time::Duration};
+use std::{fs, sync::LazyLock, time::Duration};
 
 use meshdns_common::Counter;
 use meshdns_tests::{
+    fixtures::LAB_SERVICES,
     frame::{Query, TYPE_A},
     lab::{Agent, Lab, PeerNapi, SERVER_V4, SERVER_V6},
 };
 
-const SERVICES: &str = "\
-zone: mesh
-ttl: 60
-services:
-  - name: redis
-    vips: [240.0.0.100, \"fd00:fd00::100\"]
-  - name: web
-    vips: [240.0.0.101, 240.0.0.102]
-  - name: echo-server_echo-example_svc_1010
+/// The lab's services, with a Kuma name and eight IPv6 VIPs (the
+/// largest answer, grown at the frame's head on a veth).
+static SERVICES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{LAB_SERVICES}  - name: echo-server_echo-example_svc_1010
     vips: [240.0.0.104]
   - name: eight
     vips: [\"fd00::1\", \"fd00::2\", \"fd00::3\", \"fd00::4\", \"fd00::5\", \"fd00::6\", \"fd00::7\", \"fd00::8\"]
-";
+"
+    )
+});
 
 fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
     lab.dig_records(SERVER_V4, name, qtype)
@@ -32,7 +31,7 @@ fn dig(lab: &Lab, name: &str, qtype: &str) -> (String, Vec<String>) {
 fn dig_gets_its_answer_from_the_xdp_fast_path() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     let agent = lab.start_agent(&config, &[]).unwrap();
 
     // Nothing in the server namespace listens on port 53 of the veth's
@@ -146,18 +145,13 @@ fn dig_gets_its_answer_from_the_xdp_fast_path() {
         "program still attached after detach"
     );
     assert!(!lab.pin_dir.exists(), "pins left behind");
-    fs::remove_file(config).ok();
 }
 
 #[test]
 fn a_broken_config_is_rejected_with_its_line_before_attaching() {
     let lab = Lab::new().unwrap();
-    let config = std::env::temp_dir().join(format!("{}-broken.yaml", lab.server.name));
-    fs::write(
-        &config,
-        "zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.300]\n",
-    )
-    .unwrap();
+    let config =
+        lab.write_services("zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.300]\n");
     let output = lab
         .server
         .command(meshdns_tests::lab::Agent::binary().unwrap())
@@ -176,14 +170,13 @@ fn a_broken_config_is_rejected_with_its_line_before_attaching() {
         "error does not name the file and line 4: {stderr}"
     );
     assert!(!lab.server_has_xdp().unwrap());
-    fs::remove_file(config).ok();
 }
 
 #[test]
 fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
     // Loopback has no driver-mode XDP.
     let lab = Lab::new().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
     let state_dir = lab.state_dir.to_string_lossy().into_owned();
     let args = [
@@ -205,7 +198,6 @@ fn auto_mode_falls_back_to_generic_xdp_with_a_warning() {
     assert!(attached.contains("mode=\"generic\""), "{attached}");
     assert!(agent.stop().unwrap().success());
     assert!(!lab.pin_dir.exists(), "--detach-on-exit left pins behind");
-    fs::remove_file(config).ok();
 }
 
 #[test]
@@ -269,7 +261,7 @@ fn one_agent_answers_on_every_interface_it_is_given() {
         .client
         .run(move || PeerNapi::attach(&napi_peer))
         .unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     let mut agent = lab
         .start_agent(&config, &["--iface", &second, "--detach-on-exit"])
         .unwrap();
@@ -307,7 +299,7 @@ fn one_agent_answers_on_every_interface_it_is_given() {
 fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     let (pin_dir, state_dir) = (
         lab.pin_dir.to_string_lossy().into_owned(),
         lab.state_dir.to_string_lossy().into_owned(),
@@ -346,7 +338,7 @@ fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
 fn a_new_zone_applies_whole_on_reload() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     let mut agent = lab.start_agent(&config, &[]).unwrap();
 
     // Another apex, authoritative now: both change with the names.
@@ -407,7 +399,7 @@ fn send_raw(iface: &str, frame: &[u8]) -> anyhow::Result<()> {
 fn frames_for_another_mac_are_passed_not_answered() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     let _agent = lab.start_agent(&config, &[]).unwrap();
     let server_if = lab.server_if.clone();
     let server_mac = lab

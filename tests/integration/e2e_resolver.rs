@@ -3,10 +3,8 @@
 //! `dig` (and a raw TCP client) in the client namespace.
 
 use std::{
-    fs,
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    path::PathBuf,
     thread::sleep,
     time::{Duration, Instant},
 };
@@ -33,15 +31,13 @@ struct Setup {
     lab: Lab,
     unbound: Unbound,
     agent: Agent,
-    config: PathBuf,
 }
 
 fn setup(extra_config: &str) -> Setup {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     let unbound = Unbound::start(&lab.server).unwrap();
-    let config = std::env::temp_dir().join(format!("{}.yaml", lab.server.name));
-    fs::write(&config, format!("{SERVICES}{extra_config}")).unwrap();
+    let config = lab.write_services(&format!("{SERVICES}{extra_config}"));
     let listen = format!("{SERVER_V4}:53");
     let agent = lab
         .start_agent(&config, &["--listen", &listen, "--upstream", UNBOUND_ADDR])
@@ -51,13 +47,6 @@ fn setup(extra_config: &str) -> Setup {
         lab,
         unbound,
         agent,
-        config,
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.config);
     }
 }
 
@@ -65,19 +54,15 @@ impl Drop for Setup {
 fn agent_ready(lab: &Lab) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if dig(lab, &["www.test", "+noall", "+comments"]).contains("status:") {
+        if lab
+            .dig(&["www.test", "+noall", "+comments"])
+            .contains("status:")
+        {
             return;
         }
         sleep(Duration::from_millis(50));
     }
     panic!("the resolver did not answer");
-}
-
-fn dig(lab: &Lab, args: &[&str]) -> String {
-    let mut all = vec![format!("@{SERVER_V4}"), "+tries=1".into(), "+time=3".into()];
-    all.extend(args.iter().map(|a| a.to_string()));
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    lab.dig(&all).unwrap()
 }
 
 /// Answer and authority records without their TTLs, and the status.
@@ -119,10 +104,9 @@ fn forwarded_answers_equal_the_upstreams() {
         ("nope.test", "A"),
         ("www.test", "AAAA"),
     ] {
-        let ours = dig(
-            &s.lab,
-            &[name, qtype, "+noall", "+comments", "+answer", "+authority"],
-        );
+        let ours = s
+            .lab
+            .dig(&[name, qtype, "+noall", "+comments", "+answer", "+authority"]);
         let theirs = s
             .lab
             .server
@@ -147,7 +131,7 @@ fn forwarded_answers_equal_the_upstreams() {
             "{name} {qtype}"
         );
     }
-    let (_, status) = records_and_status(&dig(&s.lab, &["nope.test", "+noall", "+comments"]));
+    let (_, status) = records_and_status(&s.lab.dig(&["nope.test", "+noall", "+comments"]));
     assert_eq!(status, "NXDOMAIN");
 }
 
@@ -156,10 +140,9 @@ fn truncation_over_udp_leads_to_tcp_and_the_full_answer() {
     let s = setup("");
     // Over UDP the answer does not fit: TC, no records (dig +ignore does
     // not retry).
-    let udp = dig(
-        &s.lab,
-        &["big.test", "+ignore", "+noall", "+comments", "+answer"],
-    );
+    let udp = s
+        .lab
+        .dig(&["big.test", "+ignore", "+noall", "+comments", "+answer"]);
     let flags = udp
         .lines()
         .find(|l| l.contains(";; flags:"))
@@ -168,17 +151,16 @@ fn truncation_over_udp_leads_to_tcp_and_the_full_answer() {
     assert!(records_and_status(&udp).0.is_empty(), "{udp}");
     // dig retries over TCP on its own: all records, which meshdns itself
     // got from Unbound over TCP after a truncated UDP answer.
-    let tcp = dig(&s.lab, &["big.test", "+noall", "+answer"]);
+    let tcp = s.lab.dig(&["big.test", "+noall", "+answer"]);
     assert_eq!(
         records_and_status(&tcp).0.len(),
         usize::from(BIG_RECORDS),
         "{tcp}"
     );
     // Without EDNS the limit is 512 bytes: a plain query is truncated too.
-    let plain = dig(
-        &s.lab,
-        &["big.test", "+noedns", "+ignore", "+noall", "+comments"],
-    );
+    let plain = s
+        .lab
+        .dig(&["big.test", "+noedns", "+ignore", "+noall", "+comments"]);
     assert!(plain.contains(" tc"), "{plain}");
 }
 
@@ -186,20 +168,20 @@ fn truncation_over_udp_leads_to_tcp_and_the_full_answer() {
 fn dead_upstream_means_stale_answers_not_silence() {
     let mut s = setup("stale_max: 1h\n");
     // Cache two names; short.test has a one-second TTL.
-    assert!(dig(&s.lab, &["www.test", "+short"]).contains("198.18.5.1"));
-    assert!(dig(&s.lab, &["short.test", "+short"]).contains("198.18.5.2"));
+    assert!(s.lab.dig(&["www.test", "+short"]).contains("198.18.5.1"));
+    assert!(s.lab.dig(&["short.test", "+short"]).contains("198.18.5.2"));
     sleep(Duration::from_millis(1500));
     s.unbound.kill();
 
     // Expired in cache, upstream dead: served stale with a 30 s TTL.
-    let out = dig(&s.lab, &["short.test", "+noall", "+answer"]);
+    let out = s.lab.dig(&["short.test", "+noall", "+answer"]);
     assert!(out.contains("198.18.5.2"), "{out}");
     assert_eq!(first_ttl(&out), 30, "{out}");
     // Still fresh in cache: served as is.
-    assert!(dig(&s.lab, &["www.test", "+short"]).contains("198.18.5.1"));
+    assert!(s.lab.dig(&["www.test", "+short"]).contains("198.18.5.1"));
     // Never seen: SERVFAIL, promptly.
     let start = Instant::now();
-    let out = dig(&s.lab, &["never.test", "+noall", "+comments"]);
+    let out = s.lab.dig(&["never.test", "+noall", "+comments"]);
     assert_eq!(records_and_status(&out).1, "SERVFAIL", "{out}");
     assert!(
         start.elapsed() < Duration::from_secs(3),
@@ -211,7 +193,7 @@ fn dead_upstream_means_stale_answers_not_silence() {
     s.unbound.restart().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = dig(&s.lab, &["short.test", "+noall", "+answer"]);
+        let out = s.lab.dig(&["short.test", "+noall", "+answer"]);
         if out.contains("198.18.5.2") && first_ttl(&out) <= 1 {
             break;
         }
@@ -227,42 +209,38 @@ fn dead_upstream_means_stale_answers_not_silence() {
 fn a_client_outside_allow_from_is_refused() {
     let s = setup("allow_from: [127.0.0.0/8]\n");
     let _ = &s.agent;
-    let out = dig(&s.lab, &["www.test", "+noall", "+comments"]);
+    let out = s.lab.dig(&["www.test", "+noall", "+comments"]);
     assert_eq!(records_and_status(&out).1, "REFUSED", "{out}");
 }
 
 #[test]
 fn allow_from_follows_the_services_file_when_it_changes() {
     let mut s = setup("allow_from: [127.0.0.0/8]\n");
-    let out = dig(&s.lab, &["www.test", "+noall", "+comments"]);
+    let out = s.lab.dig(&["www.test", "+noall", "+comments"]);
     assert_eq!(records_and_status(&out).1, "REFUSED", "{out}");
 
-    fs::write(
-        &s.config,
-        format!("{SERVICES}allow_from: [198.18.0.0/15]\n"),
-    )
-    .unwrap();
+    s.lab
+        .write_services(&format!("{SERVICES}allow_from: [198.18.0.0/15]\n"));
     s.agent
         .wait_for_log("table reloaded", Duration::from_secs(5))
         .unwrap();
-    let out = dig(&s.lab, &["www.test", "+noall", "+comments"]);
+    let out = s.lab.dig(&["www.test", "+noall", "+comments"]);
     assert_eq!(records_and_status(&out).1, "NOERROR", "{out}");
 }
 
 #[test]
 fn mesh_names_over_tcp_and_the_types_the_fast_path_passes() {
     let s = setup("");
-    let out = dig(&s.lab, &["+tcp", "redis.mesh", "A", "+noall", "+answer"]);
+    let out = s.lab.dig(&["+tcp", "redis.mesh", "A", "+noall", "+answer"]);
     assert_eq!(
         records_and_status(&out).0,
         ["redis.mesh. IN A 240.0.0.100"],
         "{out}"
     );
     // Other types of a mesh name: NODATA with the zone's SOA.
-    let out = dig(
-        &s.lab,
-        &["redis.mesh", "MX", "+noall", "+comments", "+authority"],
-    );
+    let out = s
+        .lab
+        .dig(&["redis.mesh", "MX", "+noall", "+comments", "+authority"]);
     let (records, status) = records_and_status(&out);
     assert_eq!(status, "NOERROR");
     assert_eq!(
@@ -270,13 +248,12 @@ fn mesh_names_over_tcp_and_the_types_the_fast_path_passes() {
         ["mesh. IN SOA ns.mesh. hostmaster.mesh. 1 3600 600 86400 30"]
     );
     // RFC 8482: ANY gets the addresses it has.
-    let out = dig(&s.lab, &["redis.mesh", "ANY", "+noall", "+answer"]);
+    let out = s.lab.dig(&["redis.mesh", "ANY", "+noall", "+answer"]);
     assert_eq!(records_and_status(&out).0.len(), 2, "{out}");
     // RFC 6891 §6.1.3: EDNS version 1 gets BADVERS.
-    let out = dig(
-        &s.lab,
-        &["redis.mesh", "+edns=1", "+noednsneg", "+noall", "+comments"],
-    );
+    let out = s
+        .lab
+        .dig(&["redis.mesh", "+edns=1", "+noednsneg", "+noall", "+comments"]);
     assert_eq!(records_and_status(&out).1, "BADVERS", "{out}");
 }
 

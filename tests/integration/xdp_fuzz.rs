@@ -26,6 +26,7 @@ use hickory_proto::{
 use meshdns::{fastpath::FastPath, table::Table};
 use meshdns_common::NameKey;
 use meshdns_tests::{
+    fixtures::{self, hex},
     frame::*,
     xdp::{self, XDP_PASS, XDP_TX},
 };
@@ -320,10 +321,8 @@ fn random_and_mutated_frames_keep_the_contract() {
     let mut setups: Vec<(bool, Table, FastPath)> = [false, true]
         .into_iter()
         .map(|authoritative| {
-            let table =
-                Table::parse(&format!("authoritative: {authoritative}\n{SERVICES}")).unwrap();
-            let mut fast_path = FastPath::load().unwrap();
-            fast_path.sync(table.clone()).unwrap();
+            let text = format!("authoritative: {authoritative}\n{SERVICES}");
+            let (fast_path, table) = fixtures::loaded_fast_path(&text);
             (authoritative, table, fast_path)
         })
         .collect();
@@ -380,8 +379,4 @@ fn random_and_mutated_frames_keep_the_contract() {
         passed > iterations / 4,
         "only {passed} of {iterations} frames passed"
     );
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -21,7 +21,7 @@ use std::{
 };
 
 use meshdns_common::Counter;
-use meshdns_tests::lab::{Agent, Lab, SERVER_V4, sh};
+use meshdns_tests::lab::{Agent, Lab, sh};
 use serde_json::Value;
 
 fn deploy_dir() -> PathBuf {
@@ -592,19 +592,6 @@ fn example_name(services: &str) -> (String, Ipv4Addr) {
     panic!("the example services file has no service with an IPv4 VIP")
 }
 
-/// `dig name A` from the client namespace to the server end; the answers.
-fn dig_a(lab: &Lab, name: &str) -> String {
-    lab.dig(&[
-        &format!("@{SERVER_V4}"),
-        name,
-        "A",
-        "+short",
-        "+tries=1",
-        "+time=2",
-    ])
-    .unwrap()
-}
-
 /// The agent's error and its causes, one line each, and the verifier's
 /// verdict if it printed its log: the evidence a reader wants.
 fn error_summary(output: &str) -> String {
@@ -641,8 +628,7 @@ fn the_proven_capabilities_are_enough_and_each_is_necessary() {
     // port, ready, answering from XDP.
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
-    let config = lab.state_dir.with_extension("services.yaml");
-    fs::write(&config, &services).unwrap();
+    let config = lab.write_services(&services);
     let log = lab.state_dir.with_extension("log");
     let mut agent = start_with_capabilities(&lab, &config, &caps, &log);
     let started = ready_or_exit(&lab, &mut agent, &log);
@@ -664,7 +650,10 @@ fn the_proven_capabilities_are_enough_and_each_is_necessary() {
     assert!(lab.pin_dir.join("links").join(&lab.server_if).exists());
 
     let before = lab.fast_path_counters().unwrap();
-    assert_eq!(dig_a(&lab, &name).trim(), vip.to_string());
+    assert_eq!(
+        lab.dig(&[&name, "A", "+short", "+time=2"]).trim(),
+        vip.to_string()
+    );
     let moved = lab.fast_path_counters().unwrap().since(&before);
     assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
     // The resolver's port 53 over TCP.
@@ -683,7 +672,10 @@ fn the_proven_capabilities_are_enough_and_each_is_necessary() {
     let output = fs::read_to_string(&log).unwrap();
     assert!(restarted.is_ok(), "{restarted:?}:\n{output}");
     assert!(output.contains("took over the pinned link"), "{output}");
-    assert_eq!(dig_a(&lab, &name).trim(), vip.to_string());
+    assert_eq!(
+        lab.dig(&[&name, "A", "+short", "+time=2"]).trim(),
+        vip.to_string()
+    );
     assert!(agent.stop().success());
     fs::remove_file(&config).ok();
     fs::remove_file(&log).ok();
@@ -693,8 +685,7 @@ fn the_proven_capabilities_are_enough_and_each_is_necessary() {
     for missing in &caps {
         let fewer: BTreeSet<String> = caps.iter().filter(|c| *c != missing).cloned().collect();
         let lab = Lab::new().unwrap();
-        let config = lab.state_dir.with_extension("services.yaml");
-        fs::write(&config, &services).unwrap();
+        let config = lab.write_services(&services);
         let log = lab.state_dir.with_extension("log");
         let mut agent = start_with_capabilities(&lab, &config, &fewer, &log);
         let outcome = ready_or_exit(&lab, &mut agent, &log);

@@ -1,0 +1,166 @@
+//! The real compiled XDP program, run by the kernel on fixture frames
+//! (BPF_PROG_TEST_RUN), Katran style: each fixture has a description, input
+//! bytes, the expected action and the expected output bytes.
+//!
+//! Expected answers are built independently of meshdns (hickory-proto for the
+//! DNS message; negative answers by hand; the test's own checksum code) and
+//! compared byte for byte; every reply is then decoded again with
+//! hickory-proto and its checksums verified.
+
+mod cases;
+
+use hickory_proto::op::ResponseCode;
+use meshdns::fastpath::FastPath;
+use meshdns_common::{Counter, ZoneConfig};
+use meshdns_tests::{
+    fixtures::{self, hex, longest_service, services},
+    frame::*,
+    xdp::{self, XDP_PASS, XDP_TX},
+};
+
+use cases::{Expect, Zone, fixtures};
+
+/// The fixtures' services (`fixtures::SERVICE_LIST` and a 255-byte name),
+/// loaded; `authoritative` as `zone` says.
+fn fast_path(zone: Zone) -> FastPath {
+    let header = format!("ttl: 60\nauthoritative: {}\n", zone == Zone::Authoritative);
+    let extra = format!("  - name: {}\n    vips: [240.0.2.1]\n", longest_service());
+    fixtures::loaded_fast_path(&services(&header, &extra)).0
+}
+
+/// Runs one frame through the program; returns the action and output.
+fn run(fast_path: &mut FastPath, input: &[u8]) -> (u32, Vec<u8>) {
+    xdp::run(fast_path, input).expect("BPF_PROG_TEST_RUN")
+}
+
+/// What a reply must be whatever the fixture: well-formed for hickory, with
+/// right checksums, one question, and the rcode and sections of its counter.
+fn check_reply(output: &[u8], counter: Counter) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = verify_checksums(output) {
+        problems.push(e);
+    }
+    match decode_dns(output) {
+        Ok(reply) => {
+            let (rcode, answers, authorities) = match counter {
+                Counter::AnsweredNxdomain => (ResponseCode::NXDomain, false, 1),
+                Counter::AnsweredNodata => (ResponseCode::NoError, false, 1),
+                _ => (ResponseCode::NoError, true, 0),
+            };
+            if reply.metadata.response_code != rcode
+                || reply.answers.is_empty() == answers
+                || reply.authorities.len() != authorities
+                || reply.queries.len() != 1
+            {
+                problems.push(format!("hickory decodes an unexpected reply: {reply:?}"));
+            }
+        }
+        Err(e) => problems.push(format!("hickory cannot decode the reply: {e}")),
+    }
+    problems
+}
+
+#[test]
+fn fixtures_through_bpf_prog_test_run() {
+    let mut forwarding = fast_path(Zone::Forwarding);
+    let mut authoritative = fast_path(Zone::Authoritative);
+    let mut failures = Vec::new();
+    let fixtures = fixtures();
+    for fixture in &fixtures {
+        let fast_path = match fixture.zone {
+            Zone::Forwarding => &mut forwarding,
+            Zone::Authoritative => &mut authoritative,
+        };
+        let before = fast_path.counters().unwrap();
+        let (action, output) = run(fast_path, &fixture.input);
+        let moved = fast_path.counters().unwrap().since(&before);
+
+        let (want_action, want_output, want_counter) = match &fixture.expect {
+            Expect::Tx(bytes, counter) => (XDP_TX, bytes, *counter),
+            Expect::Pass(reason) => (XDP_PASS, &fixture.input, *reason),
+        };
+        let mut problems = Vec::new();
+        if action != want_action {
+            problems.push(format!("action {action} (want {want_action})"));
+        }
+        if &output != want_output {
+            problems.push(format!(
+                "output differs:\n    got  {}\n    want {}",
+                hex(&output),
+                hex(want_output)
+            ));
+        }
+        if moved.get(want_counter) != 1 || moved.answered() + moved.passed() != 1 {
+            problems.push(format!(
+                "counters moved: {moved} (want {} once)",
+                want_counter.name()
+            ));
+        }
+        if want_action == XDP_TX && action == XDP_TX {
+            problems.extend(check_reply(&output, want_counter));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{} ({:?} zone):\n  {}",
+                fixture.description,
+                fixture.zone,
+                problems.join("\n  ")
+            ));
+        }
+    }
+    println!("{} fixtures", fixtures.len());
+    assert!(
+        failures.is_empty(),
+        "{} fixtures failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// While the agent changes zones it sets "no zone" (`ZoneConfig::NONE`):
+/// then every query must pass, untouched, even for names in the table and
+/// in an authoritative zone, so that none is answered from a zone and names
+/// that do not belong together.
+#[test]
+fn with_no_zone_every_query_passes_untouched() {
+    let mut fast_path = fast_path(Zone::Authoritative);
+    fast_path.set_zone(&ZoneConfig::NONE).unwrap();
+    for query in [
+        Query::new("redis.mesh", TYPE_A),
+        Query::new("redis.mesh", TYPE_AAAA),
+        Query::new("nope.mesh", TYPE_A),
+        Query::new("mesh", TYPE_A),
+    ] {
+        let input = query.frame();
+        let before = fast_path.counters().unwrap();
+        let (action, output) = run(&mut fast_path, &input);
+        let moved = fast_path.counters().unwrap().since(&before);
+        assert_eq!(action, XDP_PASS, "{query:?}");
+        assert_eq!(output, input, "{query:?}: the frame changed");
+        assert_eq!(moved.get(Counter::PassNotInZone), 1, "{query:?}: {moved}");
+    }
+}
+
+/// Records the program's size and the verifier's work, so growth shows in
+/// review; each has a budget to be raised deliberately, not silently.
+#[test]
+fn instruction_counts() {
+    let mut fast_path = fast_path(Zone::Forwarding);
+    let info = fast_path.program().unwrap().info().unwrap();
+    let instructions = info.size_translated().expect("kernel reports it") / 8;
+    let processed = info
+        .verified_instruction_count()
+        .expect("kernel reports it");
+    println!(
+        "meshdns XDP program: {instructions} instructions; the verifier processed {processed}"
+    );
+    assert!(
+        (500..4_000).contains(&instructions),
+        "program is {instructions} instructions, outside its budget"
+    );
+    // The kernel's limit is 1,000,000; stay well clear of it.
+    assert!(
+        processed < 400_000,
+        "the verifier processed {processed} instructions, over budget"
+    );
+}
