@@ -19,6 +19,12 @@
 //! with the frame untouched, so the kernel and the agent see exactly what
 //! the client sent.
 //!
+//! What should never happen (a helper failing where its inputs are
+//! checked, a frame resized that cannot be finished) is logged with
+//! aya-log from one place (`never`), which the agent reads into its own
+//! log: only those cold branches write to the log ring, never a query's
+//! path.
+//!
 //! Around them: `maps` holds the maps, the per-CPU scratch memory and the
 //! counters; `dns` and `packet` the wire formats; `lab` the bodies of the
 //! helper programs the lab and the benchmarks attach (`meshdns_pass`,
@@ -32,6 +38,7 @@ mod checksum;
 mod dns;
 mod lab;
 mod maps;
+mod never;
 mod packet;
 mod parse;
 mod send;
@@ -102,7 +109,11 @@ impl From<Counter> for Outcome {
 
 #[inline(always)]
 fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
-    let scratch = SCRATCH.get_ptr_mut(0).ok_or(Counter::PassMalformed)?;
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        // Index 0 of a one-slot per-CPU array: it is always there.
+        never::happened(ctx, never::Never::NoScratch);
+        return Err(Counter::PassMalformed.into());
+    };
     // SAFETY: a per-CPU slot: nothing else uses it while we run.
     let scratch = unsafe { &mut *scratch };
     let transport = parse_transport(ctx, &mut scratch.laundry)?;

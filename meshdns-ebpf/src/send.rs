@@ -12,6 +12,7 @@ use meshdns_common::Counter;
 
 use crate::dns::*;
 use crate::maps::Scratch;
+use crate::never::{Never, happened};
 use crate::packet::*;
 use crate::parse::Transport;
 use crate::{MAX_HEADERS_LEN, Outcome, checksum};
@@ -96,8 +97,11 @@ pub(crate) fn send_reply(
     if !(HDR_LEN..=MAX_MSG_LEN).contains(&reply_len) {
         return Err(Counter::PassTooLarge.into());
     }
-    let udp_check =
-        udp_checksum(ctx, transport, &mut scratch.msg, reply_len).ok_or(Counter::PassMalformed)?;
+    let Some(udp_check) = udp_checksum(ctx, transport, &mut scratch.msg, reply_len) else {
+        // bpf_csum_diff on lengths checked above: it cannot fail.
+        happened(ctx, Never::ChecksumFailed);
+        return Err(Counter::PassMalformed.into());
+    };
     match resize(
         ctx,
         transport.dns() + reply_len,
@@ -105,10 +109,16 @@ pub(crate) fn send_reply(
         transport.dns(),
     ) {
         Err(()) => return Err(Counter::PassResize.into()),
-        Ok(false) => return Err(Outcome::Broken),
+        Ok(false) => {
+            happened(ctx, Never::HeadersLost);
+            return Err(Outcome::Broken);
+        }
         Ok(true) => {}
     }
-    rewrite_frame(ctx, transport, &mut scratch.msg, reply_len, udp_check).ok_or(Outcome::Broken)
+    rewrite_frame(ctx, transport, &mut scratch.msg, reply_len, udp_check).ok_or_else(|| {
+        happened(ctx, Never::ReplyNotWritten);
+        Outcome::Broken
+    })
 }
 
 /// The reply's UDP checksum, from the query's headers and the reply message.

@@ -164,7 +164,17 @@ impl Agent {
                 tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
                 None
             }
-            Some(mode) => Some(fast_path::attach(&options, mode, &table)?),
+            Some(mode) => {
+                let mut fast_path = fast_path::attach(&options, mode, &table)?;
+                // What should never happen in the program, in our log.
+                match fast_path.take_log() {
+                    Ok(log) => {
+                        runtime.spawn(log.forward());
+                    }
+                    Err(error) => tracing::warn!(%error, "the fast path's log is not read"),
+                }
+                Some(fast_path)
+            }
         };
 
         // From here the resolver holds the table (and the kernel its copy).

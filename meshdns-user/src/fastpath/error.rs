@@ -42,6 +42,8 @@ pub enum FastPathError {
         #[source]
         source: LinkError,
     },
+    #[error("the program's log: {0}")]
+    Log(#[source] aya_log::Error),
     #[error("one program serves at most {0} interfaces")]
     TooManyInterfaces(usize),
     #[error("{path}: {source}")]

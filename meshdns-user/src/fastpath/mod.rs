@@ -8,6 +8,7 @@
 //! - [`sync`]: keeping its table in step with the services;
 //! - [`link`]: what a pinned link runs and where, asked of the kernel;
 //! - [`counters`]: its per-CPU counters, summed;
+//! - [`logs`]: its log of what should never happen, read into the agent's;
 //! - [`test_run`]: running it on one frame (BPF_PROG_TEST_RUN), for
 //!   `meshdns lookup` and the tests.
 
@@ -15,6 +16,7 @@ pub mod attach;
 pub mod counters;
 mod error;
 pub mod link;
+pub mod logs;
 pub mod pins;
 pub mod sync;
 pub mod test_run;
@@ -31,6 +33,7 @@ pub use error::{FastPathError, Result};
 pub use link::{
     LinkInfo, NotServing, check_pinned_serving, check_serving, detach_link, pinned_link_info,
 };
+pub use logs::ProgramLog;
 pub use pins::{Pins, remove_pins};
 pub use sync::SyncReport;
 pub use test_run::{XDP_PASS, XDP_TX};
