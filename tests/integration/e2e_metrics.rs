@@ -1,23 +1,19 @@
 //! `/metrics`, `/healthz` and `/readyz` of a running agent, scraped while the
 //! test sends known queries: the counters move by exactly what was sent.
 
-use std::{collections::BTreeMap, net::UdpSocket, time::Duration};
+use std::{collections::BTreeMap, net::UdpSocket, sync::LazyLock, time::Duration};
 
 use meshdns_tests::{
+    fixtures::LAB_SERVICES,
     lab::{Lab, SERVER_V4},
     unbound::{UNBOUND_ADDR, Unbound},
 };
 
 /// Loopback only may use the resolver: a query over the veth is refused.
-const SERVICES: &str = "\
-zone: mesh
-allow_from: [127.0.0.0/8]
-services:
-  - name: redis
-    vips: [240.0.0.100, \"fd00:fd00::100\"]
-  - name: web
-    vips: [240.0.0.101]
-";
+/// The lab's services; only loopback may ask the resolver, so a query over
+/// the veth is REFUSED.
+static SERVICES: LazyLock<String> =
+    LazyLock::new(|| format!("allow_from: [127.0.0.0/8]\n{LAB_SERVICES}"));
 
 const LATENCY: &str = "meshdns_upstream_request_duration_seconds";
 
@@ -155,7 +151,7 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     let mut unbound = Unbound::start(&lab.server).unwrap();
-    let config = lab.write_services(SERVICES);
+    let config = lab.write_services(&SERVICES);
     // On the veth too, so that what XDP passes reaches the resolver (and is
     // refused: only loopback is allowed).
     let listen_veth = format!("{SERVER_V4}:53");
@@ -334,7 +330,8 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
 
     // A reload and a rejected file are counted.
     lab.write_services(&format!(
-        "{SERVICES}  - name: late\n    vips: [240.0.0.102]\n"
+        "{}  - name: late\n    vips: [240.0.0.103]\n",
+        SERVICES.as_str()
     ));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while scrape(&lab).count("meshdns_config_reloads_total") < 1 {

@@ -14,16 +14,10 @@ use hickory_proto::{
     rr::{Name, RecordType},
 };
 use meshdns_tests::{
+    fixtures::LAB_SERVICES,
     lab::{Agent, Lab, SERVER_V4},
     unbound::{BIG_RECORDS, UNBOUND_ADDR, Unbound},
 };
-
-const SERVICES: &str = "\
-zone: mesh
-services:
-  - name: redis
-    vips: [240.0.0.100, \"fd00:fd00::100\"]
-";
 
 /// A lab with Unbound upstream and an agent whose resolver listens on the
 /// veth; `extra_config` is added to the services file.
@@ -37,7 +31,7 @@ fn setup(extra_config: &str) -> Setup {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     let unbound = Unbound::start(&lab.server).unwrap();
-    let config = lab.write_services(&format!("{SERVICES}{extra_config}"));
+    let config = lab.write_services(&format!("{LAB_SERVICES}{extra_config}"));
     let listen = format!("{SERVER_V4}:53");
     let agent = lab
         .start_agent(&config, &["--listen", &listen, "--upstream", UNBOUND_ADDR])
@@ -220,7 +214,7 @@ fn allow_from_follows_the_services_file_when_it_changes() {
     assert_eq!(records_and_status(&out).1, "REFUSED", "{out}");
 
     s.lab
-        .write_services(&format!("{SERVICES}allow_from: [198.18.0.0/15]\n"));
+        .write_services(&format!("{LAB_SERVICES}allow_from: [198.18.0.0/15]\n"));
     s.agent
         .wait_for_log("table reloaded", Duration::from_secs(5))
         .unwrap();

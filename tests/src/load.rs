@@ -41,6 +41,14 @@ pub struct Report {
 
 impl Report {
     /// The distinct outcomes for `name`.
+    /// Asserts that `name` got exactly the outcomes `want` (each at least
+    /// once, and nothing else); `why` says what that means.
+    #[track_caller]
+    pub fn assert_seen(&self, name: &str, want: &[Outcome], why: &str) {
+        let want: BTreeSet<Outcome> = want.iter().cloned().collect();
+        assert_eq!(self.seen(name), want, "{name}: {why}: {self:?}");
+    }
+
     pub fn seen(&self, name: &str) -> BTreeSet<Outcome> {
         self.outcomes
             .get(name)

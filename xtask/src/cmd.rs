@@ -46,6 +46,29 @@ pub fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     run(Command::new(cargo).args(args).current_dir(root))
 }
 
+/// Builds the agent and the lab's helper binaries (`meshdns`,
+/// `meshdns-lab-xdp`, `meshdns-latency`, `meshdns-xdp-cost`); returns the
+/// folder they are in.
+pub fn build_bins(root: &Path, release: bool) -> anyhow::Result<std::path::PathBuf> {
+    let mut args = vec![
+        "build",
+        "-p",
+        "meshdns-user",
+        "-p",
+        "meshdns-tests",
+        "--bins",
+    ];
+    if release {
+        args.push("--release");
+    }
+    cargo(root, &args)?;
+    Ok(root.join(if release {
+        "target/release"
+    } else {
+        "target/debug"
+    }))
+}
+
 /// Replaces this process with `program ARGS`.
 pub fn exec(program: &Path, args: &[impl AsRef<OsStr>]) -> anyhow::Result<()> {
     let error = Command::new(program).args(args).exec();

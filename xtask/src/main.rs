@@ -71,18 +71,7 @@ fn main() -> anyhow::Result<()> {
         Task::Run { args } => {
             setup::toolchain(&root)?;
             require_root("cargo xtask run")?;
-            cmd::cargo(
-                &root,
-                &[
-                    "build",
-                    "-p",
-                    "meshdns-user",
-                    "-p",
-                    "meshdns-tests",
-                    "--bins",
-                ],
-            )?;
-            let target = root.join("target/debug");
+            let target = cmd::build_bins(&root, false)?;
             if args.is_empty() {
                 lab::run(&root, &target)
             } else {

@@ -14,9 +14,9 @@
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use clap::Parser;
-use meshdns::{fastpath::FastPath, table::Table};
 use meshdns_common::FLOOR_PROGRAM;
 use meshdns_tests::{
+    fixtures,
     frame::{Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX},
     xdp::{XDP_PASS, XDP_TX},
 };
@@ -28,22 +28,10 @@ struct Args {
     runs: usize,
 }
 
-const SERVICES: &str = "\
-zone: mesh
-services:
-  - name: redis
-    vips: [240.0.0.100, \"fd00::1\"]
-  - name: web
-    vips: [240.0.0.101]
-  - name: echo-server_echo-example_svc_1010
-    vips: [240.0.0.1]
-";
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let table = Table::parse(SERVICES).map_err(|(_, e)| anyhow::anyhow!("{e}"))?;
-    let mut fast_path = FastPath::load()?;
-    fast_path.sync(table)?;
+    // The fixtures' services: one of each answer shape.
+    let (mut fast_path, _) = fixtures::loaded_fast_path(&fixtures::services("", ""));
     // What a resolver sends: EDNS(0) with a cookie, as dig does.
     let query = |name: &'static str, qtype| Query::new(name, qtype).with_opt(Opt::dig());
     let paths = [

@@ -102,19 +102,7 @@ impl Target {
 pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
     setup::debian_packages(&PACKAGES)?;
     eprintln!("bench: building release binaries");
-    cmd::cargo(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "meshdns-user",
-            "-p",
-            "meshdns-tests",
-            "--bins",
-        ],
-    )?;
-    let bin = root.join("target/release");
+    let bin = cmd::build_bins(root, true)?;
     let work = std::env::temp_dir().join("meshdns-bench");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
