@@ -7,6 +7,12 @@ use std::{
     path::Path,
 };
 
+use netlink_packet_core::{NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{
+    RouteNetlinkMessage,
+    link::{LinkAttribute, LinkMessage, LinkXdp, XdpAttached},
+};
+
 /// Calls `f` with each `ifaddrs` entry of `iface` that has an address.
 fn each_ifaddr(
     iface: &str,
@@ -158,131 +164,88 @@ impl XdpAttachMode {
     }
 }
 
-/// The XDP program attached to the interface with index `ifindex`, if
-/// any: how, and its id. Asked of the kernel over rtnetlink (RTM_GETLINK),
-/// the same answer `ip link` shows.
-pub fn xdp_attached(ifindex: u32) -> std::io::Result<Option<(XdpAttachMode, u32)>> {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
-    const RTM_GETLINK: u16 = 18;
-    const NLM_F_REQUEST: u16 = 1;
-    // SAFETY: plain socket(2); the fd is owned from here on.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd nobody else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // struct nlmsghdr, then struct ifinfomsg naming the interface.
-    let mut request = Vec::with_capacity(32);
-    request.extend(32u32.to_ne_bytes());
-    request.extend(RTM_GETLINK.to_ne_bytes());
-    request.extend(NLM_F_REQUEST.to_ne_bytes());
-    request.extend(1u32.to_ne_bytes()); // sequence
-    request.extend(0u32.to_ne_bytes()); // port: the kernel
-    request.extend([libc::AF_UNSPEC as u8, 0, 0, 0]);
-    request.extend((ifindex as i32).to_ne_bytes());
-    request.extend([0u8; 8]); // flags, change
-    // SAFETY: sending our buffer on our socket; the kernel is the default
-    // destination of an unbound netlink socket.
-    let sent = unsafe {
-        libc::send(
-            socket.as_raw_fd(),
-            request.as_ptr().cast(),
-            request.len(),
-            0,
-        )
-    };
-    if sent < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mut reply = vec![0u8; 65_536];
-    // SAFETY: receiving into our buffer, at most its length.
-    let len = unsafe {
-        libc::recv(
-            socket.as_raw_fd(),
-            reply.as_mut_ptr().cast(),
-            reply.len(),
-            0,
-        )
-    };
-    if len < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    parse_xdp_attached(&reply[..len as usize])
+/// The XDP programs attached to the interface with index `ifindex`, each
+/// with how it runs and its id; empty if none. Asked of the kernel over
+/// rtnetlink (RTM_GETLINK), the same answer `ip link` shows.
+///
+/// When several are attached at once (`XDP_ATTACHED_MULTI`: one in the
+/// driver or in generic mode, another offloaded to the NIC), the kernel
+/// sends no `IFLA_XDP_PROG_ID`, only one id per mode; each comes back as
+/// its own pair, with its own mode, so [`XdpAttachMode::Multi`] is never
+/// returned and a caller looking for one program finds how that one runs.
+pub fn xdp_attached(ifindex: u32) -> std::io::Result<Vec<(XdpAttachMode, u32)>> {
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+    let mut link = LinkMessage::default();
+    link.header.index = ifindex;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST;
+    let request = emit(header, RouteNetlinkMessage::GetLink(link).into());
+    let socket = Socket::new(NETLINK_ROUTE)?;
+    // Port 0: the kernel.
+    socket.send_to(&request, &SocketAddr::new(0, 0), 0)?;
+    let (reply, _) = socket.recv_from_full()?;
+    parse_xdp_attached(&reply)
 }
 
-/// Reads the `IFLA_XDP` attribute of an RTM_NEWLINK reply.
-fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Option<(XdpAttachMode, u32)>> {
-    const NLMSG_ERROR: u16 = 2;
-    const RTM_NEWLINK: u16 = 16;
-    const IFLA_XDP: u16 = 43;
-    const IFLA_XDP_ATTACHED: u16 = 2;
-    const IFLA_XDP_PROG_ID: u16 = 4;
-    let bad = |what: &str| std::io::Error::other(format!("rtnetlink: {what}"));
-    let u16_at = |at: usize| {
-        reply
-            .get(at..at + 2)
-            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+/// A netlink message with `header` (its length and type filled in) and
+/// `payload`, in wire format.
+fn emit(header: NetlinkHeader, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+    let mut packet = NetlinkMessage::new(header, payload);
+    packet.finalize();
+    let mut bytes = vec![0; packet.buffer_len()];
+    packet.serialize(&mut bytes);
+    bytes
+}
+
+/// The programs named by the `IFLA_XDP` attribute of an RTM_NEWLINK reply.
+fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Vec<(XdpAttachMode, u32)>> {
+    let bad = |what: String| std::io::Error::other(format!("rtnetlink: {what}"));
+    let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(reply)
+        .map_err(|error| bad(error.to_string()))?;
+    let link = match message.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => link,
+        NetlinkPayload::Error(error) => return Err(error.to_io()),
+        other => return Err(bad(format!("not a link message: {other:?}"))),
     };
-    let u32_at = |at: usize| {
-        reply
-            .get(at..at + 4)
-            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let kind = u16_at(4).ok_or_else(|| bad("short reply"))?;
-    if kind == NLMSG_ERROR {
-        let errno = u32_at(16).ok_or_else(|| bad("short error"))? as i32;
-        return Err(std::io::Error::from_raw_os_error(-errno));
-    }
-    if kind != RTM_NEWLINK {
-        return Err(bad("not a link message"));
-    }
-    let end = (u32_at(0).ok_or_else(|| bad("short reply"))? as usize).min(reply.len());
-    // Attributes follow the 16-byte header and the 16-byte ifinfomsg,
-    // each 4-aligned: length (with its 4-byte head), type, value.
-    let attributes = |mut at: usize, end: usize| {
-        std::iter::from_fn(move || {
-            let len = usize::from(u16_at(at)?);
-            let kind = u16_at(at + 2)? & 0x3fff; // without NLA_F_NESTED
-            if len < 4 || at + len > end {
-                return None;
-            }
-            let value = (at + 4, at + len);
-            at += (len + 3) & !3;
-            Some((kind, value))
-        })
-    };
-    let Some((_, (start, stop))) = attributes(32, end).find(|(kind, _)| *kind == IFLA_XDP) else {
-        return Ok(None);
-    };
-    let mut mode = None;
-    let mut program_id = 0;
-    for (kind, (value, _)) in attributes(start, stop) {
-        match kind {
-            IFLA_XDP_ATTACHED => {
-                mode = match reply.get(value) {
-                    Some(1) => Some(XdpAttachMode::Driver),
-                    Some(2) => Some(XdpAttachMode::Generic),
-                    Some(3) => Some(XdpAttachMode::Offload),
-                    Some(4) => Some(XdpAttachMode::Multi),
-                    _ => None,
-                }
-            }
-            IFLA_XDP_PROG_ID => program_id = u32_at(value).unwrap_or(0),
+    let xdp = link
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::Xdp(xdp) => Some(xdp.as_slice()),
+            _ => None,
+        });
+    Ok(xdp.map_or_else(Vec::new, xdp_programs))
+}
+
+/// The programs in an `IFLA_XDP` attribute (`rtnl_xdp_fill` in the
+/// kernel's net/core/rtnetlink.c): in one mode, `IFLA_XDP_PROG_ID` and the
+/// same id for that mode; in several, only an id per mode.
+fn xdp_programs(xdp: &[LinkXdp]) -> Vec<(XdpAttachMode, u32)> {
+    let (mut attached, mut program, mut per_mode) = (None, None, Vec::new());
+    for nla in xdp {
+        match *nla {
+            LinkXdp::Attached(mode) => attached = Some(mode),
+            LinkXdp::ProgId(id) => program = Some(id),
+            LinkXdp::DrvProgId(id) => per_mode.push((XdpAttachMode::Driver, id)),
+            LinkXdp::SkbProgId(id) => per_mode.push((XdpAttachMode::Generic, id)),
+            LinkXdp::HwProgId(id) => per_mode.push((XdpAttachMode::Offload, id)),
             _ => {}
         }
     }
-    Ok(mode.map(|mode| (mode, program_id)))
+    let mode = match attached {
+        Some(XdpAttached::Driver) => XdpAttachMode::Driver,
+        Some(XdpAttached::SocketBuffer) => XdpAttachMode::Generic,
+        Some(XdpAttached::Hardware) => XdpAttachMode::Offload,
+        // None (then there are no ids), Multiple, or a mode unknown here.
+        _ => return per_mode,
+    };
+    program.map_or(per_mode, |id| vec![(mode, id)])
 }
 
 #[cfg(test)]
 mod tests {
+    use netlink_packet_core::ErrorMessage;
+
     use super::*;
 
     #[test]
@@ -303,10 +266,70 @@ mod tests {
         assert_eq!(super::index("meshdns-none0"), None);
     }
 
+    /// An RTM_NEWLINK reply in wire format, written by the crate's own
+    /// serializer: IFLA_MTU, then IFLA_XDP with `xdp` if any.
+    fn link_reply(xdp: Option<Vec<LinkXdp>>) -> Vec<u8> {
+        let mut link = LinkMessage::default();
+        link.header.index = 7;
+        link.attributes.push(LinkAttribute::Mtu(1500));
+        link.attributes.extend(xdp.map(LinkAttribute::Xdp));
+        emit(
+            NetlinkHeader::default(),
+            RouteNetlinkMessage::NewLink(link).into(),
+        )
+    }
+
     #[test]
-    fn xdp_attachment_from_an_rtnetlink_reply() {
-        // RTM_NEWLINK: header, ifinfomsg, IFLA_MTU, then IFLA_XDP (nested)
-        // with ATTACHED = 2 (generic) and PROG_ID = 77.
+    fn xdp_attachment_in_one_mode() {
+        use {XdpAttachMode as Mode, XdpAttached as Kernel};
+        let cases = [
+            (LinkXdp::DrvProgId(9), Kernel::Driver, Mode::Driver),
+            (LinkXdp::SkbProgId(9), Kernel::SocketBuffer, Mode::Generic),
+            (LinkXdp::HwProgId(9), Kernel::Hardware, Mode::Offload),
+        ];
+        for (id_for_mode, attached, mode) in cases {
+            // As rtnl_xdp_fill sends it: the id for the mode, the mode, the id.
+            let reply = link_reply(Some(vec![
+                id_for_mode,
+                LinkXdp::Attached(attached),
+                LinkXdp::ProgId(9),
+            ]));
+            assert_eq!(parse_xdp_attached(&reply).unwrap(), [(mode, 9)]);
+        }
+    }
+
+    #[test]
+    fn xdp_attachment_in_several_modes_names_each_program() {
+        // No IFLA_XDP_PROG_ID in multi mode: only an id per mode.
+        let multi = link_reply(Some(vec![
+            LinkXdp::DrvProgId(5),
+            LinkXdp::HwProgId(6),
+            LinkXdp::Attached(XdpAttached::Multiple),
+        ]));
+        assert_eq!(
+            parse_xdp_attached(&multi).unwrap(),
+            [(XdpAttachMode::Driver, 5), (XdpAttachMode::Offload, 6)]
+        );
+    }
+
+    #[test]
+    fn no_xdp_attachment_and_errors() {
+        let none = link_reply(Some(vec![LinkXdp::Attached(XdpAttached::None)]));
+        assert_eq!(parse_xdp_attached(&none).unwrap(), []);
+        assert_eq!(parse_xdp_attached(&link_reply(None)).unwrap(), []);
+        let mut error = ErrorMessage::default();
+        error.code = std::num::NonZeroI32::new(-libc::ENODEV);
+        let error = emit(NetlinkHeader::default(), NetlinkPayload::Error(error));
+        let error = parse_xdp_attached(&error).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENODEV));
+        assert!(parse_xdp_attached(&[0; 8]).is_err());
+    }
+
+    #[test]
+    fn xdp_attachment_from_a_hand_written_reply() {
+        // Independent of the crate: RTM_NEWLINK, header, ifinfomsg,
+        // IFLA_MTU, then IFLA_XDP (nested) with ATTACHED = 2 (generic) and
+        // PROG_ID = 77, without the per-mode id.
         let mut reply = Vec::new();
         let attr = |kind: u16, value: &[u8]| {
             let mut a = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
@@ -328,12 +351,20 @@ mod tests {
         reply.extend(&attrs);
         assert_eq!(
             parse_xdp_attached(&reply).unwrap(),
-            Some((XdpAttachMode::Generic, 77))
+            [(XdpAttachMode::Generic, 77)]
         );
         // Cut after IFLA_MTU, without IFLA_XDP: nothing attached.
         let mut bare = reply[..40].to_vec();
         bare[..4].copy_from_slice(&40u32.to_ne_bytes());
-        assert_eq!(parse_xdp_attached(&bare).unwrap(), None);
+        assert_eq!(parse_xdp_attached(&bare).unwrap(), []);
+    }
+
+    #[test]
+    fn the_kernel_says_loopback_runs_no_xdp() {
+        let lo = index("lo").expect("every network namespace has lo");
+        assert_eq!(xdp_attached(lo).unwrap(), []);
+        let error = xdp_attached(i32::MAX as u32).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENODEV));
     }
 
     #[test]

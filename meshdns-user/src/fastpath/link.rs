@@ -71,12 +71,16 @@ pub fn check_serving(link: &LinkInfo) -> Result<XdpAttachMode, NotServing> {
     if link.ifindex == 0 {
         return Err(NotServing::InterfaceGone);
     }
-    match crate::netif::xdp_attached(link.ifindex) {
-        Ok(Some((mode, program))) if program == link.program_id => Ok(mode),
-        Ok(Some((_, program))) => Err(NotServing::OtherProgram(program)),
-        Ok(None) => Err(NotServing::NoProgram),
-        Err(error) => Err(NotServing::Netlink(error)),
+    // Several programs if one is offloaded too; the link's may be any.
+    let programs = crate::netif::xdp_attached(link.ifindex).map_err(NotServing::Netlink)?;
+    if let Some(&(mode, _)) = programs.iter().find(|(_, id)| *id == link.program_id) {
+        return Ok(mode);
     }
+    Err(programs
+        .first()
+        .map_or(NotServing::NoProgram, |&(_, other)| {
+            NotServing::OtherProgram(other)
+        }))
 }
 
 /// [`check_serving`] for the link pinned at `path`.
