@@ -143,8 +143,6 @@ pub enum XdpAttachMode {
     Generic,
     /// Offloaded to the NIC.
     Offload,
-    /// Several modes at once.
-    Multi,
 }
 
 impl XdpAttachMode {
@@ -154,7 +152,6 @@ impl XdpAttachMode {
             XdpAttachMode::Driver => "driver",
             XdpAttachMode::Generic => "generic",
             XdpAttachMode::Offload => "offload",
-            XdpAttachMode::Multi => "multi",
         }
     }
 
@@ -171,8 +168,8 @@ impl XdpAttachMode {
 /// When several are attached at once (`XDP_ATTACHED_MULTI`: one in the
 /// driver or in generic mode, another offloaded to the NIC), the kernel
 /// sends no `IFLA_XDP_PROG_ID`, only one id per mode; each comes back as
-/// its own pair, with its own mode, so [`XdpAttachMode::Multi`] is never
-/// returned and a caller looking for one program finds how that one runs.
+/// its own pair, with its own mode, so a caller looking for one program
+/// finds how that one runs.
 pub fn xdp_attached(ifindex: u32) -> std::io::Result<Vec<(XdpAttachMode, u32)>> {
     use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
     let mut link = LinkMessage::default();
