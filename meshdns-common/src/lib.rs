@@ -33,12 +33,19 @@ pub mod zone;
 
 pub use counter::Counter;
 pub use interface::{InterfaceMac, Interfaces, MAX_INTERFACES};
-pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, NameKey};
+pub use name::{
+    MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
+};
 pub use record::{MAX_ADDRS, ServiceRecord};
 pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, ZONE_AUTHORITATIVE, ZONE_KEY, ZoneConfig};
 
-/// Name of the hash map from [`NameKey`] to [`ServiceRecord`].
-pub const NAMES_MAP: &str = "NAMES";
+/// Names of the hash maps from a name to its [`ServiceRecord`], one per
+/// [`NameClass`]: [`NameKey48`], [`NameKey112`] and [`NameKey`] keys.
+pub const NAMES48_MAP: &str = "NAMES48";
+pub const NAMES112_MAP: &str = "NAMES112";
+pub const NAMES256_MAP: &str = "NAMES256";
+/// The names maps, in [`NameClass`] order.
+pub const NAMES_MAPS: [&str; 3] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP];
 /// Name of the one-entry hash map from [`ZONE_KEY`] to [`ZoneConfig`].
 pub const ZONE_MAP: &str = "ZONE";
 /// Name of the one-entry array of [`Interfaces`]. Not pinned: each agent
@@ -55,8 +62,10 @@ pub const PASS_PROGRAM: &str = "meshdns_pass";
 /// returns `XDP_TX`, doing no DNS work.
 pub const FLOOR_PROGRAM: &str = "meshdns_floor";
 
-/// Upper bound on the names the fast path holds (the map's `max_entries`).
-pub const MAX_NAMES: u32 = 1 << 20;
+/// Upper bound on the names of each class the fast path holds (each names
+/// map's `max_entries`): the kernel allocates 16 bytes of buckets per entry
+/// up front, so the classes of rarer, longer names are smaller.
+pub const MAX_NAMES: [u32; 3] = [1 << 20, 1 << 18, 1 << 16];
 
 /// UDP payload size advertised in the OPT record of EDNS(0) replies: the
 /// DNS Flag Day 2020 value, which avoids IP fragmentation on common paths.
@@ -65,17 +74,21 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.
 pub const LAYOUT_FINGERPRINT: u32 = {
     let sizes = [
+        core::mem::size_of::<NameKey48>(),
+        core::mem::size_of::<NameKey112>(),
         core::mem::size_of::<NameKey>(),
         core::mem::size_of::<ServiceRecord>(),
         core::mem::size_of::<ZoneConfig>(),
         Counter::COUNT as usize,
-        MAX_NAMES as usize,
+        MAX_NAMES[0] as usize,
+        MAX_NAMES[1] as usize,
+        MAX_NAMES[2] as usize,
     ];
     // FNV-1a over the sizes.
     let mut hash: u32 = 0x811c_9dc5;

@@ -63,6 +63,93 @@ impl NameKey {
     }
 }
 
+/// The widths the names map is split at: a name of `n` bytes in wire format
+/// is kept under a key of the first width that holds it, so that the kernel
+/// hashes (and stores) 48 bytes for most names, not 256. Each width is a
+/// multiple of 8 (no padding) and is exact: the key is the whole name,
+/// zero-padded, so a hash collision still cannot return another name.
+pub const NAME_WIDTHS: [usize; 3] = [48, 112, MAX_NAME_LEN + 1];
+
+/// Which names map a name goes in, by its length in wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameClass {
+    /// At most 48 bytes: [`NameKey48`], the `NAMES48` map.
+    Short,
+    /// At most 112 bytes: [`NameKey112`], the `NAMES112` map.
+    Medium,
+    /// Up to 255 bytes: [`NameKey`], the `NAMES256` map.
+    Long,
+}
+
+impl NameClass {
+    /// The class of a name of `len` bytes in wire format.
+    #[inline(always)]
+    pub const fn of(len: usize) -> Self {
+        if len <= NAME_WIDTHS[0] {
+            NameClass::Short
+        } else if len <= NAME_WIDTHS[1] {
+            NameClass::Medium
+        } else {
+            NameClass::Long
+        }
+    }
+}
+
+/// A key of the `NAMES48` or `NAMES112` map: the first `N` bytes of a
+/// [`NameKey`] whose name fits in them (the rest of which is zeros).
+macro_rules! short_key {
+    ($name:ident, $len:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[repr(C, align(8))]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
+        pub struct $name {
+            pub wire: [u8; $len],
+        }
+
+        const _: () = assert!(core::mem::size_of::<$name>() == $len);
+
+        #[cfg(feature = "user")]
+        aya_pod!($name);
+
+        impl From<&$name> for NameKey {
+            /// The full-width key of the same name.
+            fn from(short: &$name) -> Self {
+                let mut key = NameKey::ZERO;
+                key.wire[..$len].copy_from_slice(&short.wire);
+                key
+            }
+        }
+    };
+}
+
+short_key!(
+    NameKey48,
+    48,
+    "Key of the `NAMES48` map: a name of at most 48 bytes, as in [`NameKey`]."
+);
+short_key!(
+    NameKey112,
+    112,
+    "Key of the `NAMES112` map: a name of at most 112 bytes, as in [`NameKey`]."
+);
+
+impl NameKey {
+    /// The class of the name held.
+    pub fn class(&self) -> NameClass {
+        NameClass::of(self.len())
+    }
+
+    /// The first 48 bytes, the `NAMES48` key of a [`NameClass::Short`] name.
+    pub fn short(&self) -> NameKey48 {
+        bytemuck::pod_read_unaligned(&self.wire[..48])
+    }
+
+    /// The first 112 bytes, the `NAMES112` key of a [`NameClass::Medium`] name.
+    pub fn medium(&self) -> NameKey112 {
+        bytemuck::pod_read_unaligned(&self.wire[..112])
+    }
+}
+
 impl core::fmt::Debug for NameKey {
     /// The name as dotted text, e.g. `NameKey("redis.mesh.")`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -3,12 +3,12 @@
 //! in the scratch buffer. Neither touches the frame.
 
 use meshdns_common::{
-    Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN, ServiceRecord,
-    ZONE_KEY, ZoneConfig,
+    Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN, NameClass, NameKey,
+    NameKey48, NameKey112, ServiceRecord, ZONE_KEY, ZoneConfig,
 };
 
 use crate::dns::*;
-use crate::maps::{NAMES, Scratch, ZONE};
+use crate::maps::{NAMES48, NAMES112, NAMES256, Scratch, ZONE};
 use crate::parse::Query;
 
 /// What the reply says.
@@ -33,9 +33,7 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
     if !in_zone(scratch, query.name_len, zone_ref) {
         return Err(Counter::PassNotInZone);
     }
-    // By reference: by value would copy the 256-byte key onto the stack.
-    #[allow(clippy::needless_borrows_for_generic_args)]
-    let record = NAMES.get_ptr(&scratch.key);
+    let record = lookup(&scratch.key, query.name_len);
 
     let decision = match record {
         Some(record) => {
@@ -78,6 +76,28 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
         return Err(Counter::PassTooLarge);
     }
     Ok(decision)
+}
+
+/// The record of the name in `key` (`name_len` bytes, zeros after), from
+/// the map of its length class: the key handed to the kernel is the first
+/// 48 or 112 bytes of `key` when the name fits, read in place (by
+/// reference: by value would copy the key onto the stack).
+#[inline(always)]
+fn lookup(key: &NameKey, name_len: usize) -> Option<*const ServiceRecord> {
+    match NameClass::of(name_len) {
+        NameClass::Short => {
+            // SAFETY: NameKey48 is the first 48 bytes of a NameKey, with
+            // its alignment (8); the name fits, so they are the whole key.
+            let short = unsafe { &*(key as *const NameKey as *const NameKey48) };
+            NAMES48.get_ptr(short)
+        }
+        NameClass::Medium => {
+            // SAFETY: as above, 112 bytes.
+            let medium = unsafe { &*(key as *const NameKey as *const NameKey112) };
+            NAMES112.get_ptr(medium)
+        }
+        NameClass::Long => NAMES256.get_ptr(key),
+    }
 }
 
 /// Whether the name in `scratch.key` is the zone's apex or below it: its

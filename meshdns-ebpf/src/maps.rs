@@ -6,19 +6,29 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray},
 };
-use meshdns_common::{Counter, Interfaces, MAX_NAMES, NameKey, ServiceRecord, ZoneConfig};
+use meshdns_common::{
+    Counter, Interfaces, MAX_NAMES, NameKey, NameKey48, NameKey112, ServiceRecord, ZoneConfig,
+};
 
 use crate::MAX_HEADERS_LEN;
 use crate::dns::Msg;
 
-/// The table: lowercased wire-format name to its addresses.
+/// The table: lowercased wire-format name to its addresses, in one map per
+/// name length class (`NameClass`), so that the kernel hashes a key no
+/// wider than the class: 48 bytes for most names.
 ///
 /// Not preallocated: an update then swaps in a whole new element and frees
 /// the old one after an RCU grace period, so a lookup here never sees a
 /// half-written record (a preallocated map recycles elements at once).
 #[map]
-pub(crate) static NAMES: HashMap<NameKey, ServiceRecord> =
-    HashMap::with_max_entries(MAX_NAMES, BPF_F_NO_PREALLOC);
+pub(crate) static NAMES48: HashMap<NameKey48, ServiceRecord> =
+    HashMap::with_max_entries(MAX_NAMES[0], BPF_F_NO_PREALLOC);
+#[map]
+pub(crate) static NAMES112: HashMap<NameKey112, ServiceRecord> =
+    HashMap::with_max_entries(MAX_NAMES[1], BPF_F_NO_PREALLOC);
+#[map]
+pub(crate) static NAMES256: HashMap<NameKey, ServiceRecord> =
+    HashMap::with_max_entries(MAX_NAMES[2], BPF_F_NO_PREALLOC);
 
 /// The zone: one entry, under `ZONE_KEY`. A hash map for the same reason.
 #[map]

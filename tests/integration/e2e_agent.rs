@@ -234,7 +234,8 @@ fn maps_of_another_layout_are_replaced_not_read() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(ours.iter().any(|n| n.starts_with("maps-v1-")), "{ours:?}");
+    let this_layout = format!("maps-v{}-", meshdns_common::LAYOUT_VERSION);
+    assert!(ours.iter().any(|n| n.starts_with(&this_layout)), "{ours:?}");
     assert!(agent.stop().unwrap().success());
 }
 

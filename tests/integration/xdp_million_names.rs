@@ -8,14 +8,13 @@ use std::{
     time::Instant,
 };
 
-use aya::maps::Map;
 use meshdns::{
     config::{Config, Service},
     fastpath::FastPath,
     table::Table,
     vip::State,
 };
-use meshdns_common::{Counter, NAMES_MAP};
+use meshdns_common::Counter;
 use meshdns_tests::{
     frame::{Query, TYPE_A},
     xdp,
@@ -32,17 +31,21 @@ fn service(i: u32) -> Service {
     }
 }
 
-/// The kernel's charge for a map, from /proc/self/fdinfo.
-fn memlock(map: &Map) -> u64 {
-    let fd = match map {
-        Map::HashMap(data) => data.fd().as_fd().as_raw_fd(),
-        _ => panic!("NAMES is a hash map"),
-    };
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("memlock:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("fdinfo has memlock")
+/// The kernel's charge for the names maps, from /proc/self/fdinfo.
+fn memlock(fast_path: &FastPath) -> u64 {
+    fast_path
+        .names()
+        .maps()
+        .iter()
+        .map(|map| {
+            let fd = map.fd().as_fd().as_raw_fd();
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .expect("fdinfo has memlock")
+        })
+        .sum()
 }
 
 #[test]
@@ -54,12 +57,12 @@ fn a_million_names_fit_and_answer() {
     assert_eq!(table.len(), NAMES as usize);
 
     let mut fast_path = FastPath::load().unwrap();
-    let empty = memlock(fast_path.ebpf_mut().map(NAMES_MAP).unwrap());
+    let empty = memlock(&fast_path);
     let start = Instant::now();
     let report = fast_path.sync(table).unwrap();
     let fill = start.elapsed();
     assert_eq!(report.added, NAMES as usize);
-    let full = memlock(fast_path.ebpf_mut().map(NAMES_MAP).unwrap());
+    let full = memlock(&fast_path);
     println!(
         "{NAMES} names: map charged {:.1} MiB empty, {:.1} MiB full ({} bytes a name); filled in {fill:.1?}",
         empty as f64 / (1 << 20) as f64,

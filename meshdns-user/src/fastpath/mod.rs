@@ -5,6 +5,7 @@
 //!   knows the layout);
 //! - this module: loading the program, with pinned maps or maps of its own;
 //! - [`attach`]: attaching it to interfaces, pinned links, taking one over;
+//! - [`names`]: the names maps, one per length class, as one table;
 //! - [`sync`]: keeping its table in step with the services;
 //! - [`link`]: what a pinned link runs and where, asked of the kernel;
 //! - [`counters`]: its per-CPU counters, summed;
@@ -17,14 +18,15 @@ pub mod counters;
 mod error;
 pub mod link;
 pub mod logs;
+pub mod names;
 pub mod pins;
 pub mod sync;
 pub mod test_run;
 
 use std::{path::PathBuf, sync::Arc};
 
-use aya::{Ebpf, EbpfLoader, programs::Xdp};
-use meshdns_common::{ANSWER_PROGRAM, NAMES_MAP, ZONE_MAP};
+use aya::{Ebpf, EbpfLoader, maps::MapData, programs::Xdp};
+use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP};
 
 pub use attach::{AttachMode, Attachment};
 pub use counters::Counters;
@@ -34,6 +36,7 @@ pub use link::{
     LinkInfo, NotServing, check_pinned_serving, check_serving, detach_link, pinned_link_info,
 };
 pub use logs::ProgramLog;
+pub use names::NameMaps;
 pub use pins::{Pins, remove_pins};
 pub use sync::SyncReport;
 pub use test_run::{XDP_PASS, XDP_TX};
@@ -43,6 +46,8 @@ use crate::{EBPF_OBJECT, table::Table};
 /// interfaces, each through a link of its own.
 pub struct FastPath {
     ebpf: Ebpf,
+    /// The names maps, taken out of `ebpf` (the program keeps them).
+    names: NameMaps<MapData>,
     attachments: Vec<Attachment>,
     /// The table the kernel's map holds, as of the last sync that
     /// succeeded; `None` until the first, and after a failed one: the
@@ -82,7 +87,7 @@ impl FastPath {
     /// the counters of the program that serves.
     pub fn load_beside(pins: &Pins) -> Result<Self> {
         let mut loader = EbpfLoader::new();
-        for name in [NAMES_MAP, ZONE_MAP] {
+        for name in NAMES_MAPS.into_iter().chain([ZONE_MAP]) {
             let path = pins.map(name);
             if !path.exists() {
                 // map_pin_path would create and pin an empty map there.
@@ -101,8 +106,12 @@ impl FastPath {
         Self::xdp(&mut ebpf)?
             .load()
             .map_err(FastPathError::Program)?;
+        let names = NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
+        let [short, medium, long] = names;
+        let names = NameMaps::new([short?, medium?, long?])?;
         Ok(Self {
             ebpf,
+            names,
             attachments: Vec::new(),
             in_kernel: None,
             slots: std::collections::HashMap::new(),
@@ -119,6 +128,11 @@ impl FastPath {
     /// The answer program, e.g. to run it on test frames.
     pub fn program(&mut self) -> Result<&mut Xdp> {
         Self::xdp(&mut self.ebpf)
+    }
+
+    /// The names maps, as one table.
+    pub fn names(&self) -> &NameMaps<MapData> {
+        &self.names
     }
 
     /// The object's other programs and maps, for tests and tools.

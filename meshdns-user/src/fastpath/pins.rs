@@ -2,17 +2,27 @@
 
 use std::{fs, path::PathBuf};
 
-use meshdns_common::{COUNTERS_MAP, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES_MAP, ZONE_MAP};
+use meshdns_common::{
+    COUNTERS_MAP, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES48_MAP, NAMES112_MAP, NAMES256_MAP,
+    ZONE_MAP,
+};
 
 use super::{FastPathError, Result};
 
 /// The maps the program and agent share, pinned so they outlive the agent.
-pub(crate) const SHARED_MAPS: [&str; 3] = [NAMES_MAP, ZONE_MAP, COUNTERS_MAP];
+pub(crate) const SHARED_MAPS: [&str; 5] = [
+    NAMES48_MAP,
+    NAMES112_MAP,
+    NAMES256_MAP,
+    ZONE_MAP,
+    COUNTERS_MAP,
+];
 
 /// Where a fast path's objects live in bpffs, so that the program keeps
 /// serving while no agent runs and the next agent takes it over:
 ///
-/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES,ZONE,COUNTERS}`: the maps,
+/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,ZONE,COUNTERS}`:
+///   the maps,
 ///   in a folder named by their layout, so an agent never reads maps of
 ///   another layout;
 /// - `<dir>/links/<iface>`: the XDP link of each interface.
@@ -33,7 +43,7 @@ impl Pins {
     }
 
     /// The pinned map `name` (one of the program's shared maps:
-    /// `NAMES_MAP`, `ZONE_MAP`, `COUNTERS_MAP`).
+    /// `NAMES_MAPS`, `ZONE_MAP`, `COUNTERS_MAP`).
     pub fn map(&self, name: &str) -> PathBuf {
         self.maps_dir().join(name)
     }

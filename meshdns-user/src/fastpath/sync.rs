@@ -1,10 +1,11 @@
 //! Keeping the kernel's table in step with the services: only the names
-//! that changed are touched, each in a single update.
+//! that changed are touched, each in a single update (in the map of its
+//! length class, see [`super::names`]).
 
 use std::sync::Arc;
 
 use aya::maps::{HashMap, MapData};
-use meshdns_common::{NAMES_MAP, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
+use meshdns_common::{NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
 
 use super::{FastPath, FastPathError, Result, map_error};
 use crate::table::{Change, Table};
@@ -40,23 +41,12 @@ impl FastPath {
             self.set_zone(&ZoneConfig::NONE)?;
         }
 
-        let map = self
-            .ebpf
-            .map_mut(NAMES_MAP)
-            .ok_or(FastPathError::Missing(NAMES_MAP))?;
-        let mut names: HashMap<_, NameKey, ServiceRecord> =
-            HashMap::try_from(map).map_err(map_error(NAMES_MAP))?;
-
-        // Without the last table synced, what the map holds is read: a
+        let names = &mut self.names;
+        // Without the last table synced, what the maps hold is read: a
         // previous agent's table, or what a failed sync left.
-        let read = match previous {
+        let read: Option<std::collections::HashMap<NameKey, ServiceRecord>> = match previous {
             Some(_) => None,
-            None => Some(
-                names
-                    .iter()
-                    .collect::<Result<std::collections::HashMap<NameKey, ServiceRecord>, _>>()
-                    .map_err(map_error(NAMES_MAP))?,
-            ),
+            None => Some(names.records()?.into_iter().collect()),
         };
         let changes: Box<dyn Iterator<Item = Change<'_>>> = match (&previous, &read) {
             (Some(previous), _) => Box::new(previous.changes(&table)),
@@ -79,19 +69,15 @@ impl FastPath {
             match change {
                 Change::Unchanged => report.unchanged += 1,
                 Change::Removed(key) => {
-                    names.remove(key).map_err(map_error(NAMES_MAP))?;
+                    names.remove(key)?;
                     report.removed += 1;
                 }
                 Change::Added(key, entry) => {
-                    names
-                        .insert(key, entry.record, 0)
-                        .map_err(map_error(NAMES_MAP))?;
+                    names.insert(key, entry.record)?;
                     report.added += 1;
                 }
                 Change::Updated(key, entry) => {
-                    names
-                        .insert(key, entry.record, 0)
-                        .map_err(map_error(NAMES_MAP))?;
+                    names.insert(key, entry.record)?;
                     report.updated += 1;
                 }
             }

@@ -19,13 +19,13 @@ use std::{
 
 use aya::maps::{HashMap, Map, MapData, MapError, PerCpuArray};
 use meshdns_common::{
-    COUNTERS_MAP, Counter, NAMES_MAP, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
+    COUNTERS_MAP, Counter, NAMES_MAPS, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
 };
 use serde::Serialize;
 
 use crate::{
     dns_name,
-    fastpath::{self, Counters, FastPathError, Pins},
+    fastpath::{self, Counters, FastPathError, NameMaps, Pins},
     netif::{self, XdpAttachMode},
     table::Table,
 };
@@ -65,7 +65,7 @@ type Result<T, E = InspectError> = std::result::Result<T, E>;
 /// The fast path's maps, opened from their pins.
 pub struct Pinned {
     pins: Pins,
-    names: HashMap<MapData, NameKey, ServiceRecord>,
+    names: NameMaps<MapData>,
     zone: HashMap<MapData, u32, ZoneConfig>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -95,7 +95,14 @@ impl Pinned {
         };
         Ok(Self {
             pins: pins.clone(),
-            names: HashMap::try_from(Map::HashMap(open(NAMES_MAP)?)).map_err(error(NAMES_MAP))?,
+            names: {
+                let [short, medium, long] = NAMES_MAPS;
+                NameMaps::new([
+                    Map::HashMap(open(short)?),
+                    Map::HashMap(open(medium)?),
+                    Map::HashMap(open(long)?),
+                ])?
+            },
             zone: HashMap::try_from(Map::HashMap(open(ZONE_MAP)?)).map_err(error(ZONE_MAP))?,
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
                 .map_err(error(COUNTERS_MAP))?,
@@ -108,40 +115,22 @@ impl Pinned {
             .map_err(|_| InspectError::NoZone(self.pins.maps_dir()))
     }
 
-    fn names_error(&self) -> impl Fn(MapError) -> InspectError {
-        let path = self.pins.map(NAMES_MAP);
-        move |source| InspectError::Map {
-            path: path.clone(),
-            source,
-        }
-    }
-
     /// Every name in the kernel's table, with its record.
     pub fn records(&self) -> Result<Vec<(NameKey, ServiceRecord)>> {
-        self.names
-            .iter()
-            .collect::<Result<_, _>>()
-            .map_err(self.names_error())
+        Ok(self.names.records()?)
     }
 
     /// How many names the kernel's table holds: their keys only, not their
     /// records.
     pub fn name_count(&self) -> Result<usize> {
-        self.names
-            .keys()
-            .try_fold(0, |count, key| key.map(|_| count + 1))
-            .map_err(self.names_error())
+        Ok(self.names.count()?)
     }
 
     /// As much of the kernel's table as the resolver's rules consult for a
     /// query for `key`: the zone, and that name if it is there. Reading
     /// every name would take seconds at a million.
     pub fn table_for(&self, key: &NameKey) -> Result<Table> {
-        let record = match self.names.get(key, 0) {
-            Ok(record) => Some((*key, record)),
-            Err(MapError::KeyNotFound) => None,
-            Err(error) => return Err(self.names_error()(error)),
-        };
+        let record = self.names.get(key)?.map(|record| (*key, record));
         Ok(Table::from_kernel(self.zone()?, record))
     }
 
