@@ -36,16 +36,20 @@ pub use interface::{InterfaceMac, Interfaces, MAX_INTERFACES};
 pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
-pub use record::{MAX_ADDRS, ServiceRecord};
+pub use record::{CompactRecord, MAX_ADDRS, ServiceRecord};
 pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, ZONE_AUTHORITATIVE, ZONE_KEY, ZoneConfig};
 
-/// Names of the hash maps from a name to its [`ServiceRecord`], one per
+/// Names of the hash maps from a name to its [`CompactRecord`], one per
 /// [`NameClass`]: [`NameKey48`], [`NameKey112`] and [`NameKey`] keys.
 pub const NAMES48_MAP: &str = "NAMES48";
 pub const NAMES112_MAP: &str = "NAMES112";
 pub const NAMES256_MAP: &str = "NAMES256";
-/// The names maps, in [`NameClass`] order.
-pub const NAMES_MAPS: [&str; 3] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP];
+/// Name of the hash map from a `full` id (`u32`) to the [`ServiceRecord`]
+/// of a name whose [`CompactRecord`] does not hold it.
+pub const NAMES_FULL_MAP: &str = "NAMES_FULL";
+/// The maps that make the table: the names maps in [`NameClass`] order,
+/// then the full records.
+pub const NAMES_MAPS: [&str; 4] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NAMES_FULL_MAP];
 /// Name of the one-entry hash map from [`ZONE_KEY`] to [`ZoneConfig`].
 pub const ZONE_MAP: &str = "ZONE";
 /// Name of the one-entry array of [`Interfaces`]. Not pinned: each agent
@@ -66,6 +70,9 @@ pub const FLOOR_PROGRAM: &str = "meshdns_floor";
 /// map's `max_entries`): the kernel allocates 16 bytes of buckets per entry
 /// up front, so the classes of rarer, longer names are smaller.
 pub const MAX_NAMES: [u32; 3] = [1 << 20, 1 << 18, 1 << 16];
+/// Upper bound on the names with more than one address of a family (the
+/// `NAMES_FULL` map's `max_entries`).
+pub const MAX_FULL_RECORDS: u32 = 1 << 16;
 
 /// UDP payload size advertised in the OPT record of EDNS(0) replies: the
 /// DNS Flag Day 2020 value, which avoids IP fragmentation on common paths.
@@ -74,7 +81,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.
@@ -84,11 +91,13 @@ pub const LAYOUT_FINGERPRINT: u32 = {
         core::mem::size_of::<NameKey112>(),
         core::mem::size_of::<NameKey>(),
         core::mem::size_of::<ServiceRecord>(),
+        core::mem::size_of::<CompactRecord>(),
         core::mem::size_of::<ZoneConfig>(),
         Counter::COUNT as usize,
         MAX_NAMES[0] as usize,
         MAX_NAMES[1] as usize,
         MAX_NAMES[2] as usize,
+        MAX_FULL_RECORDS as usize,
     ];
     // FNV-1a over the sizes.
     let mut hash: u32 = 0x811c_9dc5;

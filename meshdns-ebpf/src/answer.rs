@@ -3,22 +3,35 @@
 //! in the scratch buffer. Neither touches the frame.
 
 use meshdns_common::{
-    Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN, NameClass, NameKey,
-    NameKey48, NameKey112, ServiceRecord, ZONE_KEY, ZoneConfig,
+    CompactRecord, Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN,
+    NameClass, NameKey, NameKey48, NameKey112, ServiceRecord, ZONE_KEY, ZoneConfig,
 };
 
 use crate::dns::*;
-use crate::maps::{NAMES48, NAMES112, NAMES256, Scratch, ZONE};
+use crate::maps::{NAMES_FULL, NAMES48, NAMES112, NAMES256, Scratch, ZONE};
 use crate::parse::Query;
 
 /// What the reply says.
 pub(crate) struct Decision {
     pub(crate) counter: Counter,
-    /// Answer records to write, from `record`.
+    /// Answer records to write, from `addresses`.
     answers: usize,
-    record: *const ServiceRecord,
+    addresses: Addresses,
     /// The zone's SOA goes in the authority section (NODATA, NXDOMAIN).
     zone: *const ZoneConfig,
+}
+
+/// Where the answers' addresses and TTL are: a map value, valid for the
+/// whole run of the program (RCU). Two kinds, so that the verifier knows
+/// how many addresses each may hold.
+#[derive(Clone, Copy)]
+enum Addresses {
+    /// NXDOMAIN: none.
+    None,
+    /// At most one of each family, in the names map's value.
+    Compact(*const CompactRecord),
+    /// Up to `MAX_ADDRS` of each, in `NAMES_FULL`.
+    Full(*const ServiceRecord),
 }
 
 /// Looks the name up and decides on an answer, NODATA, NXDOMAIN or a pass.
@@ -36,13 +49,27 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
     let record = lookup(&scratch.key, query.name_len);
 
     let decision = match record {
-        Some(record) => {
+        Some(compact) => {
             // SAFETY: as above.
-            let record_ref = unsafe { &*record };
-            let (available, counter) = if query.qtype == TYPE_A {
-                (record_ref.v4_count as usize, Counter::AnsweredA)
+            let compact_ref = unsafe { &*compact };
+            let (addresses, v4_count, v6_count) = if compact_ref.full == 0 {
+                let counts = (compact_ref.v4_count, compact_ref.v6_count);
+                (Addresses::Compact(compact), counts.0, counts.1)
             } else {
-                (record_ref.v6_count as usize, Counter::AnsweredAaaa)
+                // The agent writes NAMES_FULL before pointing a name at it,
+                // and removes it only once no name points there: missing,
+                // it is the resolver's to answer.
+                let full = NAMES_FULL
+                    .get_ptr(compact_ref.full)
+                    .ok_or(Counter::PassUnknownName)?;
+                // SAFETY: as above.
+                let full_ref = unsafe { &*full };
+                (Addresses::Full(full), full_ref.v4_count, full_ref.v6_count)
+            };
+            let (available, counter) = if query.qtype == TYPE_A {
+                (v4_count as usize, Counter::AnsweredA)
+            } else {
+                (v6_count as usize, Counter::AnsweredAaaa)
             };
             let answers = if available > MAX_ADDRS {
                 MAX_ADDRS
@@ -56,7 +83,7 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
                     counter
                 },
                 answers,
-                record,
+                addresses,
                 zone,
             }
         }
@@ -67,7 +94,7 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
             Decision {
                 counter: Counter::AnsweredNxdomain,
                 answers: 0,
-                record: core::ptr::null(),
+                addresses: Addresses::None,
                 zone,
             }
         }
@@ -83,7 +110,7 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
 /// 48 or 112 bytes of `key` when the name fits, read in place (by
 /// reference: by value would copy the key onto the stack).
 #[inline(always)]
-fn lookup(key: &NameKey, name_len: usize) -> Option<*const ServiceRecord> {
+fn lookup(key: &NameKey, name_len: usize) -> Option<*const CompactRecord> {
     match NameClass::of(name_len) {
         NameClass::Short => {
             // SAFETY: NameKey48 is the first 48 bytes of a NameKey, with
@@ -143,6 +170,43 @@ fn reply_len(query: &Query, decision: &Decision, zone: &ZoneConfig) -> usize {
     len
 }
 
+/// Writes `answers` answer records of `qtype` at `at`, from the first
+/// addresses of `v4` or `v6`; returns where they end. Generic over how many
+/// addresses there can be, so that each kind of record gets its own bound.
+#[inline(always)]
+fn write_answers<const N: usize>(
+    msg: &mut Msg,
+    mut at: usize,
+    qtype: u16,
+    ttl: u32,
+    v4: &[[u8; 4]; N],
+    v6: &[[u8; 16]; N],
+    answers: usize,
+) -> usize {
+    let ttl = ttl.to_be_bytes();
+    for i in 0..N {
+        if i >= answers {
+            break;
+        }
+        // Every answer's owner is the question's name.
+        msg.put(at, &name_pointer(HDR_LEN));
+        msg.put_u16(at + 4, CLASS_IN);
+        msg.put(at + 6, &ttl);
+        if qtype == TYPE_A {
+            msg.put_u16(at + 2, TYPE_A);
+            msg.put_u16(at + 10, 4);
+            msg.put(at + RR_FIXED_LEN, &v4[i]);
+            at += A_RR_LEN;
+        } else {
+            msg.put_u16(at + 2, TYPE_AAAA);
+            msg.put_u16(at + 10, 16);
+            msg.put(at + RR_FIXED_LEN, &v6[i]);
+            at += AAAA_RR_LEN;
+        }
+    }
+    at
+}
+
 /// Writes the reply over the query in `msg` and returns its length. The
 /// header and question are the query's, with the header's flags and counts
 /// rewritten, so the ID and the client's name bytes (DNS 0x20) are kept.
@@ -161,29 +225,25 @@ pub(crate) fn build_reply(msg: &mut Msg, query: &Query, decision: &Decision) -> 
 
     let mut at = query.question_end();
     if decision.answers > 0 {
-        // SAFETY: a map value, valid for the whole run (RCU).
-        let record = unsafe { &*decision.record };
-        let ttl = record.ttl.to_be_bytes();
-        for i in 0..MAX_ADDRS {
-            if i >= decision.answers {
-                break;
+        let qtype = query.qtype;
+        at = match decision.addresses {
+            Addresses::Compact(record) => {
+                // SAFETY: a map value, valid for the whole run (RCU).
+                let record = unsafe { &*record };
+                let (v4, v6) = (
+                    core::array::from_ref(&record.v4),
+                    core::array::from_ref(&record.v6),
+                );
+                write_answers(msg, at, qtype, record.ttl, v4, v6, decision.answers)
             }
-            // Every answer's owner is the question's name.
-            msg.put(at, &name_pointer(HDR_LEN));
-            msg.put_u16(at + 4, CLASS_IN);
-            msg.put(at + 6, &ttl);
-            if query.qtype == TYPE_A {
-                msg.put_u16(at + 2, TYPE_A);
-                msg.put_u16(at + 10, 4);
-                msg.put(at + RR_FIXED_LEN, &record.v4[i]);
-                at += A_RR_LEN;
-            } else {
-                msg.put_u16(at + 2, TYPE_AAAA);
-                msg.put_u16(at + 10, 16);
-                msg.put(at + RR_FIXED_LEN, &record.v6[i]);
-                at += AAAA_RR_LEN;
+            Addresses::Full(record) => {
+                // SAFETY: as above.
+                let record = unsafe { &*record };
+                let answers = decision.answers;
+                write_answers(msg, at, qtype, record.ttl, &record.v4, &record.v6, answers)
             }
-        }
+            Addresses::None => at,
+        };
     } else {
         // SAFETY: as above.
         let zone = unsafe { &*decision.zone };

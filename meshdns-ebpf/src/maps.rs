@@ -7,7 +7,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use meshdns_common::{
-    Counter, Interfaces, MAX_NAMES, NameKey, NameKey48, NameKey112, ServiceRecord, ZoneConfig,
+    CompactRecord, Counter, Interfaces, MAX_FULL_RECORDS, MAX_NAMES, NameKey, NameKey48,
+    NameKey112, ServiceRecord, ZoneConfig,
 };
 
 use crate::MAX_HEADERS_LEN;
@@ -20,15 +21,24 @@ use crate::dns::Msg;
 /// Not preallocated: an update then swaps in a whole new element and frees
 /// the old one after an RCU grace period, so a lookup here never sees a
 /// half-written record (a preallocated map recycles elements at once).
+///
+/// The value is a `CompactRecord`: at most one address of each family, or a
+/// mark that the whole `ServiceRecord` is in `NAMES_FULL`.
 #[map]
-pub(crate) static NAMES48: HashMap<NameKey48, ServiceRecord> =
+pub(crate) static NAMES48: HashMap<NameKey48, CompactRecord> =
     HashMap::with_max_entries(MAX_NAMES[0], BPF_F_NO_PREALLOC);
 #[map]
-pub(crate) static NAMES112: HashMap<NameKey112, ServiceRecord> =
+pub(crate) static NAMES112: HashMap<NameKey112, CompactRecord> =
     HashMap::with_max_entries(MAX_NAMES[1], BPF_F_NO_PREALLOC);
 #[map]
-pub(crate) static NAMES256: HashMap<NameKey, ServiceRecord> =
+pub(crate) static NAMES256: HashMap<NameKey, CompactRecord> =
     HashMap::with_max_entries(MAX_NAMES[2], BPF_F_NO_PREALLOC);
+
+/// The records of the names with more than one address of a family, by
+/// their `CompactRecord::full` id: a 4-byte key, cheap to hash.
+#[map]
+pub(crate) static NAMES_FULL: HashMap<u32, ServiceRecord> =
+    HashMap::with_max_entries(MAX_FULL_RECORDS, BPF_F_NO_PREALLOC);
 
 /// The zone: one entry, under `ZONE_KEY`. A hash map for the same reason.
 #[map]

@@ -44,6 +44,10 @@ pub enum FastPathError {
     },
     #[error("the program's log: {0}")]
     Log(#[source] aya_log::Error),
+    #[error(
+        "all 2^32 ids of full records (names with several addresses of a family) have been given out"
+    )]
+    FullIdsExhausted,
     #[error("one program serves at most {0} interfaces")]
     TooManyInterfaces(usize),
     #[error("{path}: {source}")]

@@ -106,9 +106,9 @@ impl FastPath {
         Self::xdp(&mut ebpf)?
             .load()
             .map_err(FastPathError::Program)?;
-        let names = NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
-        let [short, medium, long] = names;
-        let names = NameMaps::new([short?, medium?, long?])?;
+        let [short, medium, long, full] =
+            NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
+        let names = NameMaps::new([short?, medium?, long?, full?])?;
         Ok(Self {
             ebpf,
             names,

@@ -1,41 +1,63 @@
 //! The names maps: one per length class (`NameClass`: `NAMES48`,
-//! `NAMES112`, `NAMES256`), kept by the agent as one table keyed by the
-//! full-width [`NameKey`]. Which map a name lives in, and the narrower key
-//! it has there, are decided here and nowhere else in userspace.
+//! `NAMES112`, `NAMES256`), holding each name's [`CompactRecord`], and
+//! `NAMES_FULL` for the records that do not fit one (more than one address
+//! of a family) under an id the compact record names, kept by the agent as
+//! one table from the full-width [`NameKey`] to its [`ServiceRecord`].
+//! Which map a name lives in, the narrower key it has there, how its record
+//! is split, and which ids are in use are decided here and nowhere else in
+//! userspace.
 
 use std::borrow::{Borrow, BorrowMut};
 
 use aya::maps::{HashMap, IterableMap as _, Map, MapData, MapError};
 use meshdns_common::{
-    NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NameClass, NameKey, NameKey48, NameKey112,
-    ServiceRecord,
+    CompactRecord, NAMES_FULL_MAP, NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NameClass, NameKey,
+    NameKey48, NameKey112, ServiceRecord,
 };
 
 use super::{FastPathError, Result, map_error};
 
-/// The three maps, as one table.
+/// The four maps, as one table.
 pub struct NameMaps<T> {
-    short: HashMap<T, NameKey48, ServiceRecord>,
-    medium: HashMap<T, NameKey112, ServiceRecord>,
-    long: HashMap<T, NameKey, ServiceRecord>,
+    short: HashMap<T, NameKey48, CompactRecord>,
+    medium: HashMap<T, NameKey112, CompactRecord>,
+    long: HashMap<T, NameKey, CompactRecord>,
+    full: HashMap<T, u32, ServiceRecord>,
+    /// The full ids in use, read from the maps before the first change
+    /// (`None` until then: reading them is not free at a million names).
+    ids: Option<FullIds>,
+}
+
+/// Which name has which full id, and the next one to give.
+struct FullIds {
+    of: std::collections::HashMap<NameKey, u32>,
+    /// Above every id in the maps, so none is reused (see `CompactRecord`).
+    next: u32,
 }
 
 impl NameMaps<MapData> {
-    /// The maps, from wherever they came (a loaded object, or pins),
-    /// in [`NameClass`] order.
-    pub fn new(maps: [Map; 3]) -> Result<Self> {
-        let [short, medium, long] = maps;
+    /// The maps, from wherever they came (a loaded object, or pins), in
+    /// [`NameClass`] order, then `NAMES_FULL`.
+    pub fn new(maps: [Map; 4]) -> Result<Self> {
+        let [short, medium, long, full] = maps;
         Ok(Self {
             short: HashMap::try_from(short).map_err(map_error(NAMES48_MAP))?,
             medium: HashMap::try_from(medium).map_err(map_error(NAMES112_MAP))?,
             long: HashMap::try_from(long).map_err(map_error(NAMES256_MAP))?,
+            full: HashMap::try_from(full).map_err(map_error(NAMES_FULL_MAP))?,
+            ids: None,
         })
     }
 
-    /// The maps' kernel objects, in [`NameClass`] order (to ask the kernel
-    /// what they cost, say).
-    pub fn maps(&self) -> [&MapData; 3] {
-        [self.short.map(), self.medium.map(), self.long.map()]
+    /// The maps' kernel objects, as in [`NameMaps::new`] (to ask the
+    /// kernel what they cost, say).
+    pub fn maps(&self) -> [&MapData; 4] {
+        [
+            self.short.map(),
+            self.medium.map(),
+            self.long.map(),
+            self.full.map(),
+        ]
     }
 }
 
@@ -47,31 +69,50 @@ impl<T: Borrow<MapData>> NameMaps<T> {
             NameClass::Medium => self.medium.get(&key.medium(), 0),
             NameClass::Long => self.long.get(key, 0),
         };
-        match found {
-            Ok(record) => Ok(Some(record)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(source) => Err(FastPathError::Map {
-                map: map_of(key.class()),
-                source,
-            }),
+        match not_found_is_none(found).map_err(map_error(map_of(key.class())))? {
+            Some(compact) => self.expand(&compact),
+            None => Ok(None),
         }
+    }
+
+    /// The whole record of a name whose compact one is `compact`. A name
+    /// pointing at a full record that is not there (which the agent's order
+    /// of updates never leaves) is as if not there itself, as the program
+    /// sees it: it passes the name, and the next sync writes it again.
+    fn expand(&self, compact: &CompactRecord) -> Result<Option<ServiceRecord>> {
+        if let Some(record) = compact.record() {
+            return Ok(Some(record));
+        }
+        not_found_is_none(self.full.get(&compact.full, 0)).map_err(map_error(NAMES_FULL_MAP))
     }
 
     /// Every name and its record, class by class.
     pub fn records(&self) -> Result<Vec<(NameKey, ServiceRecord)>> {
-        let mut records = Vec::new();
+        let compact = self.compact_records()?;
+        let mut records = Vec::with_capacity(compact.len());
+        for (key, record) in compact {
+            if let Some(record) = self.expand(&record)? {
+                records.push((key, record));
+            }
+        }
+        Ok(records)
+    }
+
+    /// Every name and what its class's map holds for it.
+    fn compact_records(&self) -> Result<Vec<(NameKey, CompactRecord)>> {
+        let mut compact = Vec::new();
         for entry in self.short.iter() {
             let (key, record) = entry.map_err(map_error(NAMES48_MAP))?;
-            records.push((NameKey::from(&key), record));
+            compact.push((NameKey::from(&key), record));
         }
         for entry in self.medium.iter() {
             let (key, record) = entry.map_err(map_error(NAMES112_MAP))?;
-            records.push((NameKey::from(&key), record));
+            compact.push((NameKey::from(&key), record));
         }
         for entry in self.long.iter() {
-            records.push(entry.map_err(map_error(NAMES256_MAP))?);
+            compact.push(entry.map_err(map_error(NAMES256_MAP))?);
         }
-        Ok(records)
+        Ok(compact)
     }
 
     /// How many names the maps hold: their keys only, not their records.
@@ -93,25 +134,147 @@ impl<T: Borrow<MapData>> NameMaps<T> {
     }
 }
 
-impl<T: BorrowMut<MapData>> NameMaps<T> {
-    /// Adds `key` or replaces its record, in one update.
-    pub fn insert(&mut self, key: &NameKey, record: ServiceRecord) -> Result<()> {
-        match key.class() {
-            NameClass::Short => self.short.insert(key.short(), record, 0),
-            NameClass::Medium => self.medium.insert(key.medium(), record, 0),
-            NameClass::Long => self.long.insert(key, record, 0),
+impl<T: Borrow<MapData>> NameMaps<T> {
+    /// How many names have their record in `NAMES_FULL` (more than one
+    /// address of a family).
+    pub fn full_records(&self) -> Result<usize> {
+        let mut count = 0;
+        for key in self.full.keys() {
+            key.map_err(map_error(NAMES_FULL_MAP))?;
+            count += 1;
         }
-        .map_err(map_error(map_of(key.class())))
+        Ok(count)
+    }
+}
+
+impl<T: BorrowMut<MapData>> NameMaps<T> {
+    /// Adds `key`, a name the maps do not have. A full record goes into
+    /// `NAMES_FULL` under a new id before the name points at it.
+    pub fn add(&mut self, key: &NameKey, record: ServiceRecord) -> Result<()> {
+        if !CompactRecord::needs_full(&record) {
+            return self.insert_compact(key, CompactRecord::of(&record));
+        }
+        let ids = self.ids()?;
+        let id = ids.next;
+        ids.next = id.checked_add(1).ok_or(FastPathError::FullIdsExhausted)?;
+        self.full
+            .insert(id, record, 0)
+            .map_err(map_error(NAMES_FULL_MAP))?;
+        self.insert_compact(key, CompactRecord::full(id))?;
+        self.ids()?.of.insert(*key, id);
+        Ok(())
     }
 
-    /// Removes `key`.
+    /// Replaces `key`'s record with `record`. The program sees the old
+    /// record or the new one, never a mix: a new full record goes in under
+    /// a new id, the name is pointed at it in one update, and the old full
+    /// record, if any, goes last.
+    pub fn replace(&mut self, key: &NameKey, record: ServiceRecord) -> Result<()> {
+        let old = self.ids()?.of.remove(key);
+        self.add(key, record)?;
+        match old {
+            Some(id) => self.remove_full(id),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes `key`: from its class's map first, so the program never
+    /// finds a name pointing at a full record that is gone.
     pub fn remove(&mut self, key: &NameKey) -> Result<()> {
         match key.class() {
             NameClass::Short => self.short.remove(&key.short()),
             NameClass::Medium => self.medium.remove(&key.medium()),
             NameClass::Long => self.long.remove(key),
         }
+        .map_err(map_error(map_of(key.class())))?;
+        match self.ids()?.of.remove(key) {
+            Some(id) => self.remove_full(id),
+            None => Ok(()),
+        }
+    }
+
+    fn insert_compact(&mut self, key: &NameKey, compact: CompactRecord) -> Result<()> {
+        match key.class() {
+            NameClass::Short => self.short.insert(key.short(), compact, 0),
+            NameClass::Medium => self.medium.insert(key.medium(), compact, 0),
+            NameClass::Long => self.long.insert(key, compact, 0),
+        }
         .map_err(map_error(map_of(key.class())))
+    }
+
+    /// Removes the full record `id`; one already gone is no error.
+    fn remove_full(&mut self, id: u32) -> Result<()> {
+        match self.full.remove(&id) {
+            Err(MapError::SyscallError(error))
+                if error.io_error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(())
+            }
+            result => result.map_err(map_error(NAMES_FULL_MAP)),
+        }
+    }
+
+    /// Every name and its record, as [`NameMaps::records`], and from the
+    /// same reading which full ids are in use: what the first sync of an
+    /// agent reads, so that later changes need not read the maps again.
+    pub fn read_all(&mut self) -> Result<Vec<(NameKey, ServiceRecord)>> {
+        let compact = self.compact_records()?;
+        self.learn_ids(&compact)?;
+        let mut records = Vec::with_capacity(compact.len());
+        for (key, record) in compact {
+            if let Some(record) = self.expand(&record)? {
+                records.push((key, record));
+            }
+        }
+        Ok(records)
+    }
+
+    /// The full ids in use, read from the maps the first time if
+    /// [`NameMaps::read_all`] did not.
+    fn ids(&mut self) -> Result<&mut FullIds> {
+        if self.ids.is_none() {
+            let compact = self.compact_records()?;
+            self.learn_ids(&compact)?;
+        }
+        Ok(self.ids.as_mut().expect("just learnt"))
+    }
+
+    /// Which names point at which full records. A full record no name
+    /// points at (an agent stopped between adding one and pointing a name
+    /// at it, or between unpointing and removing it) is removed; its id is
+    /// not given out again.
+    fn learn_ids(&mut self, compact: &[(NameKey, CompactRecord)]) -> Result<()> {
+        let of: std::collections::HashMap<NameKey, u32> = compact
+            .iter()
+            .filter(|(_, record)| record.full != 0)
+            .map(|(key, record)| (*key, record.full))
+            .collect();
+        let mut stored = Vec::new();
+        for key in self.full.keys() {
+            stored.push(key.map_err(map_error(NAMES_FULL_MAP))?);
+        }
+        let next = stored
+            .iter()
+            .chain(of.values())
+            .max()
+            .map_or(1, |id| id.saturating_add(1));
+        let pointed: std::collections::HashSet<u32> = of.values().copied().collect();
+        for orphan in stored.into_iter().filter(|id| !pointed.contains(id)) {
+            self.remove_full(orphan)?;
+        }
+        self.ids = Some(FullIds { of, next });
+        Ok(())
+    }
+}
+
+/// A lookup's result, with "not there" as `None`.
+fn not_found_is_none<V>(
+    found: std::result::Result<V, MapError>,
+) -> std::result::Result<Option<V>, MapError> {
+    match found {
+        Ok(value) => Ok(Some(value)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 

@@ -3,17 +3,18 @@
 use std::{fs, path::PathBuf};
 
 use meshdns_common::{
-    COUNTERS_MAP, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES48_MAP, NAMES112_MAP, NAMES256_MAP,
-    ZONE_MAP,
+    COUNTERS_MAP, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES_FULL_MAP, NAMES48_MAP, NAMES112_MAP,
+    NAMES256_MAP, ZONE_MAP,
 };
 
 use super::{FastPathError, Result};
 
 /// The maps the program and agent share, pinned so they outlive the agent.
-pub(crate) const SHARED_MAPS: [&str; 5] = [
+pub(crate) const SHARED_MAPS: [&str; 6] = [
     NAMES48_MAP,
     NAMES112_MAP,
     NAMES256_MAP,
+    NAMES_FULL_MAP,
     ZONE_MAP,
     COUNTERS_MAP,
 ];
@@ -21,7 +22,7 @@ pub(crate) const SHARED_MAPS: [&str; 5] = [
 /// Where a fast path's objects live in bpffs, so that the program keeps
 /// serving while no agent runs and the next agent takes it over:
 ///
-/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,ZONE,COUNTERS}`:
+/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,NAMES_FULL,ZONE,COUNTERS}`:
 ///   the maps,
 ///   in a folder named by their layout, so an agent never reads maps of
 ///   another layout;

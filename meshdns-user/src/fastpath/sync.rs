@@ -46,7 +46,7 @@ impl FastPath {
         // previous agent's table, or what a failed sync left.
         let read: Option<std::collections::HashMap<NameKey, ServiceRecord>> = match previous {
             Some(_) => None,
-            None => Some(names.records()?.into_iter().collect()),
+            None => Some(names.read_all()?.into_iter().collect()),
         };
         let changes: Box<dyn Iterator<Item = Change<'_>>> = match (&previous, &read) {
             (Some(previous), _) => Box::new(previous.changes(&table)),
@@ -73,11 +73,11 @@ impl FastPath {
                     report.removed += 1;
                 }
                 Change::Added(key, entry) => {
-                    names.insert(key, entry.record)?;
+                    names.add(key, entry.record)?;
                     report.added += 1;
                 }
                 Change::Updated(key, entry) => {
-                    names.insert(key, entry.record)?;
+                    names.replace(key, entry.record)?;
                     report.updated += 1;
                 }
             }

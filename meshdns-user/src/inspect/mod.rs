@@ -96,11 +96,12 @@ impl Pinned {
         Ok(Self {
             pins: pins.clone(),
             names: {
-                let [short, medium, long] = NAMES_MAPS;
+                let [short, medium, long, full] = NAMES_MAPS;
                 NameMaps::new([
                     Map::HashMap(open(short)?),
                     Map::HashMap(open(medium)?),
                     Map::HashMap(open(long)?),
+                    Map::HashMap(open(full)?),
                 ])?
             },
             zone: HashMap::try_from(Map::HashMap(open(ZONE_MAP)?)).map_err(error(ZONE_MAP))?,

@@ -141,6 +141,44 @@ fn with_no_zone_every_query_passes_untouched() {
     }
 }
 
+/// A name's record moves between its compact form (one address of each
+/// family, in the names map) and the full one (`NAMES_FULL`) as its
+/// addresses change, and every step answers with exactly the new ones.
+#[test]
+fn a_record_moving_between_compact_and_full_answers_its_new_addresses() {
+    let steps: [&[&str]; 4] = [
+        &["240.0.9.1"],
+        &["240.0.9.1", "240.0.9.2", "240.0.9.3"],
+        &["240.0.9.4", "240.0.9.5"],
+        &["240.0.9.6"],
+    ];
+    let text = |vips: &[&str]| {
+        services(
+            "",
+            &format!("  - name: moving\n    vips: [{}]\n", vips.join(", ")),
+        )
+    };
+    let (mut fast_path, _) = fixtures::loaded_fast_path(&text(steps[0]));
+    for vips in steps {
+        let table = meshdns::table::Table::parse(&text(vips)).unwrap();
+        fast_path.sync(table).unwrap();
+        let query = Query::new("moving.mesh", TYPE_A);
+        let (action, output) = run(&mut fast_path, &query.frame());
+        assert_eq!(action, XDP_TX, "{vips:?}");
+        let want: Vec<std::net::IpAddr> = vips.iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(output, query.expected_reply(&want, 60), "{vips:?}");
+    }
+    // Back to one address: nothing of it is left in NAMES_FULL, which holds
+    // only the fixtures' own full records (web, eight).
+    assert_eq!(fast_path.names().full_records().unwrap(), 2);
+    let records = fast_path.names().records().unwrap();
+    let moving = records
+        .iter()
+        .find(|(key, _)| key.as_wire() == b"\x06moving\x04mesh\x00")
+        .unwrap();
+    assert_eq!(moving.1.v4(), [[240, 0, 9, 6]]);
+}
+
 /// Records the program's size and the verifier's work, so growth shows in
 /// review; each has a budget to be raised deliberately, not silently.
 #[test]
