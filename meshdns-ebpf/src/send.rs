@@ -24,11 +24,13 @@ const REPLY_HOP_LIMIT: u8 = 64;
 /// `headers_len` bytes) kept in place at its start. On failure the frame is
 /// unchanged (`Err`), unless the headers could not be put back (`Ok(false)`).
 ///
-/// A frame grows at its head: XDP guarantees 256 bytes of headroom in driver
-/// and generic mode alike, while tailroom depends on the driver (a veth
-/// frame is the sender's socket buffer, with a few bytes to spare). The
-/// largest growth is 8 AAAA records, 224 bytes. Shrinking, which also drops
-/// link-layer padding, happens at the tail.
+/// Shrinking, which also drops link-layer padding, happens at the tail.
+/// Growing (at most 8 AAAA records, 224 bytes) happens where the buffer has
+/// room: at the tail if it can (a NIC's page-sized buffers,
+/// BPF_PROG_TEST_RUN's page: nothing moves), else at the head, whose 256
+/// bytes XDP guarantees less the kernel's `xdp_frame` (about 216 on a
+/// veth), else split between the two (a veth frame is the sender's socket
+/// buffer, whose spare tail depends on the packet's size).
 #[inline(always)]
 fn resize(
     ctx: &XdpContext,
@@ -37,19 +39,16 @@ fn resize(
     headers_len: usize,
 ) -> Result<bool, ()> {
     let old_len = ctx.data_end() - ctx.data();
-    if new_len < old_len {
-        let delta = new_len as i32 - old_len as i32;
-        // SAFETY: a helper call on the program's own context.
-        return if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } == 0 {
-            Ok(true)
-        } else {
-            Err(())
-        };
+    if new_len <= old_len {
+        if new_len == old_len {
+            return Ok(true);
+        }
+        return adjust_tail(ctx, new_len as i32 - old_len as i32);
     }
-    if new_len == old_len {
+    let grow = ((new_len - old_len) & 0x3ff) as i32;
+    if adjust_tail(ctx, grow).is_ok() {
         return Ok(true);
     }
-    let grow = (new_len - old_len) as i32;
     let headers_len = headers_len & 0xff;
     if headers_len == 0 || headers_len > MAX_HEADERS_LEN {
         return Err(());
@@ -66,20 +65,47 @@ fn resize(
     {
         return Err(());
     }
-    // SAFETY: a helper call on the program's own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
-        return Err(());
+    // The whole growth at the head, or this much of it with the rest at the
+    // tail: a constant list, as the room at either end cannot be asked.
+    for head in [grow, 192, 128, 64] {
+        if head > grow {
+            continue;
+        }
+        let tail = grow - head;
+        if tail > 0 && adjust_tail(ctx, tail).is_err() {
+            continue;
+        }
+        // SAFETY: a helper call on the program's own context.
+        if unsafe { bpf_xdp_adjust_head(ctx.ctx, -head) } != 0 {
+            // Back to the query's length: the frame is as it came.
+            if tail > 0 && adjust_tail(ctx, -tail).is_err() {
+                return Ok(false);
+            }
+            continue;
+        }
+        // SAFETY: as for the load.
+        let stored = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                0,
+                headers.as_mut_ptr() as *mut _,
+                headers_len as u32,
+            )
+        };
+        return Ok(stored == 0);
     }
-    // SAFETY: as for the load.
-    let stored = unsafe {
-        bpf_xdp_store_bytes(
-            ctx.ctx,
-            0,
-            headers.as_mut_ptr() as *mut _,
-            headers_len as u32,
-        )
-    };
-    Ok(stored == 0)
+    Err(())
+}
+
+/// Moves the frame's end by `delta` bytes.
+#[inline(always)]
+fn adjust_tail(ctx: &XdpContext, delta: i32) -> Result<bool, ()> {
+    // SAFETY: a helper call on the program's own context.
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } == 0 {
+        Ok(true)
+    } else {
+        Err(())
+    }
 }
 
 /// Turns the frame into the reply: resizes it, copies the reply message in,
