@@ -171,6 +171,15 @@ impl Config {
         // One line, for the log: `file:line: reason`, not a drawn snippet.
         let mut options = serde_saphyr::Options::default();
         options.with_snippet = false;
+        // The parser's default budget (250,000 nodes, a million events)
+        // stops a file of about 80,000 services. What a plain file holds
+        // grows with its length, and aliases, the way a small file could
+        // expand into a huge one, keep their own default limits.
+        if let Some(budget) = options.budget.as_mut() {
+            budget.max_nodes = budget.max_nodes.max(text.len());
+            budget.max_events = budget.max_events.max(2 * text.len());
+            budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(text.len());
+        }
         serde_saphyr::from_str_with_options(text, options).map_err(|e| {
             let line = e.location().and_then(|l| usize::try_from(l.line()).ok());
             (line, ConfigErrorKind::Yaml(e.to_string()))
@@ -235,6 +244,17 @@ mod tests {
             !kind.to_string().contains('\n'),
             "one line for the log: {kind}"
         );
+    }
+
+    #[test]
+    fn a_file_of_more_services_than_the_parsers_default_budget_parses() {
+        // About 80,000 services exhaust the default budget of 250,000 nodes.
+        let mut text = String::from("services:\n");
+        for i in 0..150_000 {
+            text.push_str(&format!("  - name: svc-{i}\n    vips: [240.0.0.1]\n"));
+        }
+        let config = Config::parse(&text).unwrap_or_else(|(line, kind)| panic!("{line:?}: {kind}"));
+        assert_eq!(config.services.len(), 150_000);
     }
 
     #[test]
