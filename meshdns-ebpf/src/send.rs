@@ -66,8 +66,11 @@ fn resize(
         return Err(());
     }
     // The whole growth at the head, or this much of it with the rest at the
-    // tail: a constant list, as the room at either end cannot be asked.
-    for head in [grow, 192, 128, 64] {
+    // tail: a constant list, as the room at either end cannot be asked. A
+    // veth's headroom is 216 (256 less the kernel's `xdp_frame`), its spare
+    // tail a few bytes or a few dozen, whatever the packet's size left; the
+    // list is only walked for the largest answers.
+    for head in [grow, 216, 208, 200, 192, 176, 160, 128, 96, 64, 32] {
         if head > grow {
             continue;
         }

@@ -1,25 +1,22 @@
 //! The fast path's table: every name the zone answers for, with its record,
 //! built from a validated services file.
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use meshdns_common::{MAX_ADDRS, NameKey, ServiceRecord, ZoneConfig};
 
 use crate::{
     config::{ConfigErrorKind, Services, line_of},
-    dns_name,
     vip::{AllocError, Request, State},
 };
 
 /// One name of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The name as text, lowercased, with a trailing dot.
-    pub name: String,
-    /// The service it belongs to, as the config names it; `None` for the
-    /// apex and the empty non-terminals of an authoritative zone, which
-    /// exist but have no addresses.
-    pub service: Option<String>,
+    /// The service it belongs to, as the config names it (shared by the
+    /// service's names); `None` for the apex and the empty non-terminals of
+    /// an authoritative zone, which exist but have no addresses.
+    pub service: Option<Arc<str>>,
     pub record: ServiceRecord,
 }
 
@@ -28,7 +25,10 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     zone: ZoneConfig,
-    entries: BTreeMap<NameKey, Entry>,
+    /// By the name in wire format, lowercased, as long as it is (not as a
+    /// 256-byte `NameKey`: at a million names that is a quarter of a GB).
+    /// Wire names are self-delimiting, so this orders them as `NameKey`s do.
+    entries: BTreeMap<Box<[u8]>, Entry>,
 }
 
 impl Table {
@@ -62,14 +62,18 @@ impl Table {
 
         let mut entries = BTreeMap::new();
         for service in &services.services {
-            let record = record_of(&vips[&service.name], services.ttl);
-            for key in &service.names {
+            let addresses = match service.vips.is_empty() {
+                true => &vips[&service.name],
+                false => &service.vips,
+            };
+            let record = record_of(addresses, services.ttl);
+            let name: Arc<str> = Arc::from(service.name.as_str());
+            for wire in &service.names {
                 let entry = Entry {
-                    name: dns_name::to_text(key.as_wire()),
-                    service: Some(service.name.clone()),
+                    service: Some(name.clone()),
                     record,
                 };
-                entries.insert(*key, entry);
+                entries.insert(wire.clone(), entry);
             }
         }
         if services.authoritative {
@@ -91,12 +95,13 @@ impl Table {
         let entries = records
             .into_iter()
             .map(|(key, record)| {
-                let entry = Entry {
-                    name: dns_name::to_text(key.as_wire()),
-                    service: None,
-                    record,
-                };
-                (key, entry)
+                (
+                    Box::from(key.as_wire()),
+                    Entry {
+                        service: None,
+                        record,
+                    },
+                )
             })
             .collect();
         Self { zone, entries }
@@ -116,12 +121,14 @@ impl Table {
     }
 
     pub fn get(&self, key: &NameKey) -> Option<&Entry> {
-        self.entries.get(key)
+        self.entries.get(key.as_wire())
     }
 
     /// Every name, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&NameKey, &Entry)> {
-        self.entries.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (NameKey, &Entry)> {
+        self.entries
+            .iter()
+            .map(|(wire, entry)| (key_of(wire), entry))
     }
 
     /// What changes from `self` to `next`, name by name: one walk over
@@ -132,16 +139,16 @@ impl Table {
         std::iter::from_fn(move || {
             let change = match (old.peek(), new.peek()) {
                 (None, None) => return None,
-                (Some(_), None) => Change::Removed(old.next()?.0),
+                (Some(_), None) => Change::Removed(key_of(old.next()?.0)),
                 (None, Some(_)) => {
                     let (key, entry) = new.next()?;
-                    Change::Added(key, entry)
+                    Change::Added(key_of(key), entry)
                 }
                 (Some((old_key, _)), Some((new_key, _))) => match old_key.cmp(new_key) {
-                    std::cmp::Ordering::Less => Change::Removed(old.next()?.0),
+                    std::cmp::Ordering::Less => Change::Removed(key_of(old.next()?.0)),
                     std::cmp::Ordering::Greater => {
                         let (key, entry) = new.next()?;
-                        Change::Added(key, entry)
+                        Change::Added(key_of(key), entry)
                     }
                     std::cmp::Ordering::Equal => {
                         let (_, before) = old.next()?;
@@ -149,7 +156,7 @@ impl Table {
                         if before.record == entry.record {
                             Change::Unchanged
                         } else {
-                            Change::Updated(key, entry)
+                            Change::Updated(key_of(key), entry)
                         }
                     }
                 },
@@ -162,11 +169,16 @@ impl Table {
 /// One name's change from a table to the next ([`Table::changes`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change<'a> {
-    Added(&'a NameKey, &'a Entry),
+    Added(NameKey, &'a Entry),
     /// The name stays, with another record.
-    Updated(&'a NameKey, &'a Entry),
-    Removed(&'a NameKey),
+    Updated(NameKey, &'a Entry),
+    Removed(NameKey),
     Unchanged,
+}
+
+/// The key the program looks `wire` (a table's name) up by.
+fn key_of(wire: &[u8]) -> NameKey {
+    NameKey::from_wire(wire).expect("a table holds well-formed names")
 }
 
 /// Adds the apex and every empty non-terminal (a name with no records of
@@ -174,10 +186,10 @@ pub enum Change<'a> {
 /// `echo-server.echo-example.svc.1010.mesh`) as names without addresses:
 /// they exist, so an authoritative zone must answer them NODATA, not
 /// NXDOMAIN (RFC 8020).
-fn add_empty_names(entries: &mut BTreeMap<NameKey, Entry>, apex: &[u8], ttl: u32) {
+fn add_empty_names(entries: &mut BTreeMap<Box<[u8]>, Entry>, apex: &[u8], ttl: u32) {
     let mut empty = vec![apex.to_vec()];
     for key in entries.keys() {
-        let mut wire = key.as_wire();
+        let mut wire: &[u8] = key;
         // Strip the first label while what is left is below the apex.
         while wire.len() > apex.len() {
             wire = &wire[1 + wire[0] as usize..];
@@ -185,15 +197,15 @@ fn add_empty_names(entries: &mut BTreeMap<NameKey, Entry>, apex: &[u8], ttl: u32
         }
     }
     for wire in empty {
-        let key = NameKey::from_wire(&wire).expect("a suffix of a well-formed name");
-        entries.entry(key).or_insert_with(|| Entry {
-            name: dns_name::to_text(&wire),
-            service: None,
-            record: ServiceRecord {
-                ttl,
-                ..ServiceRecord::EMPTY
-            },
-        });
+        entries
+            .entry(wire.into_boxed_slice())
+            .or_insert_with(|| Entry {
+                service: None,
+                record: ServiceRecord {
+                    ttl,
+                    ..ServiceRecord::EMPTY
+                },
+            });
     }
 }
 
@@ -223,6 +235,7 @@ fn record_of(vips: &[IpAddr], ttl: u32) -> ServiceRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns_name;
 
     fn key(name: &str) -> NameKey {
         NameKey::from_wire(&dns_name::to_wire(name, "mesh").unwrap()).unwrap()
@@ -235,7 +248,7 @@ mod tests {
         )
         .unwrap();
         let entry = table.get(&key("redis")).unwrap();
-        assert_eq!(entry.name, "redis.mesh.");
+        assert_eq!(entry.service.as_deref(), Some("redis"));
         assert_eq!(entry.record.ttl, 30);
         assert_eq!(entry.record.v4(), [[240, 0, 0, 100], [240, 0, 0, 101]]);
         assert_eq!(entry.record.v6().len(), 1);
@@ -255,8 +268,8 @@ mod tests {
         let mut changes: Vec<String> = before
             .changes(&after)
             .map(|change| match change {
-                Change::Added(k, _) => format!("added {}", k == &d),
-                Change::Updated(k, e) => format!("updated {} {:?}", k == &b, e.record.v4()),
+                Change::Added(k, _) => format!("added {}", k == d),
+                Change::Updated(k, e) => format!("updated {} {:?}", k == b, e.record.v4()),
                 Change::Removed(k) => format!("removed {}", dns_name::to_text(k.as_wire())),
                 Change::Unchanged => "unchanged".to_string(),
             })
@@ -306,7 +319,10 @@ mod tests {
     fn rfc8020_authoritative_zone_has_its_apex_and_empty_non_terminals() {
         let text = "authoritative: true\nservices:\n  - name: a.b.c\n    vips: [240.0.0.1]\n";
         let table = Table::parse(text).unwrap();
-        let names: Vec<&str> = table.iter().map(|(_, e)| e.name.as_str()).collect();
+        let names: Vec<String> = table
+            .iter()
+            .map(|(k, _)| dns_name::to_text(k.as_wire()))
+            .collect();
         assert_eq!(names.len(), 4, "{names:?}");
         for empty in ["b.c", "c"] {
             let entry = table.get(&key(empty)).unwrap();

@@ -270,18 +270,18 @@ fn check_tx(input: &[u8], output: &[u8], table: &Table, authoritative: bool) -> 
             };
             if want.is_empty() {
                 if !soa_only(ResponseCode::NoError) {
-                    return Err(format!("want NODATA for {}, got {reply:?}", entry.name));
+                    return Err(format!("want NODATA for {key:?}, got {reply:?}"));
                 }
             } else {
                 let got: Vec<RData> = reply.answers.iter().map(|r| r.data.clone()).collect();
                 if reply.metadata.response_code != ResponseCode::NoError || got != want {
-                    return Err(format!("want {want:?} for {}, got {reply:?}", entry.name));
+                    return Err(format!("want {want:?} for {key:?}, got {reply:?}"));
                 }
                 // hickory's record equality leaves TTLs out; check them.
                 if reply.answers.iter().any(|r| r.ttl != entry.record.ttl) {
                     return Err(format!(
-                        "want TTL {} for {}, got {reply:?}",
-                        entry.record.ttl, entry.name
+                        "want TTL {} for {key:?}, got {reply:?}",
+                        entry.record.ttl
                     ));
                 }
             }

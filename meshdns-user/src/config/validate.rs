@@ -4,11 +4,11 @@
 //! resolver only read it.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{HashMap, HashSet},
     net::IpAddr,
 };
 
-use meshdns_common::{MAX_ADDRS, NameKey, ZoneConfig};
+use meshdns_common::{MAX_ADDRS, ZoneConfig, name::LOWERCASE};
 
 use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, line_of, zone};
 use crate::{
@@ -44,10 +44,11 @@ pub struct CheckedService {
     /// family, none twice.
     pub vips: Vec<IpAddr>,
     /// The names it answers for in the zone (see [`Service::dns_names`]),
-    /// as the program looks them up; no other service claims them.
+    /// in wire format, lowercased, as the program looks them up; no other
+    /// service claims them.
     ///
     /// [`Service::dns_names`]: super::Service::dns_names
-    pub names: Vec<NameKey>,
+    pub names: Vec<Box<[u8]>>,
 }
 
 /// What the services file says about the resolver.
@@ -101,10 +102,12 @@ impl Config {
             allow_from: self.allow_from()?,
             stale_max: self.stale_max()?,
         };
-        // Which service claimed each name first, to name both when another does.
-        let mut claimed: BTreeMap<NameKey, &str> = BTreeMap::new();
+        // Which service claimed each name first (its index), to name both
+        // when another does. Keyed by the name as long as it is, not by
+        // 256-byte keys: at a million names that is the most this holds.
+        let mut claimed: HashMap<Box<[u8]>, usize> = HashMap::with_capacity(self.services.len());
         let mut services = Vec::with_capacity(self.services.len());
-        for service in &self.services {
+        for (index, service) in self.services.iter().enumerate() {
             check_vips(&service.name, &service.vips)?;
             let mut names = Vec::with_capacity(2);
             for name in service.dns_names() {
@@ -113,15 +116,15 @@ impl Config {
                         name: service.name.clone(),
                         error,
                     })?;
-                let key = NameKey::from_wire(&wire).expect("to_wire makes well-formed names");
-                if let Some(first) = claimed.insert(key, &service.name) {
+                let wire: Box<[u8]> = wire.iter().map(|b| LOWERCASE[usize::from(*b)]).collect();
+                if let Some(first) = claimed.insert(wire.clone(), index) {
                     return Err(ConfigErrorKind::DuplicateName {
-                        first: first.to_string(),
+                        first: self.services[first].name.clone(),
                         second: service.name.clone(),
                         dns_name: dns_name::to_text(&wire),
                     });
                 }
-                names.push(key);
+                names.push(wire);
             }
             services.push(CheckedService {
                 name: service.name.clone(),

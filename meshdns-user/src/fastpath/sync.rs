@@ -55,8 +55,8 @@ impl FastPath {
                 let removed = read
                     .keys()
                     .filter(|key| table.get(key).is_none())
-                    .map(Change::Removed);
-                let rest = table.iter().map(|(key, entry)| match read.get(key) {
+                    .map(|key| Change::Removed(*key));
+                let rest = table.iter().map(|(key, entry)| match read.get(&key) {
                     Some(record) if *record == entry.record => Change::Unchanged,
                     Some(_) => Change::Updated(key, entry),
                     None => Change::Added(key, entry),
@@ -69,15 +69,15 @@ impl FastPath {
             match change {
                 Change::Unchanged => report.unchanged += 1,
                 Change::Removed(key) => {
-                    names.remove(key)?;
+                    names.remove(&key)?;
                     report.removed += 1;
                 }
                 Change::Added(key, entry) => {
-                    names.add(key, entry.record)?;
+                    names.add(&key, entry.record)?;
                     report.added += 1;
                 }
                 Change::Updated(key, entry) => {
-                    names.replace(key, entry.record)?;
+                    names.replace(&key, entry.record)?;
                     report.updated += 1;
                 }
             }
