@@ -41,8 +41,8 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
     // SAFETY: map values stay valid for the whole run of the program (RCU).
     let zone_ref = unsafe { &*zone };
     // Most names a node resolves are not the mesh's: they leave here, after
-    // comparing a few bytes, without hashing a 256-byte key. Every name in
-    // the table is in the zone, so this loses no answer.
+    // comparing a few bytes, without a hash lookup. Every name in the table
+    // is in the zone, so this loses no answer.
     if !in_zone(scratch, query.name_len, zone_ref) {
         return Err(Counter::PassNotInZone);
     }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    config::{ConfigError, ConfigErrorKind, ResolverSettings, Services, line_of},
+    config::{ConfigError, ConfigErrorKind, ResolverSettings, Services, located},
     table::Table,
     vip::State,
 };
@@ -80,10 +80,8 @@ impl Registry {
             kind,
         };
         let services = Services::parse(&text).map_err(error)?;
-        let table = Table::build(&services, &mut self.state, now).map_err(|alloc| {
-            let kind = ConfigErrorKind::Vip(alloc);
-            error((line_of(&text, &kind), kind))
-        })?;
+        let table = Table::build(&services, &mut self.state, now)
+            .map_err(|alloc| error(located(&text, ConfigErrorKind::Vip(alloc))))?;
         // Serving matters more than persisting: a state file that cannot be
         // written is an error in the log, not a reason to refuse the table.
         if let Err(error) = self.state.save(&self.state_path) {

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 use meshdns_common::{MAX_ADDRS, NameKey, ServiceRecord, ZoneConfig};
 
 use crate::{
-    config::{ConfigErrorKind, Services, line_of},
+    config::{ConfigErrorKind, Services, located},
     vip::{AllocError, Request, State},
 };
 
@@ -38,10 +38,8 @@ impl Table {
     /// reads the file through the [`Registry`](crate::registry::Registry).
     pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
         let services = Services::parse(text)?;
-        Self::build(&services, &mut State::default(), 0).map_err(|error| {
-            let kind = ConfigErrorKind::Vip(error);
-            (line_of(text, &kind), kind)
-        })
+        Self::build(&services, &mut State::default(), 0)
+            .map_err(|error| located(text, ConfigErrorKind::Vip(error)))
     }
 
     /// The table of `services`, with VIPs for the services without them

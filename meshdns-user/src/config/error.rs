@@ -73,6 +73,12 @@ pub enum ConfigErrorKind {
     },
 }
 
+/// `kind`, found in the services file `text`, with the line it most likely
+/// refers to.
+pub(crate) fn located(text: &str, kind: ConfigErrorKind) -> (Option<usize>, ConfigErrorKind) {
+    (line_of(text, &kind), kind)
+}
+
 /// The line a semantic error most likely refers to: the first line that
 /// mentions the service (or zone, or ttl) it names. the YAML parser gives no
 /// positions after parsing, and pointing at the right entry beats none.

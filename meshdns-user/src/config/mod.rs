@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-pub(crate) use error::line_of;
+pub(crate) use error::located;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use validate::{CheckedService, MAX_TTL, ResolverSettings, Services};
 

@@ -10,7 +10,7 @@ use std::{
 
 use meshdns_common::{MAX_ADDRS, ZoneConfig, name::LOWERCASE};
 
-use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, line_of, zone};
+use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, located, zone};
 use crate::{
     cidr::{Cidr, CidrError},
     dns_name,
@@ -76,7 +76,7 @@ impl Services {
     pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
         Config::parse(text)?
             .validate()
-            .map_err(|kind| (line_of(text, &kind), kind))
+            .map_err(|kind| located(text, kind))
     }
 
     /// The zone's apex in wire format.
@@ -252,6 +252,7 @@ fn check_vips(name: &str, vips: &[IpAddr]) -> Result<(), ConfigErrorKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::error::line_of;
 
     fn parse(text: &str) -> Result<Services, (Option<usize>, ConfigErrorKind)> {
         Services::parse(text)

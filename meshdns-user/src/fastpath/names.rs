@@ -88,7 +88,14 @@ impl<T: Borrow<MapData>> NameMaps<T> {
 
     /// Every name and its record, class by class.
     pub fn records(&self) -> Result<Vec<(NameKey, ServiceRecord)>> {
-        let compact = self.compact_records()?;
+        self.expand_all(self.compact_records()?)
+    }
+
+    /// The whole records of `compact`'s names (see [`NameMaps::expand`]).
+    fn expand_all(
+        &self,
+        compact: Vec<(NameKey, CompactRecord)>,
+    ) -> Result<Vec<(NameKey, ServiceRecord)>> {
         let mut records = Vec::with_capacity(compact.len());
         for (key, record) in compact {
             if let Some(record) = self.expand(&record)? {
@@ -132,9 +139,7 @@ impl<T: Borrow<MapData>> NameMaps<T> {
         }
         Ok(count)
     }
-}
 
-impl<T: Borrow<MapData>> NameMaps<T> {
     /// How many names have their record in `NAMES_FULL` (more than one
     /// address of a family).
     pub fn full_records(&self) -> Result<usize> {
@@ -220,13 +225,7 @@ impl<T: BorrowMut<MapData>> NameMaps<T> {
     pub fn read_all(&mut self) -> Result<Vec<(NameKey, ServiceRecord)>> {
         let compact = self.compact_records()?;
         self.learn_ids(&compact)?;
-        let mut records = Vec::with_capacity(compact.len());
-        for (key, record) in compact {
-            if let Some(record) = self.expand(&record)? {
-                records.push((key, record));
-            }
-        }
-        Ok(records)
+        self.expand_all(compact)
     }
 
     /// The full ids in use, read from the maps the first time if
