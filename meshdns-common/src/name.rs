@@ -193,9 +193,10 @@ pub fn wire_name_len(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// ASCII lowercasing as a table, so the XDP program lowercases without a
-/// branch per byte. Only `A`..=`Z` change; label length octets are at most
-/// 63, below `A` (65), so lowercasing a whole wire name leaves them intact.
+/// ASCII lowercasing as a table, for the agent. Only `A`..=`Z` change;
+/// label length octets are at most 63, below `A` (65), so lowercasing a
+/// whole wire name leaves them intact. The XDP program does the same eight
+/// bytes at a time with [`lowercase_word`]; a test checks they agree.
 pub static LOWERCASE: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut i = 0;
@@ -206,3 +207,43 @@ pub static LOWERCASE: [u8; 256] = {
     }
     table
 };
+
+/// The eight bytes of `word` lowercased as [`LOWERCASE`] does, in any byte
+/// order, with no table and no branch: the XDP program lowercases a name a
+/// word at a time with it.
+#[inline(always)]
+pub const fn lowercase_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte's low seven bits plus a constant set its top bit exactly when
+    // the byte is at least 'A', or more than 'Z'; none carries into the
+    // next byte. A byte whose own top bit is set is not a letter.
+    let low = word & !HIGH;
+    let from_a = low + (0x80 - b'A' as u64) * ONES;
+    let past_z = low + (0x80 - b'Z' as u64 - 1) * ONES;
+    let upper = from_a & !past_z & !word & HIGH;
+    // 0x80 >> 2 is 0x20, the case bit.
+    word | (upper >> 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every byte value, in every position of the word, with neighbours
+    /// that could carry into it.
+    #[test]
+    fn lowercase_word_agrees_with_the_table() {
+        for byte in 0..=255u8 {
+            for position in 0..8 {
+                for fill in [0x00, 0x40, 0x5a, 0x7f, 0x80, 0xff] {
+                    let mut bytes = [fill; 8];
+                    bytes[position] = byte;
+                    let expected = bytes.map(|b| LOWERCASE[b as usize]);
+                    let word = u64::from_ne_bytes(bytes);
+                    assert_eq!(lowercase_word(word).to_ne_bytes(), expected, "{bytes:02x?}");
+                }
+            }
+        }
+    }
+}

@@ -39,6 +39,9 @@ pub struct ZoneConfig {
 }
 
 const _: () = assert!(core::mem::size_of::<ZoneConfig>() == 256 + 8 + MAX_SOA_RR_LEN);
+// The XDP program copies the SOA record eight bytes at a time; a map value
+// is 8-byte aligned.
+const _: () = assert!(core::mem::offset_of!(ZoneConfig, soa_rr).is_multiple_of(8));
 
 #[cfg(feature = "user")]
 aya_pod!(ZoneConfig);

@@ -1,6 +1,7 @@
 //! Phases 3 and 4: `decide` looks the name up and settles on an answer,
-//! NODATA, NXDOMAIN or a pass; `build_reply` writes the reply over the query
-//! in the scratch buffer. Neither touches the frame.
+//! NODATA, NXDOMAIN or a pass; `build_reply` writes what the reply appends
+//! to the question into the scratch section buffer. Neither touches the
+//! frame.
 
 use meshdns_common::{
     CompactRecord, Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN,
@@ -170,63 +171,107 @@ fn reply_len(query: &Query, decision: &Decision, zone: &ZoneConfig) -> usize {
     len
 }
 
-/// Writes `answers` answer records of `qtype` at `at`, from the first
-/// addresses of `v4` or `v6`; returns where they end. Generic over how many
-/// addresses there can be, so that each kind of record gets its own bound.
+/// Writes `answers` answer records of `qtype` into `section` from
+/// `SECTION_ANSWERS` on, from the first addresses of `v4` or `v6`; returns
+/// where they end. Each record is whole 4-byte words at aligned offsets
+/// (16 bytes for A, 28 for AAAA). Generic over how many addresses there
+/// can be, so that each kind of record gets its own bound.
 #[inline(always)]
 fn write_answers<const N: usize>(
-    msg: &mut Msg,
-    mut at: usize,
+    section: &mut Section,
     qtype: u16,
     ttl: u32,
     v4: &[[u8; 4]; N],
     v6: &[[u8; 16]; N],
     answers: usize,
 ) -> usize {
-    let ttl = ttl.to_be_bytes();
+    let [t0, t1, t2, t3] = ttl.to_be_bytes();
+    // Every answer's owner is the question's name, at offset 12.
+    let [p0, p1] = name_pointer(HDR_LEN);
+    let mut at = SECTION_ANSWERS;
     for i in 0..N {
         if i >= answers {
             break;
         }
-        // Every answer's owner is the question's name.
-        msg.put(at, &name_pointer(HDR_LEN));
-        msg.put_u16(at + 4, CLASS_IN);
-        msg.put(at + 6, &ttl);
         if qtype == TYPE_A {
-            msg.put_u16(at + 2, TYPE_A);
-            msg.put_u16(at + 10, 4);
-            msg.put(at + RR_FIXED_LEN, &v4[i]);
+            section.put32(at, [p0, p1, 0, TYPE_A as u8]);
+            section.put32(at + 4, [0, CLASS_IN as u8, t0, t1]);
+            section.put32(at + 8, [t2, t3, 0, 4]);
+            section.put32(at + 12, v4[i]);
             at += A_RR_LEN;
         } else {
-            msg.put_u16(at + 2, TYPE_AAAA);
-            msg.put_u16(at + 10, 16);
-            msg.put(at + RR_FIXED_LEN, &v6[i]);
+            let a = &v6[i];
+            section.put32(at, [p0, p1, 0, TYPE_AAAA as u8]);
+            section.put32(at + 4, [0, CLASS_IN as u8, t0, t1]);
+            section.put32(at + 8, [t2, t3, 0, 16]);
+            section.put32(at + 12, [a[0], a[1], a[2], a[3]]);
+            section.put32(at + 16, [a[4], a[5], a[6], a[7]]);
+            section.put32(at + 20, [a[8], a[9], a[10], a[11]]);
+            section.put32(at + 24, [a[12], a[13], a[14], a[15]]);
             at += AAAA_RR_LEN;
         }
     }
     at
 }
 
-/// Writes the reply over the query in `msg` and returns its length. The
-/// header and question are the query's, with the header's flags and counts
-/// rewritten, so the ID and the client's name bytes (DNS 0x20) are kept.
+/// Writes the authority section of a negative answer into `section`: the
+/// owner pointer to the apex (the end of the question's name) just before
+/// `SECTION_ANSWERS`, and the zone's SOA record from there, eight bytes at
+/// a time. Returns where it ends.
 #[inline(always)]
-pub(crate) fn build_reply(msg: &mut Msg, query: &Query, decision: &Decision) -> usize {
+fn write_soa(section: &mut Section, query: &Query, zone: &ZoneConfig) -> usize {
+    let apex_at = HDR_LEN + query.name_len - zone.apex_len as usize;
+    section.put(SECTION_ANSWERS - 2, &name_pointer(apex_at));
+    let soa_len = zone.soa_rr_len as usize;
+    let words = zone.soa_rr.as_ptr() as *const u64;
+    for w in 0..MAX_SOA_RR_LEN / 8 {
+        if 8 * w >= soa_len {
+            break;
+        }
+        // SAFETY: word `w` of the 160-byte record; a map value is 8-byte
+        // aligned and `soa_rr` at a multiple of 8 in it (asserted in
+        // meshdns-common). Bytes past its length are zeros, and what
+        // follows overwrites them.
+        let word = unsafe { core::ptr::read(words.add(w)) };
+        section.put64(SECTION_ANSWERS + 8 * w, word);
+    }
+    SECTION_ANSWERS + soa_len
+}
+
+/// What the reply appends to the question, in `Section::bytes[start..end]`.
+pub(crate) struct Reply {
+    pub(crate) flags: u16,
+    pub(crate) ancount: u16,
+    pub(crate) nscount: u16,
+    pub(crate) arcount: u16,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+impl Reply {
+    /// Length of what is appended to the question.
+    pub(crate) fn appended_len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Writes what the reply appends to the query's question (the answers or
+/// the SOA, then the OPT record) into `section`, and returns the header's
+/// new flags and counts. The header's ID and the question are the query's,
+/// so the client's name bytes (DNS 0x20) are kept; only the header's flags
+/// and counts change there.
+#[inline(always)]
+pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decision) -> Reply {
     let rcode = if decision.counter == Counter::AnsweredNxdomain {
         RCODE_NXDOMAIN
     } else {
         0
     };
     let flags = FLAG_QR | FLAG_AA | FLAG_RA | (query.flags & (FLAG_RD | FLAG_CD)) | rcode;
-    msg.put_u16(HDR_FLAGS, flags);
-    msg.put_u16(HDR_ANCOUNT, decision.answers as u16);
-    msg.put_u16(HDR_NSCOUNT, (decision.answers == 0) as u16);
-    msg.put_u16(HDR_ARCOUNT, query.edns_do.is_some() as u16);
 
-    let mut at = query.question_end();
-    if decision.answers > 0 {
+    let (start, mut at) = if decision.answers > 0 {
         let qtype = query.qtype;
-        at = match decision.addresses {
+        let end = match decision.addresses {
             Addresses::Compact(record) => {
                 // SAFETY: a map value, valid for the whole run (RCU).
                 let record = unsafe { &*record };
@@ -234,43 +279,54 @@ pub(crate) fn build_reply(msg: &mut Msg, query: &Query, decision: &Decision) -> 
                     core::array::from_ref(&record.v4),
                     core::array::from_ref(&record.v6),
                 );
-                write_answers(msg, at, qtype, record.ttl, v4, v6, decision.answers)
+                write_answers(section, qtype, record.ttl, v4, v6, decision.answers)
             }
             Addresses::Full(record) => {
                 // SAFETY: as above.
                 let record = unsafe { &*record };
                 let answers = decision.answers;
-                write_answers(msg, at, qtype, record.ttl, &record.v4, &record.v6, answers)
+                write_answers(section, qtype, record.ttl, &record.v4, &record.v6, answers)
             }
-            Addresses::None => at,
+            Addresses::None => SECTION_ANSWERS,
         };
+        (SECTION_ANSWERS, end)
     } else {
         // SAFETY: as above.
         let zone = unsafe { &*decision.zone };
-        // The SOA's owner is the apex: the end of the question's name.
-        let apex_at = HDR_LEN + query.name_len - zone.apex_len as usize;
-        msg.put(at, &name_pointer(apex_at));
-        at += 2;
-        let soa_len = zone.soa_rr_len as usize;
-        for i in 0..MAX_SOA_RR_LEN {
-            if i >= soa_len {
-                break;
-            }
-            msg.bytes[(at + i) & 0x1ff] = zone.soa_rr[i];
-        }
-        at += soa_len;
-    }
+        (SECTION_ANSWERS - 2, write_soa(section, query, zone))
+    };
 
     if let Some(do_bit) = query.edns_do {
-        msg.bytes[at & 0x1ff] = 0;
-        msg.put_u16(at + OPT_TYPE, TYPE_OPT);
-        msg.put_u16(at + OPT_TYPE + 2, EDNS_UDP_PAYLOAD_SIZE);
-        msg.put(at + 5, &[0, 0]); // extended RCODE, version
-        msg.put_u16(at + OPT_FLAGS, if do_bit { EDNS_FLAG_DO } else { 0 });
-        msg.put_u16(at + OPT_RDLENGTH, 0);
+        let [size_hi, size_lo] = EDNS_UDP_PAYLOAD_SIZE.to_be_bytes();
+        let flags_hi = if do_bit { (EDNS_FLAG_DO >> 8) as u8 } else { 0 };
+        // Root owner, TYPE OPT, CLASS = UDP payload size, extended RCODE
+        // and version 0, flags, RDLENGTH 0.
+        section.put(
+            at,
+            &[
+                0,
+                0,
+                TYPE_OPT as u8,
+                size_hi,
+                size_lo,
+                0,
+                0,
+                flags_hi,
+                0,
+                0,
+                0,
+            ],
+        );
         at += OPT_RR_LEN;
     }
     // Zeros up to the next multiple of 4, for the checksum.
-    msg.put(at, &[0, 0, 0]);
-    at
+    section.put(at, &[0, 0, 0]);
+    Reply {
+        flags,
+        ancount: decision.answers as u16,
+        nscount: (decision.answers == 0) as u16,
+        arcount: query.edns_do.is_some() as u16,
+        start,
+        end: at,
+    }
 }

@@ -2,7 +2,6 @@
 
 use aya_ebpf::{helpers::generated::bpf_csum_diff, programs::XdpContext};
 
-use crate::dns::Msg;
 use crate::packet::{IPV4_HDR_LEN, ptr_at};
 
 /// Folds a one's-complement sum to 16 bits. Three folds suffice for any
@@ -44,31 +43,55 @@ pub fn sum_words<const N: usize>(bytes: &[u8; N]) -> u64 {
     sum
 }
 
-/// The UDP checksum (RFC 768; RFC 8200 §8.1 for IPv6) of a datagram whose
-/// pseudo-header and UDP header sum to `header_sum` and whose payload is the
-/// first `len` bytes of `msg`, as bytes to store. `msg` must hold zeros
-/// after `len` up to the next multiple of 4, and `len` be at most 512.
+/// A partial sum, as `sum_words` gives it, of 16-bit values written
+/// big-endian (the DNS header's fields).
 #[inline(always)]
-pub fn udp(header_sum: u64, msg: &mut Msg, len: usize) -> Option<[u8; 2]> {
-    // bpf_csum_diff sums whole 32-bit words, at most 512 bytes of them.
-    let padded = ((len + 3) & !3) & 0x3fc;
-    // SAFETY: `msg` is valid for `padded` <= 512 bytes; `from` is empty.
-    let payload_sum = unsafe {
-        bpf_csum_diff(
-            core::ptr::null_mut(),
-            0,
-            msg.bytes.as_mut_ptr() as *mut u32,
-            padded as u32,
-            0,
-        )
-    };
-    if payload_sum < 0 {
+pub fn be_words<const N: usize>(values: &[u16; N]) -> u64 {
+    let mut sum = 0u64;
+    for value in values {
+        sum += u16::from_ne_bytes(value.to_be_bytes()) as u64;
+    }
+    sum
+}
+
+/// A partial sum of bytes that start at an even offset, moved to where
+/// they are in the datagram: at an odd offset each byte pairs with the
+/// other half of a word, which swaps the bytes of the folded sum (RFC 1071
+/// §2(B)).
+#[inline(always)]
+pub fn at_parity(sum: u64, odd: bool) -> u64 {
+    let folded = fold(sum);
+    if odd {
+        folded.swap_bytes() as u64
+    } else {
+        folded as u64
+    }
+}
+
+/// The partial sum of the `len` bytes at `bytes`; `len` a multiple of 4
+/// and at most 512 (what `bpf_csum_diff` takes).
+#[inline(always)]
+pub fn sum(bytes: *mut u8, len: usize) -> Option<u64> {
+    let len = len & 0x3fc;
+    if len > 512 {
         return None;
     }
-    // A computed zero is sent as all ones: zero means "no checksum".
-    let checksum = match !fold(header_sum + payload_sum as u32 as u64) {
-        0 => 0xffff,
+    // SAFETY: the caller's `bytes` are valid for `len` bytes; `from` is empty.
+    let sum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, bytes as *mut u32, len as u32, 0) };
+    if sum < 0 {
+        return None;
+    }
+    Some(sum as u32 as u64)
+}
+
+/// The checksum field of a datagram whose parts sum to `sum` (RFC 768; RFC
+/// 8200 §8.1 for IPv6), as bytes to store: a computed zero is sent as all
+/// ones, since zero means "no checksum".
+#[inline(always)]
+pub fn finish(sum: u64) -> [u8; 2] {
+    match !fold(sum) {
+        0 => 0xffff_u16,
         checksum => checksum,
-    };
-    Some(checksum.to_ne_bytes())
+    }
+    .to_ne_bytes()
 }

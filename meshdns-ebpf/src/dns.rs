@@ -10,14 +10,32 @@ pub const MAX_MSG_LEN: usize = 512;
 /// access lands inside it.
 const MSG_MASK: usize = MAX_MSG_LEN - 1;
 
-/// The message buffer: twice the largest message, so that a masked offset
+/// The query's buffer: twice the largest message, so that a masked offset
 /// (below 512) plus any field (shorter than 512) stays inside.
-#[repr(C)]
+///
+/// The message starts 4 bytes into an 8-byte aligned block, so that the
+/// question's name (at offset 12) is 8-byte aligned and can be read a word
+/// at a time (`name_word`).
+#[repr(C, align(8))]
 pub struct Msg {
+    _lead: [u8; 4],
     pub bytes: [u8; 2 * MAX_MSG_LEN],
 }
 
+const _: () =
+    assert!(core::mem::offset_of!(Msg, bytes) % 8 == 4 && (4 + HDR_LEN).is_multiple_of(8));
+
 impl Msg {
+    /// Bytes `8 * w ..` of the question's name, as they are in memory.
+    #[inline(always)]
+    pub fn name_word(&self, w: usize) -> u64 {
+        let at = (HDR_LEN + 8 * w) & MSG_MASK;
+        // SAFETY: `at` is below 512 and the buffer 1024 bytes long; at the
+        // message's offset 12 plus a multiple of 8 the address is 8-byte
+        // aligned (see the assertion above).
+        unsafe { core::ptr::read(self.bytes.as_ptr().add(at) as *const u64) }
+    }
+
     /// The byte at `at`.
     #[inline(always)]
     pub fn u8(&self, at: usize) -> u8 {
@@ -30,17 +48,46 @@ impl Msg {
         let at = at & MSG_MASK;
         u16::from_be_bytes([self.bytes[at], self.bytes[at + 1]])
     }
+}
 
-    /// Writes `value` big-endian at `at`.
+/// Where the program writes what the reply appends to the question: the
+/// answer or authority section and the OPT record. Records are written
+/// whole words at a time, so the section starts at `SECTION_ANSWERS`, a
+/// multiple of 8; an authority section's owner pointer takes the two bytes
+/// before it, so that the SOA record's words are aligned too.
+#[repr(C, align(8))]
+pub struct Section {
+    pub bytes: [u8; 2 * MAX_MSG_LEN],
+}
+
+/// Offset in `Section` of the first answer record, and of the SOA record
+/// after its two-byte owner pointer.
+pub const SECTION_ANSWERS: usize = 8;
+
+impl Section {
+    /// Writes `word` (bytes in wire order) at `at`, a multiple of 4 below 512.
     #[inline(always)]
-    pub fn put_u16(&mut self, at: usize, value: u16) {
-        let at = at & MSG_MASK;
-        let [hi, lo] = value.to_be_bytes();
-        self.bytes[at] = hi;
-        self.bytes[at + 1] = lo;
+    pub fn put32(&mut self, at: usize, word: [u8; 4]) {
+        let at = at & MSG_MASK & !3;
+        // SAFETY: inside the buffer (masked below 512 of 1024 bytes), and
+        // 4-byte aligned: the buffer is 8-byte aligned, `at` a multiple of 4.
+        unsafe {
+            core::ptr::write(
+                self.bytes.as_mut_ptr().add(at) as *mut u32,
+                u32::from_ne_bytes(word),
+            )
+        };
     }
 
-    /// Writes `bytes` at `at`.
+    /// Writes `word` (bytes in memory order) at `at`, a multiple of 8 below 512.
+    #[inline(always)]
+    pub fn put64(&mut self, at: usize, word: u64) {
+        let at = at & MSG_MASK & !7;
+        // SAFETY: as for `put32`, 8-byte aligned.
+        unsafe { core::ptr::write(self.bytes.as_mut_ptr().add(at) as *mut u64, word) };
+    }
+
+    /// Writes `bytes` at `at`, any offset below 512.
     #[inline(always)]
     pub fn put<const N: usize>(&mut self, at: usize, bytes: &[u8; N]) {
         let at = at & MSG_MASK;
@@ -49,6 +96,19 @@ impl Msg {
         }
     }
 }
+
+/// The DNS header (RFC 1035 §4.1.1), as the reply rewrites it in the frame.
+#[repr(C)]
+pub struct DnsHdr {
+    pub id: [u8; 2],
+    pub flags: [u8; 2],
+    pub qdcount: [u8; 2],
+    pub ancount: [u8; 2],
+    pub nscount: [u8; 2],
+    pub arcount: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<DnsHdr>() == HDR_LEN);
 
 // Header (RFC 1035 §4.1.1): offsets and flag bits; CD from RFC 4035 §3.2.2.
 pub const HDR_FLAGS: usize = 2;

@@ -42,6 +42,7 @@ mod never;
 mod packet;
 mod parse;
 mod send;
+mod verifier;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use meshdns_common::Counter;
@@ -119,8 +120,8 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
     let transport = parse_transport(ctx, &mut scratch.laundry)?;
     let query = parse_query(ctx, &transport, scratch)?;
     let decision = decide(scratch, &query)?;
-    let reply_len = build_reply(&mut scratch.msg, &query, &decision);
-    send_reply(ctx, &transport, scratch, reply_len)?;
+    let reply = build_reply(&mut scratch.section, &query, &decision);
+    send_reply(ctx, &transport, scratch, &query, &reply)?;
     Ok(decision.counter)
 }
 

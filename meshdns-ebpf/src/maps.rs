@@ -12,7 +12,7 @@ use meshdns_common::{
 };
 
 use crate::MAX_HEADERS_LEN;
-use crate::dns::Msg;
+use crate::dns::{Msg, Section};
 
 /// The table: lowercased wire-format name to its addresses, in one map per
 /// name length class (`NameClass`), so that the kernel hashes a key no
@@ -57,14 +57,19 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT
 /// Per-CPU working memory of one run: too much for the 512-byte stack.
 #[repr(C)]
 pub(crate) struct Scratch {
-    /// The query as it came, then the reply.
+    /// The query as it came.
     pub(crate) msg: Msg,
+    /// What the reply appends to the query's question.
+    pub(crate) section: Section,
     /// The frame's headers, while the frame grows at its head.
     pub(crate) headers: [u8; MAX_HEADERS_LEN],
     /// The lookup key: the question's name, lowercased.
     pub(crate) key: NameKey,
     /// Bit `i` set: a label starts at offset `i` of the question's name.
     pub(crate) label_starts: [u64; 4],
+    /// One's-complement sum of the question's name as sent, in memory
+    /// order, for the reply's checksum.
+    pub(crate) name_sum: u64,
     /// See `forget_exact_value`.
     pub(crate) laundry: u64,
 }

@@ -4,31 +4,15 @@
 
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use meshdns_common::{
-    Counter, MAX_INTERFACES, MAX_LABEL_LEN, MAX_NAME_LEN, NameKey, name::LOWERCASE,
+    Counter, MAX_INTERFACES, MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey,
+    name::lowercase_word,
 };
 
 use crate::DNS_PORT;
 use crate::dns::*;
 use crate::maps::{INTERFACES, Scratch};
 use crate::packet::*;
-
-/// Returns `value & mask` such that the verifier knows only its bounds, not
-/// which value it is.
-///
-/// Different paths reach the same code with different known values (a name
-/// length per iteration of the name loop, an offset per VLAN and IP
-/// version); without this the verifier would walk everything after them once
-/// per value, and give up at its limit of a million instructions. A round
-/// trip through map memory, which the verifier does not track, makes all
-/// those paths one.
-#[inline(always)]
-fn forget_exact_value(slot: &mut u64, value: usize, mask: usize) -> usize {
-    // SAFETY: `slot` is a valid, exclusive reference.
-    unsafe {
-        core::ptr::write_volatile(slot, value as u64);
-        core::ptr::read_volatile(slot) as usize & mask
-    }
-}
+use crate::verifier::forget_exact_value;
 
 /// Whether `dst` is the MAC of the interface the frame came in on, if the
 /// agent listed that interface.
@@ -206,7 +190,8 @@ impl Query {
 
 /// Copies the DNS message into the scratch buffer and checks it is a plain
 /// query for class IN, type A or AAAA; leaves the lowercased name in
-/// `scratch.key`. Reads the frame only.
+/// `scratch.key` (as many words of it as its length class uses) and the
+/// sum of the name as sent in `scratch.name_sum`. Reads the frame only.
 #[inline(always)]
 pub(crate) fn parse_query(
     ctx: &XdpContext,
@@ -244,7 +229,8 @@ pub(crate) fn parse_query(
         return Err(Counter::PassNotQuery);
     }
 
-    let name_len = read_qname(msg, msg_len, &mut scratch.key, &mut scratch.label_starts)?;
+    let name_len = read_qname(msg, msg_len, &mut scratch.label_starts)?;
+    // Each label count leaves the walk knowing another range.
     let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
     let msg = &scratch.msg;
     let question_end = HDR_LEN + name_len + 4;
@@ -264,6 +250,18 @@ pub(crate) fn parse_query(
     } else {
         None
     };
+    // Only as many words of the key as the name's class hashes.
+    let (msg, key) = (&scratch.msg, &mut scratch.key);
+    let name_sum = match NameClass::of(name_len) {
+        NameClass::Short => build_key::<{ NAME_WIDTHS[0] / 8 }>(msg, name_len, key),
+        NameClass::Medium => build_key::<{ NAME_WIDTHS[1] / 8 }>(msg, name_len, key),
+        NameClass::Long => build_key::<{ NAME_WIDTHS[2] / 8 }>(msg, name_len, key),
+    };
+    // Kept in map memory, which the verifier does not follow: each class,
+    // and each word count within it, knows a different range of the sum.
+    scratch.name_sum = name_sum;
+    // And of the length: made one again for what follows.
+    let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
     Ok(Query {
         flags,
         name_len,
@@ -272,54 +270,70 @@ pub(crate) fn parse_query(
     })
 }
 
-/// Copies the question's name, lowercased, into `key`, marks where its
-/// labels start, and returns its length in wire format. Compression
-/// pointers, labels over 63 bytes, names over 255 bytes and names running
-/// past the message are all `PassMalformed`.
+/// Finds the end of the question's name and marks where its labels start:
+/// one step per label, not per byte. Returns its length in wire format.
+/// Compression pointers, labels over 63 bytes, names over 255 bytes and
+/// names running past the message are all `PassMalformed`.
 #[inline(always)]
-fn read_qname(
-    msg: &Msg,
-    msg_len: usize,
-    key: &mut NameKey,
-    label_starts: &mut [u64; 4],
-) -> Result<usize, Counter> {
-    clear_key(key);
-    *label_starts = [0; 4];
+fn read_qname(msg: &Msg, msg_len: usize, label_starts: &mut [u64; 4]) -> Result<usize, Counter> {
+    // One store per word: `= [0; 4]` becomes a call to a byte-wise memset.
+    for word in label_starts.iter_mut() {
+        // SAFETY: a valid, exclusive reference.
+        unsafe { core::ptr::write_volatile(word, 0) };
+    }
     // Offset in the name of the next length octet.
-    let mut next_label = 0;
-    for i in 0..MAX_NAME_LEN {
-        if HDR_LEN + i >= msg_len {
+    let mut at = 0;
+    // Every label but the root takes at least two bytes.
+    for _ in 0..MAX_NAME_LEN.div_ceil(2) {
+        if HDR_LEN + at >= msg_len {
             return Err(Counter::PassMalformed);
         }
-        let byte = msg.bytes[HDR_LEN + i];
-        key.wire[i] = LOWERCASE[byte as usize];
-        if i == next_label {
-            if byte == 0 {
-                return Ok(i + 1);
-            }
-            // Also catches compression pointers (top bits 11).
-            if byte as usize > MAX_LABEL_LEN {
-                return Err(Counter::PassMalformed);
-            }
-            label_starts[i >> 6] |= 1 << (i & 63);
-            next_label = i + 1 + byte as usize;
+        let label = msg.u8(HDR_LEN + at) as usize;
+        if label == 0 {
+            return Ok(at + 1);
+        }
+        // Also catches compression pointers (top bits 11).
+        if label > MAX_LABEL_LEN {
+            return Err(Counter::PassMalformed);
+        }
+        label_starts[at >> 6] |= 1 << (at & 63);
+        at += 1 + label;
+        // The root label's octet must be inside the 255 bytes too.
+        if at >= MAX_NAME_LEN {
+            return Err(Counter::PassMalformed);
         }
     }
     Err(Counter::PassMalformed)
 }
 
-/// Zeroes `key` eight bytes at a time. `*key = NameKey::ZERO` compiles to a
-/// call to compiler-builtins' `memset`, which stores one byte at a time:
-/// about 1,150 instructions and 100 ns a query. The stores are volatile so
-/// that the compiler does not turn this loop back into that call.
+/// Writes the key of the `name_len`-byte question name into the first `W`
+/// words of `key` (the width of its class): lowercased, zeros after the
+/// name. Returns the one's-complement sum of the name as sent, in memory
+/// order, for the reply's checksum.
 #[inline(always)]
-fn clear_key(key: &mut NameKey) {
-    const WORDS: usize = core::mem::size_of::<NameKey>() / 8;
+fn build_key<const W: usize>(msg: &Msg, name_len: usize, key: &mut NameKey) -> u64 {
     let words = key as *mut NameKey as *mut u64;
-    for i in 0..WORDS {
-        // SAFETY: a NameKey is 256 bytes and 8-byte aligned: 32 words.
-        unsafe { core::ptr::write_volatile(words.add(i), 0) };
+    let mut sum = 0u64;
+    for w in 0..W {
+        let word = if 8 * w >= name_len {
+            0
+        } else {
+            let raw = msg.name_word(w);
+            let left = name_len - 8 * w;
+            // The bytes past the name's end are the type, class and what
+            // follows: not part of the key.
+            let raw = if left >= 8 {
+                raw
+            } else {
+                raw & ((1u64 << (8 * left)) - 1)
+            };
+            sum += (raw & 0xffff_ffff) + (raw >> 32);
+            lowercase_word(raw)
+        };
+        // SAFETY: a NameKey is 256 bytes and 8-byte aligned; w < W <= 32.
+        unsafe { core::ptr::write_volatile(words.add(w), word) };
     }
+    sum
 }
 
 /// Checks that the one additional record at `at` is an OPT record that ends

@@ -1,6 +1,8 @@
 //! Phase 5, the only one that writes to the frame: `send_reply` resizes it,
-//! copies the reply in, swaps addresses and ports and writes lengths and
-//! checksums (the sums themselves are in `checksum`).
+//! writes the header's flags and counts and appends the answer after the
+//! question (the rest of the message stays as the query had it), swaps
+//! addresses and ports and writes lengths and checksums (the sums
+//! themselves are in `checksum`).
 
 use aya_ebpf::{
     helpers::generated::{
@@ -10,19 +12,31 @@ use aya_ebpf::{
 };
 use meshdns_common::Counter;
 
+use crate::answer::Reply;
 use crate::dns::*;
 use crate::maps::Scratch;
 use crate::never::{Never, happened};
 use crate::packet::*;
-use crate::parse::Transport;
+use crate::parse::{Query, Transport};
+use crate::verifier::forget_exact_value;
 use crate::{MAX_HEADERS_LEN, Outcome, checksum};
 
 /// TTL / hop limit of the reply's IP header.
 const REPLY_HOP_LIMIT: u8 = 64;
 
+/// How `resize` left the frame.
+enum Resized {
+    /// The message is where it was (the frame changed at its tail).
+    InPlace,
+    /// The frame grew at its head: the headers are back at its start, the
+    /// DNS message is still to be written after them.
+    Moved,
+}
+
 /// Resizes the frame to `new_len` bytes, the headers (the first
 /// `headers_len` bytes) kept in place at its start. On failure the frame is
-/// unchanged (`Err`), unless the headers could not be put back (`Ok(false)`).
+/// unchanged (`Err(true)`), unless the headers could not be put back
+/// (`Err(false)`).
 ///
 /// Shrinking, which also drops link-layer padding, happens at the tail.
 /// Growing (at most 8 AAAA records, 224 bytes) happens where the buffer has
@@ -37,21 +51,23 @@ fn resize(
     new_len: usize,
     headers: &mut [u8; MAX_HEADERS_LEN],
     headers_len: usize,
-) -> Result<bool, ()> {
+) -> Result<Resized, bool> {
     let old_len = ctx.data_end() - ctx.data();
     if new_len <= old_len {
         if new_len == old_len {
-            return Ok(true);
+            return Ok(Resized::InPlace);
         }
-        return adjust_tail(ctx, new_len as i32 - old_len as i32);
+        return adjust_tail(ctx, new_len as i32 - old_len as i32)
+            .map(|_| Resized::InPlace)
+            .map_err(|()| true);
     }
     let grow = ((new_len - old_len) & 0x3ff) as i32;
     if adjust_tail(ctx, grow).is_ok() {
-        return Ok(true);
+        return Ok(Resized::InPlace);
     }
     let headers_len = headers_len & 0xff;
     if headers_len == 0 || headers_len > MAX_HEADERS_LEN {
-        return Err(());
+        return Err(true);
     }
     // SAFETY: `headers` holds MAX_HEADERS_LEN bytes, and headers_len is at most that.
     if unsafe {
@@ -63,7 +79,7 @@ fn resize(
         )
     } != 0
     {
-        return Err(());
+        return Err(true);
     }
     // The whole growth at the head, or this much of it with the rest at the
     // tail: a constant list, as the room at either end cannot be asked. A
@@ -82,7 +98,7 @@ fn resize(
         if unsafe { bpf_xdp_adjust_head(ctx.ctx, -head) } != 0 {
             // Back to the query's length: the frame is as it came.
             if tail > 0 && adjust_tail(ctx, -tail).is_err() {
-                return Ok(false);
+                return Err(false);
             }
             continue;
         }
@@ -95,9 +111,13 @@ fn resize(
                 headers_len as u32,
             )
         };
-        return Ok(stored == 0);
+        return if stored == 0 {
+            Ok(Resized::Moved)
+        } else {
+            Err(false)
+        };
     }
-    Err(())
+    Err(true)
 }
 
 /// Moves the frame's end by `delta` bytes.
@@ -111,116 +131,189 @@ fn adjust_tail(ctx: &XdpContext, delta: i32) -> Result<bool, ()> {
     }
 }
 
-/// Turns the frame into the reply: resizes it, copies the reply message in,
-/// swaps MAC and IP addresses and ports, writes lengths and checksums.
-/// Failures before the resize leave the frame as it was (a pass); after it,
-/// the frame is no longer the query (`Outcome::Broken`).
+/// Where in `Section` the bytes the reply appends are.
+struct Appended {
+    start: usize,
+    len: usize,
+}
+
+/// Turns the frame into the reply: resizes it, writes the header's flags
+/// and counts and appends `reply`'s section after the question, swaps MAC
+/// and IP addresses and ports, writes lengths and checksums. Failures before
+/// the resize leave the frame as it was (a pass); after it, the frame is no
+/// longer the query (`Outcome::Broken`).
 #[inline(always)]
 pub(crate) fn send_reply(
     ctx: &XdpContext,
     transport: &Transport,
     scratch: &mut Scratch,
-    reply_len: usize,
+    query: &Query,
+    reply: &Reply,
 ) -> Result<(), Outcome> {
-    let reply_len = reply_len & 0x3ff;
-    if !(HDR_LEN..=MAX_MSG_LEN).contains(&reply_len) {
+    // Each count and type of record reaches here knowing other lengths:
+    // made one, so that what follows is walked once.
+    let question_end = forget_exact_value(&mut scratch.laundry, query.question_end(), 0x1ff);
+    let appended = Appended {
+        start: forget_exact_value(&mut scratch.laundry, reply.start, 0xf),
+        len: forget_exact_value(&mut scratch.laundry, reply.appended_len(), 0x1ff),
+    };
+    let reply_len = question_end + appended.len;
+    if question_end < HDR_LEN || reply_len > MAX_MSG_LEN {
         return Err(Counter::PassTooLarge.into());
     }
-    let Some(udp_check) = udp_checksum(ctx, transport, &mut scratch.msg, reply_len) else {
+    let Some(udp_check) = udp_checksum(ctx, transport, scratch, query, reply, &appended) else {
         // bpf_csum_diff on lengths checked above: it cannot fail.
         happened(ctx, Never::ChecksumFailed);
         return Err(Counter::PassMalformed.into());
     };
-    match resize(
-        ctx,
-        transport.dns() + reply_len,
-        &mut scratch.headers,
-        transport.dns(),
-    ) {
-        Err(()) => return Err(Counter::PassResize.into()),
-        Ok(false) => {
+    let dns = transport.dns();
+    match resize(ctx, dns + reply_len, &mut scratch.headers, dns) {
+        Err(true) => return Err(Counter::PassResize.into()),
+        Err(false) => {
             happened(ctx, Never::HeadersLost);
             return Err(Outcome::Broken);
         }
-        Ok(true) => {}
+        Ok(Resized::InPlace) => {}
+        // The header and question, as the query had them, after the
+        // headers that `resize` put back.
+        Ok(Resized::Moved) => {
+            // SAFETY: the buffer holds the query, question_end <= 512 bytes of it.
+            let stored = unsafe {
+                bpf_xdp_store_bytes(
+                    ctx.ctx,
+                    dns as u32,
+                    scratch.msg.bytes.as_mut_ptr() as *mut _,
+                    question_end as u32,
+                )
+            };
+            if stored != 0 {
+                happened(ctx, Never::ReplyNotWritten);
+                return Err(Outcome::Broken);
+            }
+        }
     }
-    rewrite_frame(ctx, transport, &mut scratch.msg, reply_len, udp_check).ok_or_else(|| {
+    rewrite_frame(
+        ctx,
+        transport,
+        scratch,
+        question_end,
+        reply,
+        &appended,
+        udp_check,
+    )
+    .ok_or_else(|| {
         happened(ctx, Never::ReplyNotWritten);
         Outcome::Broken
     })
 }
 
-/// The reply's UDP checksum, from the query's headers and the reply message.
+/// The reply's UDP checksum, from its parts: the pseudo-header and UDP
+/// header from the frame, the DNS header's ID from the query and the rest
+/// from `reply`, the question's name from the sum `parse` took while it
+/// read it, and the appended section (the only bytes summed here).
 #[inline(always)]
 fn udp_checksum(
     ctx: &XdpContext,
     transport: &Transport,
-    msg: &mut Msg,
-    reply_len: usize,
+    scratch: &mut Scratch,
+    query: &Query,
+    reply: &Reply,
+    appended: &Appended,
 ) -> Option<[u8; 2]> {
-    let udp_len = UDP_HDR_LEN + reply_len;
+    let udp_len = UDP_HDR_LEN + query.question_end() + appended.len;
     let l4 = transport.l4;
 
-    let udp_header_sum = {
-        let ip_sum = if transport.ipv6 {
-            let ip = ptr_at::<Ipv6Hdr>(ctx, transport.l3)?;
-            // SAFETY: ptr_at checked the header is inside the frame.
-            let ip = unsafe { &*ip };
-            // Pseudo-header: addresses, 32-bit length, next header (RFC 8200 §8.1).
-            checksum::sum_words(&ip.src)
-                + checksum::sum_words(&ip.dst)
-                + checksum::sum_words(&(udp_len as u32).to_be_bytes())
-                + checksum::sum_words(&[0, 0, 0, IPPROTO_UDP])
-        } else {
-            let ip = ptr_at::<Ipv4Hdr>(ctx, transport.l3)?;
-            // SAFETY: as above.
-            let ip = unsafe { &*ip };
-            checksum::sum_words(&ip.src)
-                + checksum::sum_words(&ip.dst)
-                + checksum::sum_words(&[0, IPPROTO_UDP])
-                + checksum::sum_words(&(udp_len as u16).to_be_bytes())
-        };
-        let udp = ptr_at::<UdpHdr>(ctx, l4)?;
+    let ip_sum = if transport.ipv6 {
+        let ip = ptr_at::<Ipv6Hdr>(ctx, transport.l3)?;
+        // SAFETY: ptr_at checked the header is inside the frame.
+        let ip = unsafe { &*ip };
+        // Pseudo-header: addresses, 32-bit length, next header (RFC 8200 §8.1).
+        checksum::sum_words(&ip.src)
+            + checksum::sum_words(&ip.dst)
+            + checksum::sum_words(&(udp_len as u32).to_be_bytes())
+            + checksum::sum_words(&[0, 0, 0, IPPROTO_UDP])
+    } else {
+        let ip = ptr_at::<Ipv4Hdr>(ctx, transport.l3)?;
         // SAFETY: as above.
-        let udp = unsafe { &*udp };
-        // The UDP header: both ports (swapped, the sum does not care), the
-        // length, and a zero checksum.
-        ip_sum
-            + checksum::sum_words(&udp.src_port)
-            + checksum::sum_words(&udp.dst_port)
+        let ip = unsafe { &*ip };
+        checksum::sum_words(&ip.src)
+            + checksum::sum_words(&ip.dst)
+            + checksum::sum_words(&[0, IPPROTO_UDP])
             + checksum::sum_words(&(udp_len as u16).to_be_bytes())
     };
-    checksum::udp(udp_header_sum, msg, reply_len)
+    let udp = ptr_at::<UdpHdr>(ctx, l4)?;
+    // SAFETY: as above.
+    let udp = unsafe { &*udp };
+    // The UDP header: both ports (swapped, the sum does not care), the
+    // length, and a zero checksum.
+    let udp_sum = checksum::sum_words(&udp.src_port)
+        + checksum::sum_words(&udp.dst_port)
+        + checksum::sum_words(&(udp_len as u16).to_be_bytes());
+
+    // The DNS header: the query's ID, the reply's flags and counts.
+    let msg = &scratch.msg;
+    let header_sum = checksum::sum_words(&[msg.u8(0), msg.u8(1)])
+        + checksum::be_words(&[reply.flags, 1, reply.ancount, reply.nscount, reply.arcount]);
+    // The question: its name, then its type and class, which start at an
+    // odd offset when the name's length is odd.
+    let odd = query.name_len & 1 != 0;
+    let question_sum =
+        scratch.name_sum + checksum::at_parity(checksum::be_words(&[query.qtype, CLASS_IN]), odd);
+    // The appended section starts where the question ends: the same parity.
+    let padded = (appended.len + 3) & 0x1fc;
+    // SAFETY: the section buffer holds 1024 bytes; start + padded < 528.
+    let section = unsafe { scratch.section.bytes.as_mut_ptr().add(appended.start) };
+    let section_sum = checksum::at_parity(checksum::sum(section, padded)?, odd);
+    Some(checksum::finish(
+        ip_sum + udp_sum + header_sum + question_sum + section_sum,
+    ))
 }
 
-/// Copies the reply message into the resized frame and rewrites the headers.
+/// Writes the reply into the resized frame: the header's flags and counts,
+/// the appended section after the question, and the rewritten headers.
 #[inline(always)]
 fn rewrite_frame(
     ctx: &XdpContext,
     transport: &Transport,
-    msg: &mut Msg,
-    reply_len: usize,
+    scratch: &mut Scratch,
+    question_end: usize,
+    reply: &Reply,
+    appended: &Appended,
     udp_check: [u8; 2],
 ) -> Option<()> {
-    let udp_len = UDP_HDR_LEN + reply_len;
+    let udp_len = UDP_HDR_LEN + question_end + appended.len;
     let l4 = transport.l4;
-    // SAFETY: the buffer holds at least reply_len <= 512 bytes.
+    let dns = transport.dns();
+    let (start, appended) = (appended.start, appended.len);
+    // Never empty (a record at least), but the helper wants it shown.
+    if appended == 0 {
+        return None;
+    }
+    // SAFETY: the section buffer holds 1024 bytes; start + appended < 528.
     let stored = unsafe {
         bpf_xdp_store_bytes(
             ctx.ctx,
-            transport.dns() as u32,
-            msg.bytes.as_mut_ptr() as *mut _,
-            reply_len as u32,
+            (dns + question_end) as u32,
+            scratch.section.bytes.as_mut_ptr().add(start) as *mut _,
+            appended as u32,
         )
     };
     if stored != 0 {
         return None;
     }
 
+    let header = ptr_at_mut::<DnsHdr>(ctx, dns)?;
+    // SAFETY: ptr_at_mut checked the header is inside the resized frame;
+    // each reference lives only for its statement.
+    unsafe {
+        (*header).flags = reply.flags.to_be_bytes();
+        (*header).ancount = reply.ancount.to_be_bytes();
+        (*header).nscount = reply.nscount.to_be_bytes();
+        (*header).arcount = reply.arcount.to_be_bytes();
+    }
     let eth = ptr_at_mut::<EthHdr>(ctx, 0)?;
     let udp = ptr_at_mut::<UdpHdr>(ctx, l4)?;
-    // SAFETY: ptr_at_mut checked each header is inside the resized frame;
-    // each reference lives only for its statement.
+    // SAFETY: as above.
     unsafe {
         core::mem::swap(&mut (*eth).dst, &mut (*eth).src);
         core::mem::swap(&mut (*udp).src_port, &mut (*udp).dst_port);

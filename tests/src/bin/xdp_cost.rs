@@ -26,12 +26,23 @@ struct Args {
     /// Single runs per path; the median is reported.
     #[arg(long, default_value_t = 20_000)]
     runs: usize,
+    /// Instead of measuring, run the one path whose name contains this
+    /// text `--runs` times, as a load for `perf record -a -g` (a repeated
+    /// run, live frames or not, would rerun an answer on its own reply).
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The fixtures' services: one of each answer shape.
     let (mut fast_path, _) = fixtures::loaded_fast_path(&fixtures::services("", ""));
+    let info = fast_path.program()?.info()?;
+    eprintln!(
+        "program: {} instructions; the verifier processed {}",
+        info.size_translated().unwrap_or(0) / 8,
+        info.verified_instruction_count().unwrap_or(0)
+    );
     // What a resolver sends: EDNS(0) with a cookie, as dig does.
     let query = |name: &'static str, qtype| Query::new(name, qtype).with_opt(Opt::dig());
     let paths = [
@@ -67,6 +78,28 @@ fn main() -> anyhow::Result<()> {
             XDP_PASS,
         ),
     ];
+    if let Some(wanted) = &args.profile {
+        let (path, query, _) = paths
+            .iter()
+            .find(|(path, _, _)| path.contains(wanted.as_str()))
+            .ok_or_else(|| anyhow::anyhow!("no path named like {wanted:?}"))?;
+        let program = fast_path.program()?;
+        let frame = query.frame();
+        for _ in 0..args.runs {
+            program.test_run(TestRunOptions {
+                data_in: Some(&frame),
+                ..TestRunOptions::default()
+            })?;
+        }
+        let counters = fast_path.counters()?;
+        let seen: Vec<String> = meshdns_common::Counter::ALL
+            .iter()
+            .filter(|c| counters.get(**c) > 0)
+            .map(|c| format!("{}={}", c.name(), counters.get(*c)))
+            .collect();
+        println!("path={path:?} profiled: {}", seen.join(" "));
+        return Ok(());
+    }
     for (path, query, expected) in paths {
         let (action, ns) = cost(fast_path.program()?, &query.frame(), args.runs)?;
         anyhow::ensure!(
