@@ -67,7 +67,7 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
                 let full_ref = unsafe { &*full };
                 (Addresses::Full(full), full_ref.v4_count, full_ref.v6_count)
             };
-            let (available, counter) = if query.qtype == TYPE_A {
+            let (available, counter) = if query.qtype == TYPE_A as u64 {
                 (v4_count as usize, Counter::AnsweredA)
             } else {
                 (v6_count as usize, Counter::AnsweredAaaa)
@@ -156,7 +156,7 @@ fn in_zone(scratch: &Scratch, name_len: usize, zone: &ZoneConfig) -> bool {
 fn reply_len(query: &Query, decision: &Decision, zone: &ZoneConfig) -> usize {
     let mut len = query.question_end();
     if decision.answers > 0 {
-        let rr_len = if query.qtype == TYPE_A {
+        let rr_len = if query.qtype == TYPE_A as u64 {
             A_RR_LEN
         } else {
             AAAA_RR_LEN
@@ -165,7 +165,7 @@ fn reply_len(query: &Query, decision: &Decision, zone: &ZoneConfig) -> usize {
     } else {
         len += 2 + zone.soa_rr_len as usize;
     }
-    if query.edns_do.is_some() {
+    if query.edns_do().is_some() {
         len += OPT_RR_LEN;
     }
     len
@@ -267,10 +267,10 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
     } else {
         0
     };
-    let flags = FLAG_QR | FLAG_AA | FLAG_RA | (query.flags & (FLAG_RD | FLAG_CD)) | rcode;
+    let flags = FLAG_QR | FLAG_AA | FLAG_RA | (query.flags as u16 & (FLAG_RD | FLAG_CD)) | rcode;
 
     let (start, mut at) = if decision.answers > 0 {
-        let qtype = query.qtype;
+        let qtype = query.qtype as u16;
         let end = match decision.addresses {
             Addresses::Compact(record) => {
                 // SAFETY: a map value, valid for the whole run (RCU).
@@ -296,7 +296,7 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
         (SECTION_ANSWERS - 2, write_soa(section, query, zone))
     };
 
-    if let Some(do_bit) = query.edns_do {
+    if let Some(do_bit) = query.edns_do() {
         let [size_hi, size_lo] = EDNS_UDP_PAYLOAD_SIZE.to_be_bytes();
         let flags_hi = if do_bit { (EDNS_FLAG_DO >> 8) as u8 } else { 0 };
         // Root owner, TYPE OPT, CLASS = UDP payload size, extended RCODE
@@ -325,7 +325,7 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
         flags,
         ancount: decision.answers as u16,
         nscount: (decision.answers == 0) as u16,
-        arcount: query.edns_do.is_some() as u16,
+        arcount: query.edns_do().is_some() as u16,
         start,
         end: at,
     }

@@ -172,13 +172,37 @@ pub(crate) fn parse_transport(ctx: &XdpContext, laundry: &mut u64) -> Result<Tra
 }
 
 /// What the query asks, found by `parse_query`.
+///
+/// Every field is a whole register wide: with 16-bit fields next to each
+/// other LLVM stored them as halves and read them back as one word, which
+/// the CPU cannot forward from its store buffer (a stall of a dozen cycles,
+/// 8% of an answer's time in `perf`).
 pub(crate) struct Query {
-    pub(crate) flags: u16,
+    /// The header's flags.
+    pub(crate) flags: u64,
     /// Length of the question's name in wire format.
     pub(crate) name_len: usize,
-    pub(crate) qtype: u16,
+    /// `TYPE_A` or `TYPE_AAAA`.
+    pub(crate) qtype: u64,
+    /// 0 without an OPT record, else `EDNS_PRESENT`, with `EDNS_DO` if
+    /// its DO bit is set.
+    pub(crate) edns: u64,
+}
+
+/// `Query::edns` bits.
+pub(crate) const EDNS_PRESENT: u64 = 1;
+pub(crate) const EDNS_DO: u64 = 2;
+
+impl Query {
     /// `Some(do_bit)` if the query had an OPT record.
-    pub(crate) edns_do: Option<bool>,
+    #[inline(always)]
+    pub(crate) fn edns_do(&self) -> Option<bool> {
+        if self.edns & EDNS_PRESENT != 0 {
+            Some(self.edns & EDNS_DO != 0)
+        } else {
+            None
+        }
+    }
 }
 
 impl Query {
@@ -243,12 +267,17 @@ pub(crate) fn parse_query(
         return Err(Counter::PassUnsupportedType);
     }
 
-    let edns_do = if arcount == 1 {
-        Some(read_opt(msg, question_end, msg_len)?)
+    let edns = if arcount == 1 {
+        EDNS_PRESENT
+            | if read_opt(msg, question_end, msg_len)? {
+                EDNS_DO
+            } else {
+                0
+            }
     } else if question_end != msg_len {
         return Err(Counter::PassMalformed);
     } else {
-        None
+        0
     };
     // Only as many words of the key as the name's class hashes.
     let (msg, key) = (&scratch.msg, &mut scratch.key);
@@ -263,10 +292,10 @@ pub(crate) fn parse_query(
     // And of the length: made one again for what follows.
     let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
     Ok(Query {
-        flags,
+        flags: flags as u64,
         name_len,
-        qtype,
-        edns_do,
+        qtype: qtype as u64,
+        edns,
     })
 }
 

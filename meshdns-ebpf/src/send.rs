@@ -257,8 +257,8 @@ fn udp_checksum(
     // The question: its name, then its type and class, which start at an
     // odd offset when the name's length is odd.
     let odd = query.name_len & 1 != 0;
-    let question_sum =
-        scratch.name_sum + checksum::at_parity(checksum::be_words(&[query.qtype, CLASS_IN]), odd);
+    let question_sum = scratch.name_sum
+        + checksum::at_parity(checksum::be_words(&[query.qtype as u16, CLASS_IN]), odd);
     // The appended section starts where the question ends: the same parity.
     let padded = (appended.len + 3) & 0x1fc;
     // SAFETY: the section buffer holds 1024 bytes; start + padded < 528.

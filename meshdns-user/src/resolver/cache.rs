@@ -14,19 +14,31 @@ use std::{
 
 use hickory_proto::{
     op::{Message, ResponseCode},
-    rr::{Name, RData, RecordType},
+    rr::{RData, RecordType},
 };
 use lru::LruCache;
+
+use super::wire::{QueryView, Template};
 
 /// What a cached answer is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
-    /// The question's name, lowercased.
-    pub name: Name,
+    /// The question's name, lowercased, in wire format: what a query's
+    /// bytes give without building a `Name` (see `wire`).
+    pub name: Box<[u8]>,
     pub qtype: RecordType,
     pub qclass: u16,
     /// Whether the query asked for DNSSEC records (DO).
     pub dnssec_ok: bool,
+}
+
+impl Key {
+    /// The name as text, for the log.
+    pub fn display_name(&self) -> String {
+        use hickory_proto::serialize::binary::BinDecodable as _;
+        hickory_proto::rr::Name::from_bytes(&self.name)
+            .map_or_else(|_| format!("{:?}", self.name), |name| name.to_string())
+    }
 }
 
 /// TTL of an answer served stale (RFC 8767 §4 recommends 30 seconds).
@@ -58,9 +70,19 @@ impl Default for Limits {
 
 struct Entry {
     message: Message,
+    /// The answer as reply bytes, for queries without EDNS and with it.
+    templates: Templates,
     stored: Instant,
     ttl: u32,
     bytes: usize,
+}
+
+/// A cached answer as the bytes of a reply (see `wire::Template`): one
+/// for a query without an OPT record, one for a query with one.
+#[derive(Default)]
+pub struct Templates {
+    pub plain: Option<Template>,
+    pub edns: Option<Template>,
 }
 
 pub enum Lookup {
@@ -140,14 +162,55 @@ impl Cache {
         Lookup::Miss
     }
 
+    /// The reply to `query` (whose key is `key`) from a fresh answer's
+    /// template, into `out`, if there is one for it and it is at most
+    /// `limit` bytes; its rcode. Stale answers and replies to truncate go
+    /// the whole way.
+    pub fn reply_from_template(
+        &self,
+        key: &Key,
+        query: &QueryView,
+        limit: usize,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> Option<ResponseCode> {
+        let mut inner = self.shard(key).lock().expect("cache lock");
+        let entry = inner.entries.get(key)?;
+        let age = now.saturating_duration_since(entry.stored);
+        let ttl = Duration::from_secs(u64::from(entry.ttl));
+        if age >= ttl {
+            return None;
+        }
+        let template = match query.edns {
+            Some(_) => entry.templates.edns.as_ref(),
+            None => entry.templates.plain.as_ref(),
+        }?;
+        if template.len() > limit {
+            return None;
+        }
+        template.reply_to(query, (ttl - age).as_secs() as u32, out);
+        Some(entry.message.metadata.response_code)
+    }
+
     /// Stores an upstream's answer, if it may be cached: `bytes` is its
-    /// encoded size, for the memory bound.
-    pub fn insert(&self, key: Key, message: &Message, bytes: usize, now: Instant) {
+    /// encoded size, for the memory bound; `templates` its replies as bytes.
+    pub fn insert(
+        &self,
+        key: Key,
+        message: &Message,
+        templates: Templates,
+        bytes: usize,
+        now: Instant,
+    ) {
         let Some(ttl) = cache_ttl(message) else {
             return;
         };
+        let bytes = bytes
+            + templates.plain.as_ref().map_or(0, Template::len)
+            + templates.edns.as_ref().map_or(0, Template::len);
         let entry = Entry {
             message: message.clone(),
+            templates,
             stored: now,
             ttl,
             bytes,
@@ -244,16 +307,17 @@ mod tests {
     use hickory_proto::{
         op::{MessageType, OpCode},
         rr::{
-            Record,
+            Name, Record,
             rdata::{A, SOA},
         },
+        serialize::binary::BinEncodable as _,
     };
 
     use super::*;
 
     fn key(name: &str) -> Key {
         Key {
-            name: Name::from_ascii(name).unwrap(),
+            name: Name::from_ascii(name).unwrap().to_bytes().unwrap().into(),
             qtype: RecordType::A,
             qclass: 1,
             dnssec_ok: false,
@@ -283,7 +347,7 @@ mod tests {
     fn rfc1035_7_4_ttls_count_down_then_expire() {
         let cache = Cache::new(Limits::default());
         let now = Instant::now();
-        cache.insert(key("a.test."), &answer(300), 100, now);
+        cache.insert(key("a.test."), &answer(300), Templates::default(), 100, now);
         match cache.get(&key("a.test."), now + Duration::from_secs(100)) {
             Lookup::Fresh(m) => assert_eq!(m.answers[0].ttl, 200),
             _ => panic!("want a fresh answer"),
@@ -300,7 +364,7 @@ mod tests {
         };
         let cache = Cache::new(limits);
         let now = Instant::now();
-        cache.insert(key("a.test."), &answer(60), 100, now);
+        cache.insert(key("a.test."), &answer(60), Templates::default(), 100, now);
         match cache.get(&key("a.test."), now + Duration::from_secs(61)) {
             Lookup::Stale(m) => assert_eq!(m.answers[0].ttl, STALE_TTL),
             _ => panic!("want a stale answer"),
@@ -320,7 +384,7 @@ mod tests {
             ..Limits::default()
         });
         let now = Instant::now();
-        cache.insert(key("a.test."), &answer(60), 100, now);
+        cache.insert(key("a.test."), &answer(60), Templates::default(), 100, now);
         let later = now + Duration::from_secs(120);
         assert!(matches!(
             cache.get(&key("a.test."), later),
@@ -360,7 +424,13 @@ mod tests {
         });
         let now = Instant::now();
         for i in 0..5000 {
-            cache.insert(key(&format!("n{i}.test.")), &answer(60), 10, now);
+            cache.insert(
+                key(&format!("n{i}.test.")),
+                &answer(60),
+                Templates::default(),
+                10,
+                now,
+            );
         }
         let (entries, bytes, evictions) = cache.stats();
         assert!(entries <= 1600 && bytes <= 16_000, "{entries} {bytes}");
@@ -377,15 +447,15 @@ mod tests {
             ..Limits::default()
         });
         let now = Instant::now();
-        cache.insert(key("a.test."), &answer(60), 100, now);
-        cache.insert(key("b.test."), &answer(60), 100, now);
+        cache.insert(key("a.test."), &answer(60), Templates::default(), 100, now);
+        cache.insert(key("b.test."), &answer(60), Templates::default(), 100, now);
         // Touch a, so b is the least recently used.
         assert!(matches!(cache.get(&key("a.test."), now), Lookup::Fresh(_)));
-        cache.insert(key("c.test."), &answer(60), 100, now);
+        cache.insert(key("c.test."), &answer(60), Templates::default(), 100, now);
         assert!(matches!(cache.get(&key("b.test."), now), Lookup::Miss));
         assert!(matches!(cache.get(&key("a.test."), now), Lookup::Fresh(_)));
         // Bytes: a 200-byte entry pushes out all but itself.
-        cache.insert(key("d.test."), &answer(60), 200, now);
+        cache.insert(key("d.test."), &answer(60), Templates::default(), 200, now);
         let (entries, bytes, evictions) = cache.stats();
         assert_eq!((entries, bytes), (1, 200));
         assert!(evictions >= 1);

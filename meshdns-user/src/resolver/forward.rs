@@ -9,19 +9,33 @@ use std::{
     time::Instant,
 };
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{DNSClass, Name},
+    serialize::binary::BinDecodable as _,
+};
 use tokio::sync::watch;
 
 use super::{
     Pending, Resolver,
-    cache::Key,
+    authority::our_edns,
+    cache::{Key, Templates},
     reply::{answer_for, error_reply},
+    wire::Template,
 };
 
 /// The answer to a question in flight, for the queries that wait for it.
 pub(super) type Inflight = watch::Receiver<Option<Result<Arc<Message>, String>>>;
 
 impl Resolver {
+    /// Caches `answer` for `key` as received at `now`, as forwarding does,
+    /// with its replies as bytes for the fast lane.
+    pub fn remember(&self, key: Key, answer: &Message, now: Instant) {
+        let bytes = answer.to_vec().map(|b| b.len()).unwrap_or(0);
+        let templates = templates(&key, answer);
+        self.cache.insert(key, answer, templates, bytes, now);
+    }
+
     /// Answers from upstream, through the cache; stale or SERVFAIL if every
     /// upstream fails.
     pub(super) async fn forward(&self, pending: Box<Pending>) -> Message {
@@ -33,12 +47,12 @@ impl Resolver {
             Err(error) => match stale {
                 Some(answer) => {
                     self.stats.stale_answers.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%error, name = %key.name, "upstreams failed; serving stale");
+                    tracing::debug!(%error, name = %key.display_name(), "upstreams failed; serving stale");
                     answer_for(&query, &answer)
                 }
                 None => {
                     self.stats.servfail.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%error, name = %key.name, "upstreams failed");
+                    tracing::debug!(%error, name = %key.display_name(), "upstreams failed");
                     error_reply(&query, ResponseCode::ServFail)
                 }
             },
@@ -76,14 +90,37 @@ impl Resolver {
         let _done = Done(&self.inflight, key);
         let result = match self.upstreams.resolve(query).await {
             Ok(answer) => {
-                let bytes = answer.to_vec().map(|b| b.len()).unwrap_or(0);
-                self.cache
-                    .insert(key.clone(), &answer, bytes, Instant::now());
+                self.remember(key.clone(), &answer, Instant::now());
                 Ok(Arc::new(answer))
             }
             Err(error) => Err(error.to_string()),
         };
         let _ = sender.send(Some(result.clone()));
         result
+    }
+}
+
+/// `answer` as the bytes of the replies the whole way gives to a query for
+/// `key` without EDNS and with it, with RD clear, for the cache's fast lane
+/// (`wire`). `None` for a variant that cannot be built, which then always
+/// goes the whole way.
+fn templates(key: &Key, answer: &Message) -> Templates {
+    let Ok(name) = Name::from_bytes(&key.name) else {
+        return Templates::default();
+    };
+    let template = |edns: bool| {
+        let mut query = Message::new(0, MessageType::Query, OpCode::Query);
+        let mut question = Query::query(name.clone(), key.qtype);
+        question.set_query_class(DNSClass::from(key.qclass));
+        query.add_query(question);
+        if edns {
+            query.set_edns(our_edns(key.dnssec_ok));
+        }
+        let reply = answer_for(&query, answer).to_vec().ok()?;
+        Template::new(reply, key.name.len())
+    };
+    Templates {
+        plain: template(false),
+        edns: template(true),
     }
 }

@@ -25,6 +25,7 @@ mod reply;
 pub mod server;
 pub mod stats;
 pub mod upstream;
+mod wire;
 
 use std::{
     collections::HashMap,

@@ -9,13 +9,18 @@ use std::{
     time::Instant,
 };
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, ResponseCode},
+    rr::RecordType,
+    serialize::binary::BinEncodable as _,
+};
 
 use super::{
     Resolver, Transport,
     authority::{self, Verdict},
     cache::{Key, Lookup},
-    reply::{answer_for, error_reply, formerr, reply_limit},
+    reply::{MAX_UDP_REPLY, PLAIN_UDP_REPLY, answer_for, error_reply, formerr, reply_limit},
+    wire::{QueryView, is_at_or_below},
 };
 
 /// What [`Resolver::handle_now`] did.
@@ -44,6 +49,9 @@ impl Resolver {
     /// the rest inline and spawn only for this.
     pub fn handle_now(&self, request: &[u8], client: SocketAddr, transport: Transport) -> Step {
         self.stats.queries[transport.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(reply) = self.reply_from_template(request, client, transport) {
+            return Step::Done(Some(reply));
+        }
         let query = match Message::from_vec(request) {
             Ok(query) => query,
             Err(_) => {
@@ -69,6 +77,46 @@ impl Resolver {
                 Step::Forward(pending)
             }
         }
+    }
+
+    /// The fast lane (`wire`): a plain query for a name outside the zone
+    /// whose fresh answer is cached, answered from the answer's reply bytes
+    /// without building a `Message`. `None` sends it the whole way, which
+    /// gives the same bytes (a test checks it).
+    fn reply_from_template(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let query = QueryView::parse(request)?;
+        let mesh = self.mesh.read().expect("mesh lock").clone();
+        let zone = mesh.table.zone();
+        let apex = &zone.apex[..usize::from(zone.apex_len)];
+        if !mesh.allows(client.ip()) || is_at_or_below(&query.lowercase_name(), apex) {
+            return None;
+        }
+        let key = Key {
+            name: query.lowercase_name(),
+            qtype: RecordType::from(query.qtype),
+            qclass: query.qclass,
+            dnssec_ok: query.edns.is_some_and(|edns| edns.dnssec_ok),
+        };
+        let limit = match transport {
+            Transport::Tcp => usize::from(u16::MAX),
+            Transport::Udp => query.edns.map_or(PLAIN_UDP_REPLY, |edns| {
+                usize::from(edns.payload).clamp(PLAIN_UDP_REPLY, MAX_UDP_REPLY)
+            }),
+        };
+        let mut reply = Vec::with_capacity(PLAIN_UDP_REPLY);
+        let rcode =
+            self.cache
+                .reply_from_template(&key, &query, limit, Instant::now(), &mut reply)?;
+        self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .responses
+            .count(transport, Some(key.qtype), rcode);
+        Some(reply)
     }
 
     /// Forwards what `handle_now` could not answer, and encodes the reply.
@@ -103,8 +151,11 @@ impl Resolver {
         }
 
         let question = &query.queries[0];
+        let Ok(name) = question.name().to_lowercase().to_bytes() else {
+            return Ok(error_reply(&query, ResponseCode::FormErr));
+        };
         let key = Key {
-            name: question.name().to_lowercase(),
+            name: name.into(),
             qtype: question.query_type(),
             qclass: u16::from(question.query_class()),
             dnssec_ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
@@ -126,5 +177,256 @@ impl Resolver {
             transport: Transport::Udp,
             limit: 0,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::Ipv4Addr,
+        sync::Arc,
+        time::{Duration, Instant},
+    };
+
+    use hickory_proto::{
+        op::{Edns, Query},
+        rr::{
+            DNSClass, Name, RData, Record,
+            rdata::{A, SOA},
+        },
+    };
+
+    use super::*;
+    use crate::{
+        config::ResolverSettings,
+        resolver::{
+            cache::{Cache, Limits},
+            upstream::{Settings, Upstreams},
+        },
+        table::Table,
+    };
+
+    fn resolver() -> Resolver {
+        let table = Table::parse(
+            "zone: mesh\nauthoritative: true\nservices:\n  - name: redis\n    vips: [240.0.0.100]\n",
+        )
+        .unwrap();
+        Resolver::new(
+            Arc::new(table),
+            &ResolverSettings::default(),
+            vec!["127.0.0.0/8".parse().unwrap()],
+            Upstreams::new(&[], Settings::default()),
+            Cache::new(Limits::default()),
+        )
+    }
+
+    /// An upstream's answer for `name`: two A records (TTL 300 and 60), or
+    /// NXDOMAIN with the zone's SOA.
+    fn upstream_answer(name: &str, qtype: RecordType, nxdomain: bool) -> Message {
+        let name = Name::from_ascii(name).unwrap();
+        let mut answer = Message::new(99, MessageType::Response, OpCode::Query);
+        answer.metadata.recursion_available = true;
+        answer.add_query(Query::query(name.clone(), qtype));
+        if nxdomain {
+            answer.metadata.response_code = ResponseCode::NXDomain;
+            let apex = name.base_name();
+            let soa = SOA::new(apex.clone(), apex.clone(), 1, 7200, 900, 86400, 120);
+            answer.add_authority(Record::from_rdata(apex, 3600, RData::SOA(soa)));
+        } else {
+            for (ttl, last) in [(300, 1), (60, 2)] {
+                let a = A(Ipv4Addr::new(192, 0, 2, last));
+                answer.add_answer(Record::from_rdata(name.clone(), ttl, RData::A(a)));
+            }
+        }
+        answer
+    }
+
+    fn cache_answer(
+        resolver: &Resolver,
+        name: &str,
+        qtype: RecordType,
+        dnssec_ok: bool,
+        answer: &Message,
+        age: Duration,
+    ) {
+        let key = Key {
+            name: Name::from_ascii(name)
+                .unwrap()
+                .to_lowercase()
+                .to_bytes()
+                .unwrap()
+                .into(),
+            qtype,
+            qclass: 1,
+            dnssec_ok,
+        };
+        let stored = Instant::now().checked_sub(age).unwrap();
+        resolver.remember(key, answer, stored);
+    }
+
+    fn query(name: &str, qtype: RecordType, id: u16, rd: bool, edns: Option<bool>) -> Vec<u8> {
+        let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = rd;
+        let mut question = Query::query(Name::from_ascii(name).unwrap(), qtype);
+        question.set_query_class(DNSClass::IN);
+        query.add_query(question);
+        if let Some(dnssec_ok) = edns {
+            let mut opt = Edns::new();
+            opt.set_max_payload(4096);
+            opt.set_dnssec_ok(dnssec_ok);
+            query.set_edns(opt);
+        }
+        query.to_vec().unwrap()
+    }
+
+    /// What the whole way (hickory's `Message`) replies to `request`.
+    fn whole_way(
+        resolver: &Resolver,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Vec<u8> {
+        let query = Message::from_vec(request).unwrap();
+        let limit = reply_limit(&query, transport);
+        let reply = resolver
+            .reply_now(query, client.ip())
+            .ok()
+            .expect("answered now");
+        resolver.encode(reply, transport, limit)
+    }
+
+    /// The fast lane gives what the whole way gives: the client's ID, RD
+    /// and name case (RFC 1035 §4.1.1, §7.3; DNS 0x20), byte for byte, TTLs
+    /// counted down by the answer's age (§7.4), our OPT record or none
+    /// (RFC 6891 §7), for positive and negative answers (RFC 2308 §5).
+    #[test]
+    fn rfc1035_7_4_the_fast_lane_replies_as_the_whole_way() {
+        let resolver = resolver();
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        // Half a second into a second of age, so that both ways count the
+        // same whole seconds.
+        let age = Duration::from_millis(10_500);
+        for (name, qtype, nxdomain) in [
+            ("www.example.", RecordType::A, false),
+            ("gone.example.", RecordType::AAAA, true),
+        ] {
+            for dnssec_ok in [false, true] {
+                let answer = upstream_answer(name, qtype, nxdomain);
+                cache_answer(&resolver, name, qtype, dnssec_ok, &answer, age);
+            }
+            let asked = name.to_uppercase().replacen('W', "w", 1);
+            for (id, rd, edns, transport) in [
+                (1, true, None, Transport::Udp),
+                (2, false, Some(false), Transport::Udp),
+                (3, true, Some(true), Transport::Udp),
+                (4, true, Some(false), Transport::Tcp),
+            ] {
+                let request = query(&asked, qtype, id, rd, edns);
+                let fast = resolver
+                    .reply_from_template(&request, client, transport)
+                    .expect("the fast lane answers");
+                let whole = whole_way(&resolver, &request, client, transport);
+                // The same message; names compare without case (RFC 4343
+                // §3): the whole way writes an answer's owner as the
+                // upstream had it, the lane points to the question.
+                assert_eq!(
+                    Message::from_vec(&fast).unwrap(),
+                    Message::from_vec(&whole).unwrap(),
+                    "{asked} {qtype} id {id}"
+                );
+                // And byte for byte the client's ID, RD and question (its
+                // name as sent).
+                let question_end = 12 + asked.len() + 1 + 4;
+                assert_eq!(fast[..2], request[..2]);
+                assert_eq!(fast[2] & 1, request[2] & 1);
+                assert_eq!(fast[12..question_end], request[12..question_end]);
+            }
+        }
+    }
+
+    /// What the fast lane leaves to the whole way: a client outside
+    /// allow_from (REFUSED), a name in the zone, an expired answer (served
+    /// stale only when upstreams fail, RFC 8767), and a reply that would
+    /// need TC (RFC 1035 §4.2.1).
+    #[test]
+    fn rfc8767_4_the_fast_lane_leaves_the_rest_to_the_whole_way() {
+        let resolver = resolver();
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let fresh = Duration::from_secs(1);
+        let answer = upstream_answer("www.example.", RecordType::A, false);
+        cache_answer(
+            &resolver,
+            "www.example.",
+            RecordType::A,
+            false,
+            &answer,
+            fresh,
+        );
+        let request = query("www.example.", RecordType::A, 1, true, None);
+        assert!(
+            resolver
+                .reply_from_template(&request, client, Transport::Udp)
+                .is_some()
+        );
+        let outside: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+        assert!(
+            resolver
+                .reply_from_template(&request, outside, Transport::Udp)
+                .is_none()
+        );
+
+        let answer = upstream_answer("cached.mesh.", RecordType::A, false);
+        cache_answer(
+            &resolver,
+            "cached.mesh.",
+            RecordType::A,
+            false,
+            &answer,
+            fresh,
+        );
+        let request = query("cached.mesh.", RecordType::A, 1, true, None);
+        assert!(
+            resolver
+                .reply_from_template(&request, client, Transport::Udp)
+                .is_none()
+        );
+
+        let answer = upstream_answer("old.example.", RecordType::A, false);
+        cache_answer(
+            &resolver,
+            "old.example.",
+            RecordType::A,
+            false,
+            &answer,
+            Duration::from_secs(61),
+        );
+        let request = query("old.example.", RecordType::A, 1, true, None);
+        assert!(
+            resolver
+                .reply_from_template(&request, client, Transport::Udp)
+                .is_none()
+        );
+
+        let mut big = upstream_answer("big.example.", RecordType::A, false);
+        for i in 0..40 {
+            let a = A(Ipv4Addr::new(192, 0, 2, i));
+            big.add_answer(Record::from_rdata(
+                Name::from_ascii("big.example.").unwrap(),
+                300,
+                RData::A(a),
+            ));
+        }
+        cache_answer(&resolver, "big.example.", RecordType::A, false, &big, fresh);
+        let request = query("big.example.", RecordType::A, 1, true, None);
+        assert!(
+            resolver
+                .reply_from_template(&request, client, Transport::Udp)
+                .is_none()
+        );
+        assert!(
+            resolver
+                .reply_from_template(&request, client, Transport::Tcp)
+                .is_some()
+        );
     }
 }

@@ -16,9 +16,9 @@ use super::{
 
 /// Largest UDP reply we send, whatever the client offers: the DNS Flag Day
 /// 2020 size, which avoids IP fragmentation.
-const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
+pub(super) const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
 /// A client without EDNS gets at most this (RFC 1035 §4.2.1).
-const PLAIN_UDP_REPLY: usize = 512;
+pub(super) const PLAIN_UDP_REPLY: usize = 512;
 
 /// The longest reply the client of `query` takes over `transport`.
 pub(super) fn reply_limit(query: &Message, transport: Transport) -> usize {

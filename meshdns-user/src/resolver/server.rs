@@ -2,7 +2,18 @@
 //! messages, several per connection, pipelined and answered in any order,
 //! an idle timeout, and a cap on connections).
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    io::{self, IoSlice, IoSliceMut},
+    net::SocketAddr,
+    os::fd::{AsRawFd as _, RawFd},
+    sync::Arc,
+    time::Duration,
+};
+
+use nix::{
+    errno::Errno,
+    sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg},
+};
 
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -110,43 +121,119 @@ fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// Most datagrams one system call receives or sends.
+const UDP_BATCH: usize = 32;
+/// Room for the largest datagram, so that none is cut short.
+const UDP_BUFFER: usize = 65_535;
+
 /// A UDP socket's own thread: answers what needs no upstream at once, and
 /// hands forwarding to the runtime, which sends that reply when it comes.
+/// Datagrams come and go in batches (`recvmmsg`, `sendmmsg`): under load
+/// one system call each way per batch, not per query; when idle it waits
+/// for one datagram and answers it at once.
 fn serve_udp(
     socket: std::net::UdpSocket,
     resolver: Arc<Resolver>,
     runtime: tokio::runtime::Handle,
 ) {
     let socket = Arc::new(socket);
-    let mut buf = vec![0u8; 65_535];
+    let fd = socket.as_raw_fd();
+    let mut buffers = vec![vec![0u8; UDP_BUFFER]; UDP_BATCH];
+    let mut receiving = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
+    let mut sending = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
+    let mut received = Vec::with_capacity(UDP_BATCH);
+    let mut replies = Vec::with_capacity(UDP_BATCH);
     loop {
-        let (len, client) = match socket.recv_from(&mut buf) {
-            Ok(received) => received,
-            Err(error) => {
-                tracing::warn!(%error, "UDP receive failed");
-                continue;
-            }
-        };
-        match resolver.handle_now(&buf[..len], client, Transport::Udp) {
-            Step::Done(None) => {}
-            Step::Done(Some(reply)) => {
-                if let Err(error) = socket.send_to(&reply, client) {
-                    tracing::debug!(%error, %client, "UDP send failed");
+        received.clear();
+        {
+            let mut slices: Vec<[IoSliceMut; 1]> = buffers
+                .iter_mut()
+                .map(|buffer| [IoSliceMut::new(buffer)])
+                .collect();
+            // Blocks for the first datagram, then takes what is queued.
+            match recvmmsg(
+                fd,
+                &mut receiving,
+                slices.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(results) => received.extend(
+                    results.map(|result| (result.bytes, result.address.and_then(socket_addr))),
+                ),
+                Err(Errno::EINTR) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "UDP receive failed");
+                    continue;
                 }
             }
-            Step::Forward(pending) => {
-                let (socket, resolver) = (socket.clone(), resolver.clone());
-                runtime.spawn(async move {
-                    let reply = resolver.finish(pending).await;
-                    // A datagram send does not block for long; no need to
-                    // move this off the runtime.
-                    if let Err(error) = socket.send_to(&reply, client) {
-                        tracing::debug!(%error, %client, "UDP send failed");
-                    }
-                });
+        }
+        replies.clear();
+        for (buffer, &(len, client)) in buffers.iter().zip(&received) {
+            let Some(client) = client else { continue };
+            match resolver.handle_now(&buffer[..len], client, Transport::Udp) {
+                Step::Done(None) => {}
+                Step::Done(Some(reply)) => replies.push((reply, client)),
+                Step::Forward(pending) => {
+                    let (socket, resolver) = (socket.clone(), resolver.clone());
+                    runtime.spawn(async move {
+                        let reply = resolver.finish(pending).await;
+                        // A datagram send does not block for long; no need
+                        // to move this off the runtime.
+                        if let Err(error) = socket.send_to(&reply, client) {
+                            tracing::debug!(%error, %client, "UDP send failed");
+                        }
+                    });
+                }
+            }
+        }
+        send_batch(fd, &mut sending, &replies);
+    }
+}
+
+/// Sends each reply to its client, as few system calls as it takes; a
+/// datagram the kernel refuses is logged and skipped, the rest still sent.
+fn send_batch(
+    fd: RawFd,
+    headers: &mut MultiHeaders<SockaddrStorage>,
+    replies: &[(Vec<u8>, SocketAddr)],
+) {
+    let slices: Vec<[IoSlice; 1]> = replies
+        .iter()
+        .map(|(reply, _)| [IoSlice::new(reply)])
+        .collect();
+    let addresses: Vec<Option<SockaddrStorage>> = replies
+        .iter()
+        .map(|&(_, client)| Some(SockaddrStorage::from(client)))
+        .collect();
+    let mut start = 0;
+    while start < replies.len() {
+        match sendmmsg(
+            fd,
+            headers,
+            &slices[start..],
+            &addresses[start..],
+            [],
+            MsgFlags::empty(),
+        ) {
+            Ok(results) => start += results.count().max(1),
+            Err(Errno::EINTR) => {}
+            Err(error) => {
+                tracing::debug!(%error, client = %replies[start].1, "UDP send failed");
+                start += 1;
             }
         }
     }
+}
+
+/// The socket address of a datagram's sender.
+fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = address.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    address
+        .as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>, connections: Arc<Semaphore>) {
