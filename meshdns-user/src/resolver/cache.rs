@@ -192,6 +192,13 @@ impl Cache {
         Some(entry.message.metadata.response_code)
     }
 
+    /// Stores an answer that stays as it is while this cache lives (the
+    /// mesh's own, in a cache that lives as long as its table): fresh
+    /// forever, TTLs as they are.
+    pub fn insert_lasting(&self, key: Key, message: &Message, templates: Templates, bytes: usize) {
+        self.store(key, message, templates, bytes, Instant::now(), u32::MAX);
+    }
+
     /// Stores an upstream's answer, if it may be cached: `bytes` is its
     /// encoded size, for the memory bound; `templates` its replies as bytes.
     pub fn insert(
@@ -205,6 +212,18 @@ impl Cache {
         let Some(ttl) = cache_ttl(message) else {
             return;
         };
+        self.store(key, message, templates, bytes, now, ttl);
+    }
+
+    fn store(
+        &self,
+        key: Key,
+        message: &Message,
+        templates: Templates,
+        bytes: usize,
+        now: Instant,
+        ttl: u32,
+    ) {
         let bytes = bytes
             + templates.plain.as_ref().map_or(0, Template::len)
             + templates.edns.as_ref().map_or(0, Template::len);

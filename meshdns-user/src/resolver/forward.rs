@@ -21,7 +21,7 @@ use super::{
     authority::our_edns,
     cache::{Key, Templates},
     reply::{answer_for, error_reply},
-    wire::Template,
+    wire::{Copied, Template},
 };
 
 /// The answer to a question in flight, for the queries that wait for it.
@@ -117,7 +117,7 @@ fn templates(key: &Key, answer: &Message) -> Templates {
             query.set_edns(our_edns(key.dnssec_ok));
         }
         let reply = answer_for(&query, answer).to_vec().ok()?;
-        Template::new(reply, key.name.len())
+        Template::new(reply, key.name.len(), Copied::Rd)
     };
     Templates {
         plain: template(false),

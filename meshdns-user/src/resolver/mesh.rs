@@ -2,16 +2,39 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use super::authority::Zone;
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query},
+    rr::{DNSClass, Name},
+    serialize::binary::{BinDecodable as _, BinEncodable as _},
+};
+
+use super::{
+    authority::{self, Verdict, Zone, our_edns},
+    cache::{Cache, Key, Limits, Templates},
+    wire::{Copied, Template},
+};
 use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
 
 /// What comes from the services file, swapped whole on reload: the table,
-/// the zone view of it, and who may ask.
+/// the zone view of it, who may ask, and the replies given from it so far.
 pub struct Mesh {
     pub table: Arc<Table>,
     pub(super) zone: Zone,
     pub(super) allow_from: Vec<Cidr>,
+    /// The zone's replies as bytes, for the fast lane (`wire`): made the
+    /// first time a question is answered the whole way, kept as long as
+    /// this table serves, bounded (most recently asked first).
+    pub(super) replies: Cache,
 }
+
+/// Bounds of `Mesh::replies`: a node's working set of mesh names, not the
+/// whole table (the XDP program answers most of them before they get here).
+const MESH_REPLIES: Limits = Limits {
+    max_entries: 16_384,
+    max_bytes: 8 << 20,
+    stale_max: std::time::Duration::ZERO,
+    shards: 16,
+};
 
 impl Mesh {
     /// `default_allow_from` applies if the file says nothing.
@@ -29,7 +52,41 @@ impl Mesh {
             table,
             zone,
             allow_from,
+            replies: Cache::new(MESH_REPLIES),
         }
+    }
+
+    /// Keeps the zone's replies to questions for `key` (without EDNS and
+    /// with it) as bytes for the fast lane, if the zone answers them.
+    pub(super) fn remember(&self, key: Key) {
+        let Ok(name) = Name::from_bytes(&key.name) else {
+            return;
+        };
+        let reply = |edns: bool| {
+            let mut query = Message::new(0, MessageType::Query, OpCode::Query);
+            let mut question = Query::query(name.clone(), key.qtype);
+            question.set_query_class(DNSClass::from(key.qclass));
+            query.add_query(question);
+            if edns {
+                query.set_edns(our_edns(key.dnssec_ok));
+            }
+            match authority::answer(&self.table, &self.zone, &query) {
+                Verdict::Answer(reply) => Some(reply),
+                Verdict::Forward => None,
+            }
+        };
+        let Some(plain) = reply(false) else {
+            return;
+        };
+        let template = |reply: Option<Message>| {
+            Template::new(reply?.to_vec().ok()?, key.name.len(), Copied::RdCd)
+        };
+        let bytes = plain.to_bytes().map_or(0, |b| b.len());
+        let templates = Templates {
+            plain: template(Some(plain.clone())),
+            edns: template(reply(true)),
+        };
+        self.replies.insert_lasting(key, &plain, templates, bytes);
     }
 
     pub(super) fn allows(&self, client: IpAddr) -> bool {

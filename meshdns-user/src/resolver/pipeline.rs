@@ -79,9 +79,9 @@ impl Resolver {
         }
     }
 
-    /// The fast lane (`wire`): a plain query for a name outside the zone
-    /// whose fresh answer is cached, answered from the answer's reply bytes
-    /// without building a `Message`. `None` sends it the whole way, which
+    /// The fast lane (`wire`): a plain query answered from reply bytes kept
+    /// for its question, without building a `Message`: the zone's own reply
+    /// if the name is in the zone, else a fresh answer in the cache. `None` sends it the whole way, which
     /// gives the same bytes (a test checks it).
     fn reply_from_template(
         &self,
@@ -91,13 +91,14 @@ impl Resolver {
     ) -> Option<Vec<u8>> {
         let query = QueryView::parse(request)?;
         let mesh = self.mesh.read().expect("mesh lock").clone();
-        let zone = mesh.table.zone();
-        let apex = &zone.apex[..usize::from(zone.apex_len)];
-        if !mesh.allows(client.ip()) || is_at_or_below(&query.lowercase_name(), apex) {
+        if !mesh.allows(client.ip()) {
             return None;
         }
+        let name = query.lowercase_name();
+        let zone = mesh.table.zone();
+        let in_zone = is_at_or_below(&name, &zone.apex[..usize::from(zone.apex_len)]);
         let key = Key {
-            name: query.lowercase_name(),
+            name,
             qtype: RecordType::from(query.qtype),
             qclass: query.qclass,
             dnssec_ok: query.edns.is_some_and(|edns| edns.dnssec_ok),
@@ -109,10 +110,14 @@ impl Resolver {
             }),
         };
         let mut reply = Vec::with_capacity(PLAIN_UDP_REPLY);
-        let rcode =
-            self.cache
-                .reply_from_template(&key, &query, limit, Instant::now(), &mut reply)?;
-        self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+        // The zone's names from its own replies, the rest from the cache.
+        let (replies, counter) = if in_zone {
+            (&mesh.replies, &self.stats.mesh_answers)
+        } else {
+            (&self.cache, &self.stats.cache_hits)
+        };
+        let rcode = replies.reply_from_template(&key, &query, limit, Instant::now(), &mut reply)?;
+        counter.fetch_add(1, Ordering::Relaxed);
         self.stats
             .responses
             .count(transport, Some(key.qtype), rcode);
@@ -145,11 +150,6 @@ impl Resolver {
             return Ok(error_reply(&query, ResponseCode::BADVERS));
         }
 
-        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, &query) {
-            self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
-            return Ok(reply);
-        }
-
         let question = &query.queries[0];
         let Ok(name) = question.name().to_lowercase().to_bytes() else {
             return Ok(error_reply(&query, ResponseCode::FormErr));
@@ -160,6 +160,12 @@ impl Resolver {
             qclass: u16::from(question.query_class()),
             dnssec_ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         };
+
+        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, &query) {
+            self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
+            mesh.remember(key);
+            return Ok(reply);
+        }
         let stale = match self.cache.get(&key, Instant::now()) {
             Lookup::Fresh(answer) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -345,7 +351,8 @@ mod tests {
     }
 
     /// What the fast lane leaves to the whole way: a client outside
-    /// allow_from (REFUSED), a name in the zone, an expired answer (served
+    /// allow_from (REFUSED), a name of the zone it has not answered yet, an
+    /// expired answer (served
     /// stale only when upstreams fail, RFC 8767), and a reply that would
     /// need TC (RFC 1035 §4.2.1).
     #[test]
@@ -375,6 +382,7 @@ mod tests {
                 .is_none()
         );
 
+        // A name of the zone is not answered from the forwarding cache.
         let answer = upstream_answer("cached.mesh.", RecordType::A, false);
         cache_answer(
             &resolver,
@@ -428,5 +436,43 @@ mod tests {
                 .reply_from_template(&request, client, Transport::Tcp)
                 .is_some()
         );
+    }
+
+    /// The zone's own answers (RFC 1035 §6.2), after the whole way gave them
+    /// once, come from the lane with the same message: an address, NODATA
+    /// and NXDOMAIN with the SOA (RFC 2308 §2.1, §2.2), RD and CD copied
+    /// (RFC 4035 §3.1.6), TTLs as the table has them.
+    #[test]
+    fn rfc2308_2_the_zone_answers_from_the_lane_as_the_whole_way() {
+        let resolver = resolver();
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        for (name, qtype) in [
+            ("Redis.Mesh.", RecordType::A),
+            ("Redis.Mesh.", RecordType::AAAA),
+            ("NoSuch.Mesh.", RecordType::A),
+        ] {
+            for (id, rd, cd, edns) in [(1, true, false, None), (2, false, true, Some(true))] {
+                let mut request = query(name, qtype, id, rd, edns);
+                if cd {
+                    request[3] |= 0x10;
+                }
+                let whole = whole_way(&resolver, &request, client, Transport::Udp);
+                // Now it has been answered once, the lane has it.
+                let fast = resolver
+                    .reply_from_template(&request, client, Transport::Udp)
+                    .expect("the lane answers what the zone answered");
+                assert_eq!(
+                    Message::from_vec(&fast).unwrap(),
+                    Message::from_vec(&whole).unwrap(),
+                    "{name} {qtype} id {id}"
+                );
+                // Byte for byte up to the question's end: the client's
+                // ID, its RD and CD, and its name as sent (RFC 4343 lets
+                // later names differ in case: compression points at the
+                // question where the case allows).
+                let question_end = 12 + name.len() + 1 + 4;
+                assert_eq!(fast[..question_end], whole[..question_end]);
+            }
+        }
     }
 }

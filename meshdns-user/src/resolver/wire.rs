@@ -13,6 +13,8 @@ const FLAG_QR: u8 = 0x80;
 const OPCODE_MASK: u8 = 0x78;
 const FLAG_TC: u8 = 0x02;
 const FLAG_RD: u8 = 0x01;
+/// In the header's second flags byte (RFC 4035 §3.2.2).
+const FLAG_CD: u8 = 0x10;
 const TYPE_OPT: u16 = 41;
 /// DO bit in the OPT record's TTL field (RFC 3225).
 const EDNS_DO: u32 = 0x8000;
@@ -112,24 +114,36 @@ fn read_opt(record: &[u8]) -> Option<Edns> {
 }
 
 /// A cached answer as the bytes of a reply to one query for its key (the
-/// name lowercased, RD clear), with each TTL's offset and value.
+/// name lowercased, RD and CD clear), with each TTL's offset and value.
 #[derive(Debug, Clone)]
 pub struct Template {
     bytes: Box<[u8]>,
     ttls: Box<[(u16, u32)]>,
     name_len: usize,
+    copied: Copied,
+}
+
+/// Which of the query's header flags a reply copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    /// RD: a forwarded answer, whose other flags are the upstream's.
+    Rd,
+    /// RD and CD: the mesh's own answers (RFC 4035 §3.1.6).
+    RdCd,
 }
 
 impl Template {
-    /// `reply`, encoded for a query whose name is `name_len` bytes long:
-    /// `None` if its records cannot be walked (never for what hickory
-    /// encodes).
-    pub fn new(reply: Vec<u8>, name_len: usize) -> Option<Self> {
+    /// `reply`, encoded for a query whose name is `name_len` bytes long and
+    /// whose `copied` flags are clear: `None` if its records cannot be
+    /// walked (never for what hickory encodes).
+    pub fn new(reply: Vec<u8>, name_len: usize, copied: Copied) -> Option<Self> {
         let ttls = ttl_offsets(&reply)?;
-        (reply.get(2)? & FLAG_RD == 0).then(|| Self {
+        let clear = reply.get(2)? & FLAG_RD == 0 && reply.get(3)? & FLAG_CD == 0;
+        clear.then(|| Self {
             bytes: reply.into_boxed_slice(),
             ttls: ttls.into_boxed_slice(),
             name_len,
+            copied,
         })
     }
 
@@ -142,12 +156,16 @@ impl Template {
     }
 
     /// The reply to `query` (whose name is as long as the template's) with
-    /// every TTL at most `left` seconds, into `out`.
+    /// every TTL at most `left` seconds, into `out`: the query's ID, the
+    /// `copied` flags and its name as sent, the rest as the template has it.
     pub fn reply_to(&self, query: &QueryView, left: u32, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&self.bytes);
         out[..2].copy_from_slice(&query.request[..2]);
         out[2] |= query.request[2] & FLAG_RD;
+        if self.copied == Copied::RdCd {
+            out[3] |= query.request[3] & FLAG_CD;
+        }
         out[HDR_LEN..HDR_LEN + self.name_len].copy_from_slice(query.name);
         for &(at, ttl) in &self.ttls {
             let at = usize::from(at);
