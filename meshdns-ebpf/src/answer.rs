@@ -8,6 +8,7 @@ use meshdns_common::{
     NameClass, NameKey, NameKey48, NameKey112, ServiceRecord, ZONE_KEY, ZoneConfig,
 };
 
+use crate::checksum;
 use crate::dns::*;
 use crate::maps::{NAMES_FULL, NAMES48, NAMES112, NAMES256, Scratch, ZONE};
 use crate::parse::Query;
@@ -173,9 +174,10 @@ fn reply_len(query: &Query, decision: &Decision, zone: &ZoneConfig) -> usize {
 
 /// Writes `answers` answer records of `qtype` into `section` from
 /// `SECTION_ANSWERS` on, from the first addresses of `v4` or `v6`; returns
-/// where they end. Each record is whole 4-byte words at aligned offsets
-/// (16 bytes for A, 28 for AAAA). Generic over how many addresses there
-/// can be, so that each kind of record gets its own bound.
+/// where they end and their checksum's partial sum. Each record is whole
+/// 4-byte words at aligned offsets (16 bytes for A, 28 for AAAA). Generic
+/// over how many addresses there can be, so that each kind of record gets
+/// its own bound.
 #[inline(always)]
 fn write_answers<const N: usize>(
     section: &mut Section,
@@ -184,44 +186,49 @@ fn write_answers<const N: usize>(
     v4: &[[u8; 4]; N],
     v6: &[[u8; 16]; N],
     answers: usize,
-) -> usize {
+) -> (usize, u64) {
     let [t0, t1, t2, t3] = ttl.to_be_bytes();
     // Every answer's owner is the question's name, at offset 12.
     let [p0, p1] = name_pointer(HDR_LEN);
     let mut at = SECTION_ANSWERS;
+    let mut sum = 0;
     for i in 0..N {
         if i >= answers {
             break;
         }
         if qtype == TYPE_A {
-            section.put32(at, [p0, p1, 0, TYPE_A as u8]);
-            section.put32(at + 4, [0, CLASS_IN as u8, t0, t1]);
-            section.put32(at + 8, [t2, t3, 0, 4]);
-            section.put32(at + 12, v4[i]);
+            sum += section.put32(at, [p0, p1, 0, TYPE_A as u8])
+                + section.put32(at + 4, [0, CLASS_IN as u8, t0, t1])
+                + section.put32(at + 8, [t2, t3, 0, 4])
+                + section.put32(at + 12, v4[i]);
             at += A_RR_LEN;
         } else {
             let a = &v6[i];
-            section.put32(at, [p0, p1, 0, TYPE_AAAA as u8]);
-            section.put32(at + 4, [0, CLASS_IN as u8, t0, t1]);
-            section.put32(at + 8, [t2, t3, 0, 16]);
-            section.put32(at + 12, [a[0], a[1], a[2], a[3]]);
-            section.put32(at + 16, [a[4], a[5], a[6], a[7]]);
-            section.put32(at + 20, [a[8], a[9], a[10], a[11]]);
-            section.put32(at + 24, [a[12], a[13], a[14], a[15]]);
+            sum += section.put32(at, [p0, p1, 0, TYPE_AAAA as u8])
+                + section.put32(at + 4, [0, CLASS_IN as u8, t0, t1])
+                + section.put32(at + 8, [t2, t3, 0, 16])
+                + section.put32(at + 12, [a[0], a[1], a[2], a[3]])
+                + section.put32(at + 16, [a[4], a[5], a[6], a[7]])
+                + section.put32(at + 20, [a[8], a[9], a[10], a[11]])
+                + section.put32(at + 24, [a[12], a[13], a[14], a[15]]);
             at += AAAA_RR_LEN;
         }
     }
-    at
+    (at, sum)
 }
 
 /// Writes the authority section of a negative answer into `section`: the
 /// owner pointer to the apex (the end of the question's name) just before
 /// `SECTION_ANSWERS`, and the zone's SOA record from there, eight bytes at
-/// a time. Returns where it ends.
+/// a time. Returns where it ends and its checksum's partial sum.
 #[inline(always)]
-fn write_soa(section: &mut Section, query: &Query, zone: &ZoneConfig) -> usize {
+fn write_soa(section: &mut Section, query: &Query, zone: &ZoneConfig) -> (usize, u64) {
     let apex_at = HDR_LEN + query.name_len - zone.apex_len as usize;
-    section.put(SECTION_ANSWERS - 2, &name_pointer(apex_at));
+    let pointer = name_pointer(apex_at);
+    section.put(SECTION_ANSWERS - 2, &pointer);
+    // The section starts at the pointer, the record two bytes on: an even
+    // distance, so its words sum as they are.
+    let mut sum = checksum::sum_words(&pointer);
     let soa_len = zone.soa_rr_len as usize;
     let words = zone.soa_rr.as_ptr() as *const u64;
     for w in 0..MAX_SOA_RR_LEN / 8 {
@@ -233,9 +240,9 @@ fn write_soa(section: &mut Section, query: &Query, zone: &ZoneConfig) -> usize {
         // meshdns-common). Bytes past its length are zeros, and what
         // follows overwrites them.
         let word = unsafe { core::ptr::read(words.add(w)) };
-        section.put64(SECTION_ANSWERS + 8 * w, word);
+        sum += section.put64(SECTION_ANSWERS + 8 * w, word);
     }
-    SECTION_ANSWERS + soa_len
+    (SECTION_ANSWERS + soa_len, sum)
 }
 
 /// What the reply appends to the question, in `Section::bytes[start..end]`.
@@ -246,6 +253,9 @@ pub(crate) struct Reply {
     pub(crate) arcount: u16,
     pub(crate) start: usize,
     pub(crate) end: usize,
+    /// The appended bytes' checksum partial sum, as if they started at an
+    /// even offset.
+    pub(crate) sum: u64,
 }
 
 impl Reply {
@@ -269,9 +279,9 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
     };
     let flags = FLAG_QR | FLAG_AA | FLAG_RA | (query.flags as u16 & (FLAG_RD | FLAG_CD)) | rcode;
 
-    let (start, mut at) = if decision.answers > 0 {
+    let (start, (mut at, mut sum)) = if decision.answers > 0 {
         let qtype = query.qtype as u16;
-        let end = match decision.addresses {
+        let written = match decision.addresses {
             Addresses::Compact(record) => {
                 // SAFETY: a map value, valid for the whole run (RCU).
                 let record = unsafe { &*record };
@@ -287,9 +297,9 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
                 let answers = decision.answers;
                 write_answers(section, qtype, record.ttl, &record.v4, &record.v6, answers)
             }
-            Addresses::None => SECTION_ANSWERS,
+            Addresses::None => (SECTION_ANSWERS, 0),
         };
-        (SECTION_ANSWERS, end)
+        (SECTION_ANSWERS, written)
     } else {
         // SAFETY: as above.
         let zone = unsafe { &*decision.zone };
@@ -300,27 +310,29 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
         let [size_hi, size_lo] = EDNS_UDP_PAYLOAD_SIZE.to_be_bytes();
         let flags_hi = if do_bit { (EDNS_FLAG_DO >> 8) as u8 } else { 0 };
         // Root owner, TYPE OPT, CLASS = UDP payload size, extended RCODE
-        // and version 0, flags, RDLENGTH 0.
-        section.put(
-            at,
-            &[
-                0,
-                0,
-                TYPE_OPT as u8,
-                size_hi,
-                size_lo,
-                0,
-                0,
-                flags_hi,
-                0,
-                0,
-                0,
-            ],
-        );
+        // and version 0, flags, RDLENGTH 0; and a zero past its end, so
+        // that it sums as whole words.
+        let opt = [
+            0,
+            0,
+            TYPE_OPT as u8,
+            size_hi,
+            size_lo,
+            0,
+            0,
+            flags_hi,
+            0,
+            0,
+            0,
+            0,
+        ];
+        section.put(at, &opt);
+        // Summed as if at an even distance from the section's start, then
+        // moved to where it is.
+        let odd = (at - start) & 1 != 0;
+        sum += checksum::at_parity(checksum::sum_words(&opt), odd);
         at += OPT_RR_LEN;
     }
-    // Zeros up to the next multiple of 4, for the checksum.
-    section.put(at, &[0, 0, 0]);
     Reply {
         flags,
         ancount: decision.answers as u16,
@@ -328,5 +340,6 @@ pub(crate) fn build_reply(section: &mut Section, query: &Query, decision: &Decis
         arcount: query.edns_do().is_some() as u16,
         start,
         end: at,
+        sum,
     }
 }

@@ -1,6 +1,6 @@
 //! Internet checksums (RFC 1071) of the reply.
 
-use aya_ebpf::{helpers::generated::bpf_csum_diff, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 
 use crate::packet::{IPV4_HDR_LEN, ptr_at};
 
@@ -66,22 +66,6 @@ pub fn at_parity(sum: u64, odd: bool) -> u64 {
     } else {
         folded as u64
     }
-}
-
-/// The partial sum of the `len` bytes at `bytes`; `len` a multiple of 4
-/// and at most 512 (what `bpf_csum_diff` takes).
-#[inline(always)]
-pub fn sum(bytes: *mut u8, len: usize) -> Option<u64> {
-    let len = len & 0x3fc;
-    if len > 512 {
-        return None;
-    }
-    // SAFETY: the caller's `bytes` are valid for `len` bytes; `from` is empty.
-    let sum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, bytes as *mut u32, len as u32, 0) };
-    if sum < 0 {
-        return None;
-    }
-    Some(sum as u32 as u64)
 }
 
 /// The checksum field of a datagram whose parts sum to `sum` (RFC 768; RFC

@@ -65,26 +65,27 @@ pub struct Section {
 pub const SECTION_ANSWERS: usize = 8;
 
 impl Section {
-    /// Writes `word` (bytes in wire order) at `at`, a multiple of 4 below 512.
+    /// Writes `word` (bytes in wire order) at `at`, a multiple of 4 below
+    /// 512; returns its part of the section's checksum (`checksum`'s
+    /// memory-order partial sum).
     #[inline(always)]
-    pub fn put32(&mut self, at: usize, word: [u8; 4]) {
+    pub fn put32(&mut self, at: usize, word: [u8; 4]) -> u64 {
         let at = at & MSG_MASK & !3;
+        let word = u32::from_ne_bytes(word);
         // SAFETY: inside the buffer (masked below 512 of 1024 bytes), and
         // 4-byte aligned: the buffer is 8-byte aligned, `at` a multiple of 4.
-        unsafe {
-            core::ptr::write(
-                self.bytes.as_mut_ptr().add(at) as *mut u32,
-                u32::from_ne_bytes(word),
-            )
-        };
+        unsafe { core::ptr::write(self.bytes.as_mut_ptr().add(at) as *mut u32, word) };
+        word as u64
     }
 
-    /// Writes `word` (bytes in memory order) at `at`, a multiple of 8 below 512.
+    /// Writes `word` (bytes in memory order) at `at`, a multiple of 8 below
+    /// 512; returns its part of the checksum, as `put32`.
     #[inline(always)]
-    pub fn put64(&mut self, at: usize, word: u64) {
+    pub fn put64(&mut self, at: usize, word: u64) -> u64 {
         let at = at & MSG_MASK & !7;
         // SAFETY: as for `put32`, 8-byte aligned.
         unsafe { core::ptr::write(self.bytes.as_mut_ptr().add(at) as *mut u64, word) };
+        (word & 0xffff_ffff) + (word >> 32)
     }
 
     /// Writes `bytes` at `at`, any offset below 512.
