@@ -69,7 +69,10 @@ impl Default for Limits {
 }
 
 struct Entry {
-    message: Message,
+    /// The answer, for the whole way; `None` where only the fast lane reads
+    /// the entry (`insert_lasting`).
+    message: Option<Message>,
+    rcode: ResponseCode,
     /// The answer as reply bytes, for queries without EDNS and with it.
     templates: Templates,
     stored: Instant,
@@ -150,11 +153,16 @@ impl Cache {
         let ttl = Duration::from_secs(u64::from(entry.ttl));
         if age < ttl {
             let left = (ttl - age).as_secs() as u32;
-            return Lookup::Fresh(with_ttls(&entry.message, |t| t.min(left)));
+            let Some(message) = &entry.message else {
+                return Lookup::Miss;
+            };
+            return Lookup::Fresh(with_ttls(message, |t| t.min(left)));
         }
         let stale_max = Duration::from_secs(self.stale_max_secs.load(Ordering::Relaxed));
-        if age < ttl + stale_max {
-            return Lookup::Stale(with_ttls(&entry.message, |_| STALE_TTL));
+        if age < ttl + stale_max
+            && let Some(message) = &entry.message
+        {
+            return Lookup::Stale(with_ttls(message, |_| STALE_TTL));
         }
         if let Some(gone) = inner.entries.pop(key) {
             inner.bytes -= gone.bytes;
@@ -189,14 +197,22 @@ impl Cache {
             return None;
         }
         template.reply_to(query, (ttl - age).as_secs() as u32, out);
-        Some(entry.message.metadata.response_code)
+        Some(entry.rcode)
     }
 
-    /// Stores an answer that stays as it is while this cache lives (the
-    /// mesh's own, in a cache that lives as long as its table): fresh
-    /// forever, TTLs as they are.
-    pub fn insert_lasting(&self, key: Key, message: &Message, templates: Templates, bytes: usize) {
-        self.store(key, message, templates, bytes, Instant::now(), u32::MAX);
+    /// Stores, for the fast lane only, replies that stay as they are while
+    /// this cache lives (the mesh's own, in a cache that lives as long as
+    /// its table): fresh forever, TTLs as they are, no `Message` kept.
+    pub fn insert_lasting(&self, key: Key, rcode: ResponseCode, templates: Templates) {
+        let entry = Entry {
+            message: None,
+            rcode,
+            templates,
+            stored: Instant::now(),
+            ttl: u32::MAX,
+            bytes: key.name.len(),
+        };
+        self.store(key, entry);
     }
 
     /// Stores an upstream's answer, if it may be cached: `bytes` is its
@@ -212,28 +228,23 @@ impl Cache {
         let Some(ttl) = cache_ttl(message) else {
             return;
         };
-        self.store(key, message, templates, bytes, now, ttl);
-    }
-
-    fn store(
-        &self,
-        key: Key,
-        message: &Message,
-        templates: Templates,
-        bytes: usize,
-        now: Instant,
-        ttl: u32,
-    ) {
-        let bytes = bytes
-            + templates.plain.as_ref().map_or(0, Template::len)
-            + templates.edns.as_ref().map_or(0, Template::len);
         let entry = Entry {
-            message: message.clone(),
+            message: Some(message.clone()),
+            rcode: message.metadata.response_code,
             templates,
             stored: now,
             ttl,
             bytes,
         };
+        self.store(key, entry);
+    }
+
+    /// Puts `entry` in, counting the templates' bytes to its size, and
+    /// evicts what the bounds want out.
+    fn store(&self, key: Key, mut entry: Entry) {
+        entry.bytes += entry.templates.plain.as_ref().map_or(0, Template::len)
+            + entry.templates.edns.as_ref().map_or(0, Template::len);
+        let bytes = entry.bytes;
         let mut inner = self.shard(&key).lock().expect("cache lock");
         inner.bytes += bytes;
         let replacing = inner.entries.contains(&key);

@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query},
     rr::{DNSClass, Name},
-    serialize::binary::{BinDecodable as _, BinEncodable as _},
+    serialize::binary::BinDecodable as _,
 };
 
 use super::{
@@ -27,11 +27,12 @@ pub struct Mesh {
     pub(super) replies: Cache,
 }
 
-/// Bounds of `Mesh::replies`: a node's working set of mesh names, not the
-/// whole table (the XDP program answers most of them before they get here).
+/// Bounds of `Mesh::replies`: a node's working set of mesh names and types
+/// (about 200 bytes each), not the whole table: the XDP program answers
+/// most of them before they get here.
 const MESH_REPLIES: Limits = Limits {
-    max_entries: 16_384,
-    max_bytes: 8 << 20,
+    max_entries: 65_536,
+    max_bytes: 16 << 20,
     stale_max: std::time::Duration::ZERO,
     shards: 16,
 };
@@ -81,12 +82,12 @@ impl Mesh {
         let template = |reply: Option<Message>| {
             Template::new(reply?.to_vec().ok()?, key.name.len(), Copied::RdCd)
         };
-        let bytes = plain.to_bytes().map_or(0, |b| b.len());
+        let rcode = plain.metadata.response_code;
         let templates = Templates {
-            plain: template(Some(plain.clone())),
+            plain: template(Some(plain)),
             edns: template(reply(true)),
         };
-        self.replies.insert_lasting(key, &plain, templates, bytes);
+        self.replies.insert_lasting(key, rcode, templates);
     }
 
     pub(super) fn allows(&self, client: IpAddr) -> bool {
