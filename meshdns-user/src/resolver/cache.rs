@@ -33,6 +33,26 @@ pub struct Key {
 }
 
 impl Key {
+    /// The query a reply template is made from (`wire::Template`): this
+    /// question, ID 0, RD and CD clear, and our OPT record if `edns`.
+    /// `None` if the name does not decode (never for a key made from a
+    /// query).
+    pub fn template_query(&self, edns: bool) -> Option<Message> {
+        use hickory_proto::{
+            op::{MessageType, OpCode, Query},
+            rr::{DNSClass, Name},
+            serialize::binary::BinDecodable as _,
+        };
+        let mut query = Message::new(0, MessageType::Query, OpCode::Query);
+        let mut question = Query::query(Name::from_bytes(&self.name).ok()?, self.qtype);
+        question.set_query_class(DNSClass::from(self.qclass));
+        query.add_query(question);
+        if edns {
+            query.set_edns(super::authority::our_edns(self.dnssec_ok));
+        }
+        Some(query)
+    }
+
     /// The name as text, for the log.
     pub fn display_name(&self) -> String {
         use hickory_proto::serialize::binary::BinDecodable as _;

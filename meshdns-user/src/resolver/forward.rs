@@ -9,16 +9,11 @@ use std::{
     time::Instant,
 };
 
-use hickory_proto::{
-    op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{DNSClass, Name},
-    serialize::binary::BinDecodable as _,
-};
+use hickory_proto::op::{Message, ResponseCode};
 use tokio::sync::watch;
 
 use super::{
     Pending, Resolver,
-    authority::our_edns,
     cache::{Key, Templates},
     reply::{answer_for, error_reply},
     wire::{Copied, Template},
@@ -105,18 +100,10 @@ impl Resolver {
 /// (`wire`). `None` for a variant that cannot be built, which then always
 /// goes the whole way.
 fn templates(key: &Key, answer: &Message) -> Templates {
-    let Ok(name) = Name::from_bytes(&key.name) else {
-        return Templates::default();
-    };
     let template = |edns: bool| {
-        let mut query = Message::new(0, MessageType::Query, OpCode::Query);
-        let mut question = Query::query(name.clone(), key.qtype);
-        question.set_query_class(DNSClass::from(key.qclass));
-        query.add_query(question);
-        if edns {
-            query.set_edns(our_edns(key.dnssec_ok));
-        }
-        let reply = answer_for(&query, answer).to_vec().ok()?;
+        let reply = answer_for(&key.template_query(edns)?, answer)
+            .to_vec()
+            .ok()?;
         Template::new(reply, key.name.len(), Copied::Rd)
     };
     Templates {

@@ -2,14 +2,10 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use hickory_proto::{
-    op::{Message, MessageType, OpCode, Query},
-    rr::{DNSClass, Name},
-    serialize::binary::BinDecodable as _,
-};
+use hickory_proto::op::Message;
 
 use super::{
-    authority::{self, Verdict, Zone, our_edns},
+    authority::{self, Verdict, Zone},
     cache::{Cache, Key, Limits, Templates},
     wire::{Copied, Template},
 };
@@ -60,21 +56,13 @@ impl Mesh {
     /// Keeps the zone's replies to questions for `key` (without EDNS and
     /// with it) as bytes for the fast lane, if the zone answers them.
     pub(super) fn remember(&self, key: Key) {
-        let Ok(name) = Name::from_bytes(&key.name) else {
-            return;
-        };
-        let reply = |edns: bool| {
-            let mut query = Message::new(0, MessageType::Query, OpCode::Query);
-            let mut question = Query::query(name.clone(), key.qtype);
-            question.set_query_class(DNSClass::from(key.qclass));
-            query.add_query(question);
-            if edns {
-                query.set_edns(our_edns(key.dnssec_ok));
-            }
-            match authority::answer(&self.table, &self.zone, &query) {
-                Verdict::Answer(reply) => Some(reply),
-                Verdict::Forward => None,
-            }
+        let reply = |edns: bool| match authority::answer(
+            &self.table,
+            &self.zone,
+            &key.template_query(edns)?,
+        ) {
+            Verdict::Answer(reply) => Some(reply),
+            Verdict::Forward => None,
         };
         let Some(plain) = reply(false) else {
             return;
