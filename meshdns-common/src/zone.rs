@@ -34,7 +34,9 @@ pub struct ZoneConfig {
     /// The apex's SOA record as sent in the authority section of NODATA and
     /// NXDOMAIN replies, from TYPE on (the owner name is a pointer into the
     /// question, written by the program). Its TTL is the SOA MINIMUM, as RFC
-    /// 2308 §3 asks of negative answers.
+    /// 2308 §3 asks of negative answers. Zeros after `soa_rr_len`: the
+    /// program copies it eight bytes at a time, and its checksum counts
+    /// every byte it copies.
     pub soa_rr: [u8; MAX_SOA_RR_LEN],
 }
 

@@ -213,11 +213,20 @@ impl Cache {
             Some(_) => entry.templates.edns.as_ref(),
             None => entry.templates.plain.as_ref(),
         }?;
-        if template.len() > limit {
+        if template.len() + template.case_slack(query) > limit {
             return None;
         }
         template.reply_to(query, (ttl - age).as_secs() as u32, out);
         Some(entry.rcode)
+    }
+
+    /// Whether an entry for `key` is here (it does not count as a use).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.shard(key)
+            .lock()
+            .expect("cache lock")
+            .entries
+            .contains(key)
     }
 
     /// Stores, for the fast lane only, replies that stay as they are while

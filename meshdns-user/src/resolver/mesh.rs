@@ -56,6 +56,11 @@ impl Mesh {
     /// Keeps the zone's replies to questions for `key` (without EDNS and
     /// with it) as bytes for the fast lane, if the zone answers them.
     pub(super) fn remember(&self, key: Key) {
+        // Kept already: a question the lane cannot take (a reply that
+        // needs TC, say) comes the whole way every time.
+        if self.replies.contains(&key) {
+            return;
+        }
         let reply = |edns: bool| match authority::answer(
             &self.table,
             &self.zone,

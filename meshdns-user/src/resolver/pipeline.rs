@@ -438,6 +438,53 @@ mod tests {
         );
     }
 
+    /// Near the client's size the lane takes only what the whole way would
+    /// not truncate (RFC 1035 §4.2.1): the whole way writes the client's
+    /// spelling of the name, so an answer owned by it in another case is
+    /// not compressed there and takes more bytes.
+    #[test]
+    fn rfc1035_4_2_1_the_lane_never_sends_in_full_what_the_whole_way_truncates() {
+        let resolver = resolver();
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let name = "www.example.";
+        let mut answer = upstream_answer(name, RecordType::A, false);
+        answer.answers.clear();
+        for i in 0..30 {
+            let a = A(Ipv4Addr::new(192, 0, 2, i));
+            answer.add_answer(Record::from_rdata(
+                Name::from_ascii(name).unwrap(),
+                300,
+                RData::A(a),
+            ));
+        }
+        cache_answer(
+            &resolver,
+            name,
+            RecordType::A,
+            false,
+            &answer,
+            Duration::from_millis(500),
+        );
+        // Asked as cached: 509 bytes both ways, the same bytes.
+        let request = query(name, RecordType::A, 1, true, None);
+        let fast = resolver
+            .reply_from_template(&request, client, Transport::Udp)
+            .expect("the lane answers");
+        assert_eq!(fast.len(), 509);
+        assert_eq!(fast, whole_way(&resolver, &request, client, Transport::Udp));
+        // Asked in upper case: the whole way needs 520 bytes and sends TC,
+        // so the lane leaves it.
+        let request = query("WWW.EXAMPLE.", RecordType::A, 2, true, None);
+        assert!(
+            resolver
+                .reply_from_template(&request, client, Transport::Udp)
+                .is_none()
+        );
+        let whole =
+            Message::from_vec(&whole_way(&resolver, &request, client, Transport::Udp)).unwrap();
+        assert!(whole.metadata.truncation);
+    }
+
     /// The zone's own answers (RFC 1035 §6.2), after the whole way gave them
     /// once, come from the lane with the same message: an address, NODATA
     /// and NXDOMAIN with the SOA (RFC 2308 §2.1, §2.2), RD and CD copied

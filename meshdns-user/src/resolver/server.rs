@@ -3,7 +3,7 @@
 //! an idle timeout, and a cap on connections).
 
 use std::{
-    io::{self, IoSlice, IoSliceMut},
+    io::{self, IoSliceMut},
     net::SocketAddr,
     os::fd::{AsRawFd as _, RawFd},
     sync::Arc,
@@ -12,7 +12,7 @@ use std::{
 
 use nix::{
     errno::Errno,
-    sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg},
+    sys::socket::{MsgFlags, MultiHeaders, SockaddrLike as _, SockaddrStorage, recvmmsg},
 };
 
 use tokio::{
@@ -140,7 +140,6 @@ fn serve_udp(
     let fd = socket.as_raw_fd();
     let mut buffers = vec![vec![0u8; UDP_BUFFER]; UDP_BATCH];
     let mut receiving = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
-    let mut sending = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BATCH, None);
     let mut received = Vec::with_capacity(UDP_BATCH);
     let mut replies = Vec::with_capacity(UDP_BATCH);
     loop {
@@ -187,41 +186,54 @@ fn serve_udp(
                 }
             }
         }
-        send_batch(fd, &mut sending, &replies);
+        send_batch(fd, &replies);
     }
 }
 
 /// Sends each reply to its client, as few system calls as it takes; a
 /// datagram the kernel refuses is logged and skipped, the rest still sent.
-fn send_batch(
-    fd: RawFd,
-    headers: &mut MultiHeaders<SockaddrStorage>,
-    replies: &[(Vec<u8>, SocketAddr)],
-) {
-    let slices: Vec<[IoSlice; 1]> = replies
+/// `sendmmsg(2)` itself: nix's wrapper reads its results' address slots,
+/// which only a receive fills.
+fn send_batch(fd: RawFd, replies: &[(Vec<u8>, SocketAddr)]) {
+    let addresses: Vec<SockaddrStorage> = replies
         .iter()
-        .map(|(reply, _)| [IoSlice::new(reply)])
+        .map(|&(_, client)| SockaddrStorage::from(client))
         .collect();
-    let addresses: Vec<Option<SockaddrStorage>> = replies
+    let mut iovecs: Vec<libc::iovec> = replies
         .iter()
-        .map(|&(_, client)| Some(SockaddrStorage::from(client)))
+        .map(|(reply, _)| libc::iovec {
+            iov_base: reply.as_ptr() as *mut libc::c_void,
+            iov_len: reply.len(),
+        })
+        .collect();
+    let mut headers: Vec<libc::mmsghdr> = addresses
+        .iter()
+        .zip(iovecs.iter_mut())
+        .map(|(address, iovec)| {
+            // SAFETY: an mmsghdr is integers and pointers, for which zero
+            // (null) is a valid value.
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
+            header.msg_hdr.msg_namelen = address.len();
+            header.msg_hdr.msg_iov = iovec;
+            header.msg_hdr.msg_iovlen = 1;
+            header
+        })
         .collect();
     let mut start = 0;
-    while start < replies.len() {
-        match sendmmsg(
-            fd,
-            headers,
-            &slices[start..],
-            &addresses[start..],
-            [],
-            MsgFlags::empty(),
-        ) {
-            Ok(results) => start += results.count().max(1),
-            Err(Errno::EINTR) => {}
-            Err(error) => {
-                tracing::debug!(%error, client = %replies[start].1, "UDP send failed");
-                start += 1;
-            }
+    while start < headers.len() {
+        let rest = &mut headers[start..];
+        // SAFETY: each header points into `addresses`, `iovecs` and
+        // `replies`, which outlive the call and are not moved meanwhile.
+        let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, 0) };
+        if sent >= 0 {
+            start += (sent as usize).max(1);
+            continue;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            tracing::debug!(%error, client = %replies[start].1, "UDP send failed");
+            start += 1;
         }
     }
 }

@@ -93,7 +93,13 @@ pub fn is_at_or_below(name: &[u8], apex: &[u8]) -> bool {
     false
 }
 
-/// The OPT record that ends the message: root owner, version 0.
+/// EDNS options whose data hickory decodes (and may reject, answering
+/// FORMERR the whole way): client subnet (RFC 7871), and DAU, DHU, N3U
+/// (RFC 6975). The lane leaves queries with them to the whole way.
+const DECODED_OPTIONS: [u16; 4] = [5, 6, 7, 8];
+
+/// The OPT record that ends the message: root owner, version 0, and
+/// options that each fit its data and that hickory takes as they are.
 fn read_opt(record: &[u8]) -> Option<Edns> {
     // Owner (1), TYPE, CLASS (payload size), TTL (extended RCODE, version,
     // flags), RDLENGTH, and the options, which end the message.
@@ -105,6 +111,16 @@ fn read_opt(record: &[u8]) -> Option<Edns> {
         || record.len() != 11 + rdlength
     {
         return None;
+    }
+    let mut options = &record[11..];
+    while !options.is_empty() {
+        let header = options.get(..4)?;
+        let code = u16::from_be_bytes([header[0], header[1]]);
+        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        if DECODED_OPTIONS.contains(&code) {
+            return None;
+        }
+        options = options.get(4 + len..)?;
     }
     let ttl = u32::from_be_bytes([fixed[5], fixed[6], fixed[7], fixed[8]]);
     Some(Edns {
@@ -153,6 +169,28 @@ impl Template {
 
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// How many bytes longer the whole way's reply to `query` may be than
+    /// this template. Its names compress into the lowercased question; the
+    /// whole way writes the client's spelling there, and hickory compresses
+    /// a name only into the same bytes, case included, so each suffix of the
+    /// question that a later name points to may be written out once in
+    /// full. Zero when the client asked in lowercase: then both are the same
+    /// bytes. The lane declines a reply that could need TC the whole way.
+    pub fn case_slack(&self, query: &QueryView) -> usize {
+        if query.name == &self.bytes[HDR_LEN..HDR_LEN + self.name_len] {
+            return 0;
+        }
+        // The name is well formed (`QueryView::parse` checked it).
+        let (mut labels, mut at) = (0, 0);
+        while let Some(&len) = query.name.get(at)
+            && len != 0
+        {
+            labels += 1;
+            at += 1 + usize::from(len);
+        }
+        labels * query.name.len()
     }
 
     /// The reply to `query` (whose name is as long as the template's) with
@@ -246,6 +284,20 @@ mod tests {
         );
     }
 
+    /// `QUERY` with `options` as its OPT record's data.
+    fn with_options(options: &[u8]) -> Vec<u8> {
+        let mut query = QUERY[..QUERY.len() - 2].to_vec();
+        query.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        query.extend_from_slice(options);
+        query
+    }
+
+    #[test]
+    fn rfc6891_6_1_2_options_that_fit_are_read_past() {
+        let cookie = with_options(b"\x00\x0a\x00\x08\x01\x02\x03\x04\x05\x06\x07\x08");
+        assert!(QueryView::parse(&cookie).is_some());
+    }
+
     #[test]
     fn rfc1035_4_1_1_what_is_not_a_plain_query_goes_the_whole_way() {
         let with = |at: usize, byte: u8| {
@@ -262,6 +314,11 @@ mod tests {
             ("EDNS version 1", with(QUERY.len() - 5, 1)),
             ("a compression pointer", with(12, 0xc0)),
             ("trailing bytes", [QUERY, b"\0"].concat()),
+            (
+                "an option past its record",
+                with_options(b"\x00\x0a\x00\x08\x01\x02"),
+            ),
+            ("a client-subnet option", with_options(b"\x00\x08\x00\x00")),
         ] {
             assert!(QueryView::parse(&query).is_none(), "{what}");
         }
