@@ -8,12 +8,16 @@
 //!
 //! 1. `parse::parse_transport` checks Ethernet, VLAN, IP and UDP in the frame;
 //! 2. `parse::parse_query` copies the DNS message into a per-CPU buffer and
-//!    checks it there (no per-byte bounds checks against the frame);
+//!    checks it there (no per-byte bounds checks against the frame), walking
+//!    the name a label at a time and building its key a word at a time;
 //! 3. `answer::decide` looks the name up: an answer, NODATA, NXDOMAIN, or a
 //!    pass;
-//! 4. `answer::build_reply` writes the reply into the same buffer;
-//! 5. `send::send_reply` resizes the frame, copies the reply in, swaps
-//!    addresses and writes the checksums (`checksum` has the sums).
+//! 4. `answer::build_reply` writes what the reply appends to the question
+//!    (answers or SOA, and OPT) into a per-CPU section buffer, summing it;
+//! 5. `send::send_reply` resizes the frame, rewrites the header's flags and
+//!    counts in place, stores the section after the question, swaps
+//!    addresses and writes the checksums, added up from their parts
+//!    (`checksum` has the sums).
 //!
 //! Every reason not to answer is found before phase 5 and is an `XDP_PASS`
 //! with the frame untouched, so the kernel and the agent see exactly what
@@ -26,7 +30,8 @@
 //! path.
 //!
 //! Around them: `maps` holds the maps, the per-CPU scratch memory and the
-//! counters; `dns` and `packet` the wire formats; `lab` the bodies of the
+//! counters; `dns` and `packet` the wire formats; `verifier` what keeps the
+//! verifier's walk within its limit; `lab` the bodies of the
 //! helper programs the lab and the benchmarks attach (`meshdns_pass`,
 //! `meshdns_floor`). This file keeps the `#[xdp]` entries and `try_meshdns`,
 //! which runs the phases in order.
