@@ -131,10 +131,19 @@ fn adjust_tail(ctx: &XdpContext, delta: i32) -> Result<bool, ()> {
     }
 }
 
-/// Where in `Section` the bytes the reply appends are.
+/// The bytes the reply appends: where they are in `Section`, and where
+/// they go in the message (the question's end).
 struct Appended {
     start: usize,
     len: usize,
+    at: usize,
+}
+
+impl Appended {
+    /// The reply's UDP length.
+    fn udp_len(&self) -> usize {
+        UDP_HDR_LEN + self.at + self.len
+    }
 }
 
 /// Turns the frame into the reply: resizes it, writes the header's flags
@@ -156,13 +165,14 @@ pub(crate) fn send_reply(
     let appended = Appended {
         start: forget_exact_value(&mut scratch.laundry, reply.start, 0xf),
         len: forget_exact_value(&mut scratch.laundry, reply.appended_len(), 0x1ff),
+        at: question_end,
     };
     let reply_len = question_end + appended.len;
     if question_end < HDR_LEN || reply_len > MAX_MSG_LEN {
         return Err(Counter::PassTooLarge.into());
     }
     let Some(udp_check) = udp_checksum(ctx, transport, scratch, query, reply, &appended) else {
-        // bpf_csum_diff on lengths checked above: it cannot fail.
+        // The headers it reads were checked in parse: it cannot fail.
         happened(ctx, Never::ChecksumFailed);
         return Err(Counter::PassMalformed.into());
     };
@@ -192,16 +202,7 @@ pub(crate) fn send_reply(
             }
         }
     }
-    rewrite_frame(
-        ctx,
-        transport,
-        scratch,
-        question_end,
-        reply,
-        &appended,
-        udp_check,
-    )
-    .ok_or_else(|| {
+    rewrite_frame(ctx, transport, scratch, reply, &appended, udp_check).ok_or_else(|| {
         happened(ctx, Never::ReplyNotWritten);
         Outcome::Broken
     })
@@ -221,7 +222,7 @@ fn udp_checksum(
     reply: &Reply,
     appended: &Appended,
 ) -> Option<[u8; 2]> {
-    let udp_len = UDP_HDR_LEN + query.question_end() + appended.len;
+    let udp_len = appended.udp_len();
     let l4 = transport.l4;
 
     let ip_sum = if transport.ipv6 {
@@ -275,15 +276,14 @@ fn rewrite_frame(
     ctx: &XdpContext,
     transport: &Transport,
     scratch: &mut Scratch,
-    question_end: usize,
     reply: &Reply,
     appended: &Appended,
     udp_check: [u8; 2],
 ) -> Option<()> {
-    let udp_len = UDP_HDR_LEN + question_end + appended.len;
+    let udp_len = appended.udp_len();
     let l4 = transport.l4;
     let dns = transport.dns();
-    let (start, appended) = (appended.start, appended.len);
+    let (start, question_end, appended) = (appended.start, appended.at, appended.len);
     // Never empty (a record at least), but the helper wants it shown.
     if appended == 0 {
         return None;
