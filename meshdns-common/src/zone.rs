@@ -55,6 +55,11 @@ impl ZoneConfig {
     /// together. All zeros.
     pub const NONE: Self = bytemuck::zeroed();
 
+    /// The apex in wire format (empty for `NONE`).
+    pub fn apex_wire(&self) -> &[u8] {
+        &self.apex[..usize::from(self.apex_len)]
+    }
+
     pub fn is_authoritative(&self) -> bool {
         self.flags & ZONE_AUTHORITATIVE != 0
     }

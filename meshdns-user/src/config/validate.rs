@@ -81,7 +81,7 @@ impl Services {
 
     /// The zone's apex in wire format.
     pub fn apex(&self) -> &[u8] {
-        &self.zone.apex[..usize::from(self.zone.apex_len)]
+        self.zone.apex_wire()
     }
 }
 

@@ -206,7 +206,7 @@ pub fn status(pins: &Pins) -> Result<Status> {
         maps_dir: pins.maps_dir(),
         interfaces,
         agent: process::running_program(&programs),
-        zone: dns_name::to_text(&zone.apex[..usize::from(zone.apex_len)]),
+        zone: dns_name::to_text(zone.apex_wire()),
         authoritative: zone.is_authoritative(),
         names,
         counters: counters_by_name(&counters),
@@ -336,7 +336,7 @@ pub fn dump(pins: &Pins) -> Result<Dump> {
         .collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Dump {
-        zone: dns_name::to_text(&zone.apex[..usize::from(zone.apex_len)]),
+        zone: dns_name::to_text(zone.apex_wire()),
         authoritative: zone.is_authoritative(),
         names,
     })

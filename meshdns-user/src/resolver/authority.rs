@@ -35,7 +35,7 @@ pub struct Zone {
 impl Zone {
     pub fn of(table: &Table) -> Self {
         let zone = table.zone();
-        let apex_wire = &zone.apex[..usize::from(zone.apex_len)];
+        let apex_wire = zone.apex_wire();
         let mut rr = apex_wire.to_vec();
         rr.extend_from_slice(&zone.soa_rr[..usize::from(zone.soa_rr_len)]);
         let mut decoder = BinDecoder::new(&rr);

@@ -19,7 +19,7 @@ use super::{
     Resolver, Transport,
     authority::{self, Verdict},
     cache::{Key, Lookup},
-    reply::{MAX_UDP_REPLY, PLAIN_UDP_REPLY, answer_for, error_reply, formerr, reply_limit},
+    reply::{PLAIN_UDP_REPLY, answer_for, client_limit, error_reply, formerr, reply_limit},
     wire::{QueryView, is_at_or_below},
 };
 
@@ -95,20 +95,14 @@ impl Resolver {
             return None;
         }
         let name = query.lowercase_name();
-        let zone = mesh.table.zone();
-        let in_zone = is_at_or_below(&name, &zone.apex[..usize::from(zone.apex_len)]);
+        let in_zone = is_at_or_below(&name, mesh.table.zone().apex_wire());
         let key = Key {
             name,
             qtype: RecordType::from(query.qtype),
             qclass: query.qclass,
             dnssec_ok: query.edns.is_some_and(|edns| edns.dnssec_ok),
         };
-        let limit = match transport {
-            Transport::Tcp => usize::from(u16::MAX),
-            Transport::Udp => query.edns.map_or(PLAIN_UDP_REPLY, |edns| {
-                usize::from(edns.payload).clamp(PLAIN_UDP_REPLY, MAX_UDP_REPLY)
-            }),
-        };
+        let limit = client_limit(query.edns.map(|edns| edns.payload), transport);
         let mut reply = Vec::with_capacity(PLAIN_UDP_REPLY);
         // The zone's names from its own replies, the rest from the cache.
         let (replies, counter) = if in_zone {

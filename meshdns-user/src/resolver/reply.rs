@@ -16,16 +16,25 @@ use super::{
 
 /// Largest UDP reply we send, whatever the client offers: the DNS Flag Day
 /// 2020 size, which avoids IP fragmentation.
-pub(super) const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
+const MAX_UDP_REPLY: usize = meshdns_common::EDNS_UDP_PAYLOAD_SIZE as usize;
 /// A client without EDNS gets at most this (RFC 1035 §4.2.1).
 pub(super) const PLAIN_UDP_REPLY: usize = 512;
 
 /// The longest reply the client of `query` takes over `transport`.
 pub(super) fn reply_limit(query: &Message, transport: Transport) -> usize {
+    client_limit(
+        query.edns.as_ref().map(|edns| edns.max_payload()),
+        transport,
+    )
+}
+
+/// The longest reply a client takes over `transport`, given its EDNS UDP
+/// payload size if it sent an OPT record.
+pub(super) fn client_limit(edns_payload: Option<u16>, transport: Transport) -> usize {
     match transport {
         Transport::Tcp => usize::from(u16::MAX),
-        Transport::Udp => query.edns.as_ref().map_or(PLAIN_UDP_REPLY, |edns| {
-            usize::from(edns.max_payload()).clamp(PLAIN_UDP_REPLY, MAX_UDP_REPLY)
+        Transport::Udp => edns_payload.map_or(PLAIN_UDP_REPLY, |payload| {
+            usize::from(payload).clamp(PLAIN_UDP_REPLY, MAX_UDP_REPLY)
         }),
     }
 }
