@@ -80,7 +80,8 @@ impl Registry {
             kind,
         };
         let services = Services::parse(&text).map_err(error)?;
-        let table = Table::build(&services, &mut self.state, now)
+        let settings = services.resolver.clone();
+        let table = Table::build(services, &mut self.state, now)
             .map_err(|alloc| error(located(&text, ConfigErrorKind::Vip(alloc))))?;
         // Serving matters more than persisting: a state file that cannot be
         // written is an error in the log, not a reason to refuse the table.
@@ -90,7 +91,7 @@ impl Registry {
         self.loaded = Some(hash);
         Ok(Reload::Changed {
             table: Arc::new(table),
-            settings: services.resolver,
+            settings,
         })
     }
 }

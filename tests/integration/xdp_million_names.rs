@@ -53,7 +53,7 @@ fn a_million_names_fit_and_answer() {
     meshdns_tests::require_root();
     let mut config = Config::parse("zone: mesh\n").unwrap();
     config.services = (0..NAMES).map(service).collect();
-    let table = Table::build(&config.validate().unwrap(), &mut State::default(), 0).unwrap();
+    let table = Table::build(config.clone().validate().unwrap(), &mut State::default(), 0).unwrap();
     assert_eq!(table.len(), NAMES as usize);
 
     let mut fast_path = FastPath::load().unwrap();
@@ -86,7 +86,7 @@ fn a_million_names_fit_and_answer() {
     // A reload that moves one service's VIP touches one name, and is quick
     // about it: the agent applies every saved file this way.
     config.services[777_777].vips = vec![IpAddr::from([241, 0, 0, 1])];
-    let table = Table::build(&config.validate().unwrap(), &mut State::default(), 0).unwrap();
+    let table = Table::build(config.validate().unwrap(), &mut State::default(), 0).unwrap();
     let start = Instant::now();
     let report = fast_path.sync(table).unwrap();
     let resync = start.elapsed();

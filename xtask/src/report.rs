@@ -24,7 +24,10 @@ pub struct Row {
 pub struct ScaleRow {
     pub names: usize,
     pub replies_per_second: f64,
+    /// From the agent's start to its first answer (the resolver's).
     pub load_seconds: f64,
+    /// From the agent's start to `/readyz`: the kernel's table full too.
+    pub ready_seconds: f64,
     pub rss: String,
 }
 
@@ -173,14 +176,14 @@ pub fn write(
         writeln!(md)?;
         writeln!(
             md,
-            "| names | replies/s | agent start to serving | agent RSS |"
+            "| names | replies/s | agent start to serving | to the fast path full | agent RSS |"
         )?;
-        writeln!(md, "|--:|--:|--:|--:|")?;
+        writeln!(md, "|--:|--:|--:|--:|--:|")?;
         for row in scale {
             writeln!(
                 md,
-                "| {} | {:.0} | {:.1} s | {} |",
-                row.names, row.replies_per_second, row.load_seconds, row.rss
+                "| {} | {:.0} | {:.1} s | {:.1} s | {} |",
+                row.names, row.replies_per_second, row.load_seconds, row.ready_seconds, row.rss
             )?;
         }
     }
@@ -252,6 +255,7 @@ pub fn write(
             "names": s.names,
             "replies_per_second": s.replies_per_second,
             "load_seconds": s.load_seconds,
+            "ready_seconds": s.ready_seconds,
             "agent_rss": s.rss,
         })).collect::<Vec<_>>(),
     });

@@ -159,6 +159,35 @@ impl Agent {
                 return Ok(None);
             }
         }
+        // The resolver answers first: it has every name as soon as the file
+        // is read, while filling the kernel's table takes longer (a second
+        // or two at a million names; each name is a map update). Meanwhile
+        // the program, if a previous agent left one, answers from the maps
+        // it has, and a new one passes what it does not have yet.
+        //
+        // Where it listens by default, and whom it answers: read once.
+        let mut addresses = Vec::new();
+        for iface in &options.ifaces {
+            addresses.extend(
+                netif::addresses(iface).map_err(|source| AgentError::Addresses {
+                    iface: iface.clone(),
+                    source,
+                })?,
+            );
+        }
+        let listen = resolver::listen_addresses(&options, &addresses)?;
+        let resolver = Arc::new(resolver::resolver(
+            &options,
+            table.clone(),
+            &settings,
+            &listen,
+            &addresses,
+        ));
+        let listeners = runtime.block_on(server::listen(
+            resolver.clone(),
+            &listen,
+            Arc::new(drop_privileges),
+        ))?;
         let fast_path = match options.xdp_mode {
             None => {
                 tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
@@ -177,26 +206,6 @@ impl Agent {
             }
         };
 
-        // From here the resolver holds the table (and the kernel its copy).
-        // Read once: where to listen by default, and whom to answer.
-        let mut addresses = Vec::new();
-        for iface in &options.ifaces {
-            addresses.extend(
-                netif::addresses(iface).map_err(|source| AgentError::Addresses {
-                    iface: iface.clone(),
-                    source,
-                })?,
-            );
-        }
-        let listen = resolver::listen_addresses(&options, &addresses)?;
-        let resolver = Arc::new(resolver::resolver(
-            &options, table, &settings, &listen, &addresses,
-        ));
-        let listeners = runtime.block_on(server::listen(
-            resolver.clone(),
-            &listen,
-            Arc::new(drop_privileges),
-        ))?;
         let kept = privileges::keep_only(running).map_err(AgentError::Capabilities)?;
         tracing::info!(%kept, "capabilities dropped but for those the table updates need");
         let _ = metrics.resolver.set(resolver.clone());

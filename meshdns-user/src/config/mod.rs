@@ -168,6 +168,16 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self, (Option<usize>, ConfigErrorKind)> {
         // An empty file is an empty zone, not an error.
         let text = if text.trim().is_empty() { "{}" } else { text };
+        // A file that is a JSON document (a program's, typically, with a
+        // million names) is read by a JSON parser, about ten times faster
+        // than the YAML one; JSON is YAML 1.2, so the result is the same.
+        // Anything else is YAML's to read and to report on, JSON that does
+        // not parse included: `{zone: mesh}` is YAML's flow style.
+        if text.trim_start().starts_with('{')
+            && let Ok(config) = serde_json::from_str(text)
+        {
+            return Ok(config);
+        }
         // One line, for the log: `file:line: reason`, not a drawn snippet.
         let mut options = serde_saphyr::Options::default();
         options.with_snippet = false;
@@ -219,6 +229,20 @@ mod tests {
         assert_eq!(config.zone(), "mesh");
         assert_eq!(config.ttl, 60);
         assert_eq!(config.services[0].vips.len(), 2);
+    }
+
+    #[test]
+    fn a_json_file_reads_as_its_yaml_twin() {
+        let yaml = "zone: mesh\nttl: 30\nvip_reuse_after: 10m\nservices:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n  - name: auto\n";
+        let json = r#" {"zone": "mesh", "ttl": 30, "vip_reuse_after": "10m", "services": [
+            {"name": "redis", "vips": ["240.0.0.100", "fd00:fd00::100"]}, {"name": "auto"}]}"#;
+        assert_eq!(Config::parse(json).unwrap(), Config::parse(yaml).unwrap());
+        // YAML's flow style is not JSON, and still YAML.
+        assert_eq!(Config::parse("{zone: mesh, ttl: 30}").unwrap().ttl, 30);
+        // JSON that breaks the schema is reported as YAML reports it, with its line.
+        let (line, kind) =
+            Config::parse("{\n\"zone\": \"mesh\",\n\"ttl\": \"sixty\"\n}").unwrap_err();
+        assert_eq!(line, Some(3), "{kind}");
     }
 
     #[test]

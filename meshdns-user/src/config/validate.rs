@@ -3,12 +3,11 @@
 //! [`Services`], a value with nothing left to check: the table and the
 //! resolver only read it.
 
-use std::{
-    collections::{HashMap, HashSet},
-    net::IpAddr,
-};
+use std::net::IpAddr;
 
-use meshdns_common::{MAX_ADDRS, ZoneConfig, name::LOWERCASE};
+use foldhash::{HashMap, HashMapExt as _};
+
+use meshdns_common::{MAX_ADDRS, ZoneConfig};
 
 use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, located, zone};
 use crate::{
@@ -78,16 +77,14 @@ impl Services {
             .validate()
             .map_err(|kind| located(text, kind))
     }
-
-    /// The zone's apex in wire format.
-    pub fn apex(&self) -> &[u8] {
-        self.zone.apex_wire()
-    }
 }
 
 impl Config {
-    /// Checks everything the schema cannot.
-    pub fn validate(&self) -> Result<Services, ConfigErrorKind> {
+    /// Checks everything the schema cannot. Consumes the parsed file: the
+    /// services' names and VIPs move into the result rather than being
+    /// copied (a million of them is most of the start's work).
+    pub fn validate(mut self) -> Result<Services, ConfigErrorKind> {
+        let parsed = std::mem::take(&mut self.services);
         let zone = self.zone();
         let apex = dns_name::from_text(zone).map_err(|error| ConfigErrorKind::Zone {
             zone: self.zone.clone(),
@@ -96,42 +93,32 @@ impl Config {
         if self.ttl > MAX_TTL {
             return Err(ConfigErrorKind::Ttl(self.ttl));
         }
-        let zone_config = zone::zone_config(self, &apex)?;
+        let zone_config = zone::zone_config(&self, &apex)?;
         let pools = self.pools()?;
         let resolver = ResolverSettings {
             allow_from: self.allow_from()?,
             stale_max: self.stale_max()?,
         };
-        // Which service claimed each name first (its index), to name both
-        // when another does. Keyed by the name as long as it is, not by
-        // 256-byte keys: at a million names that is the most this holds.
-        let mut claimed: HashMap<Box<[u8]>, usize> = HashMap::with_capacity(self.services.len());
-        let mut services = Vec::with_capacity(self.services.len());
-        for (index, service) in self.services.iter().enumerate() {
+        let mut services = Vec::with_capacity(parsed.len());
+        for service in parsed {
             check_vips(&service.name, &service.vips)?;
             let mut names = Vec::with_capacity(2);
             for name in service.dns_names() {
+                // Lowercased by the encoding, as the program looks names up.
                 let wire =
                     dns_name::to_wire(&name, zone).map_err(|error| ConfigErrorKind::Name {
                         name: service.name.clone(),
                         error,
                     })?;
-                let wire: Box<[u8]> = wire.iter().map(|b| LOWERCASE[usize::from(*b)]).collect();
-                if let Some(first) = claimed.insert(wire.clone(), index) {
-                    return Err(ConfigErrorKind::DuplicateName {
-                        first: self.services[first].name.clone(),
-                        second: service.name.clone(),
-                        dns_name: dns_name::to_text(&wire),
-                    });
-                }
-                names.push(wire);
+                names.push(wire.into_boxed_slice());
             }
             services.push(CheckedService {
-                name: service.name.clone(),
-                vips: service.vips.clone(),
+                name: service.name,
+                vips: service.vips,
                 names,
             });
         }
+        check_unique_names(&services)?;
         Ok(Services {
             zone: zone_config,
             ttl: self.ttl,
@@ -222,12 +209,34 @@ impl Config {
     }
 }
 
+/// Checks that no two services claim one name, naming the service that
+/// claimed it first and the first one, in file order, that claims it again.
+/// Keyed by the names the services already hold, so nothing is copied
+/// (and hashed with foldhash: the file's names need no defence against
+/// flooding).
+fn check_unique_names(services: &[CheckedService]) -> Result<(), ConfigErrorKind> {
+    let mut claimed: HashMap<&[u8], usize> =
+        HashMap::with_capacity(services.iter().map(|s| s.names.len()).sum());
+    for (index, service) in services.iter().enumerate() {
+        for wire in &service.names {
+            if let Some(first) = claimed.insert(wire, index) {
+                return Err(ConfigErrorKind::DuplicateName {
+                    first: services[first].name.clone(),
+                    second: service.name.clone(),
+                    dns_name: dns_name::to_text(wire),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks a service's explicit VIPs: no address twice, at most
-/// `MAX_ADDRS` of each family.
+/// `MAX_ADDRS` of each family. (A service has a handful: comparing each
+/// pair costs less than a set, which every service would allocate.)
 fn check_vips(name: &str, vips: &[IpAddr]) -> Result<(), ConfigErrorKind> {
-    let mut seen = HashSet::new();
-    for vip in vips {
-        if !seen.insert(vip) {
+    for (i, vip) in vips.iter().enumerate() {
+        if vips[..i].contains(vip) {
             return Err(ConfigErrorKind::DuplicateVip {
                 name: name.to_string(),
                 vip: *vip,

@@ -10,6 +10,10 @@ use super::{
     candidate_hash,
     state::{Allocation, Quarantined, STATE_VERSION, State},
 };
+// foldhash: the file's own addresses need no defence against flooding,
+// and SipHash is a third of the allocator's time at a million services.
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
+
 use crate::cidr::Cidr;
 
 /// How many candidates to try before calling the pool full.
@@ -59,7 +63,8 @@ impl State {
         self.quarantine.retain(|q| q.until > now);
 
         // Explicit VIPs belong to their service, whatever else happened.
-        let mut owner: BTreeMap<IpAddr, &str> = BTreeMap::new();
+        let mut owner: HashMap<IpAddr, &str> =
+            HashMap::with_capacity(services.iter().map(|s| s.vips.len()).sum());
         for service in services {
             for vip in service.vips {
                 if let Some(first) = owner.insert(*vip, service.name)
@@ -92,7 +97,10 @@ impl State {
         }
 
         // What an allocation must not take.
-        let mut taken: BTreeSet<IpAddr> = owner.keys().copied().collect();
+        let mut taken = Taken {
+            explicit: &owner,
+            allocated: HashSet::new(),
+        };
         for (name, allocation) in &self.allocations {
             for vip in allocation.addrs() {
                 if let Some(explicit) = owner.get(&vip) {
@@ -102,7 +110,7 @@ impl State {
                         vip,
                     });
                 }
-                taken.insert(vip);
+                taken.allocated.insert(vip);
             }
         }
 
@@ -133,7 +141,7 @@ impl State {
                     IpAddr::V4(a) => Some(a),
                     IpAddr::V6(_) => unreachable!("an IPv4 pool gives IPv4"),
                 };
-                taken.insert(vip);
+                taken.allocated.insert(vip);
             }
             if let (None, Some(pool)) = (allocation.v6, &pools.v6) {
                 let vip = self.pick(name, pool, &taken)?;
@@ -141,7 +149,7 @@ impl State {
                     IpAddr::V6(a) => Some(a),
                     IpAddr::V4(_) => unreachable!("an IPv6 pool gives IPv6"),
                 };
-                taken.insert(vip);
+                taken.allocated.insert(vip);
             }
             result.insert(name.to_string(), allocation.addrs().collect());
             self.allocations.insert(name.to_string(), allocation);
@@ -162,12 +170,7 @@ impl State {
 
     /// A VIP for `name` from `pool`: its own from quarantine, else the first
     /// free candidate.
-    fn pick(
-        &mut self,
-        name: &str,
-        pool: &Cidr,
-        taken: &BTreeSet<IpAddr>,
-    ) -> Result<IpAddr, AllocError> {
+    fn pick(&mut self, name: &str, pool: &Cidr, taken: &Taken<'_>) -> Result<IpAddr, AllocError> {
         if let Some(i) = self
             .quarantine
             .iter()
@@ -191,6 +194,20 @@ impl State {
             service: name.to_string(),
             pool: *pool,
         })
+    }
+}
+
+/// The VIPs an allocation must not take: the explicit ones (a reference to
+/// the map of their owners, not a copy: at a million services that is most
+/// of the allocator's time) and those allocated already.
+struct Taken<'a> {
+    explicit: &'a HashMap<IpAddr, &'a str>,
+    allocated: HashSet<IpAddr>,
+}
+
+impl Taken<'_> {
+    fn contains(&self, vip: &IpAddr) -> bool {
+        self.explicit.contains_key(vip) || self.allocated.contains(vip)
     }
 }
 

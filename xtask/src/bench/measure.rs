@@ -127,6 +127,8 @@ pub fn scale(
         let start = Instant::now();
         let server = Server::start(Target::MeshdnsXdp, network, bin, &dir, &workload)?;
         let loaded = start.elapsed();
+        wait_readyz(network)?;
+        let ready = start.elapsed();
         tools::kxdpgun(network, &workload.kxdpgun, 1)?;
         let run = tools::kxdpgun(network, &workload.kxdpgun, args.seconds)?;
         let pid = server.children[0].id();
@@ -141,9 +143,35 @@ pub fn scale(
             names,
             replies_per_second: run.replies_per_second,
             load_seconds: loaded.as_secs_f64(),
+            ready_seconds: ready.as_secs_f64(),
             rss,
         });
         drop(server);
     }
     Ok(rows)
+}
+
+/// Waits until the agent's `/readyz` (on its default metrics address, in
+/// the server's namespace) says 200: the fast path attached and its table
+/// filled, which at a million names ends after the resolver's first answer.
+fn wait_readyz(network: &Network) -> anyhow::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let status = network.server.run(|| {
+            use std::io::{Read as _, Write as _};
+            let mut stream = std::net::TcpStream::connect("127.0.0.1:9153")?;
+            write!(
+                stream,
+                "GET /readyz HTTP/1.1\r\nHost: meshdns\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response.lines().next().unwrap_or_default().to_string())
+        });
+        if status.is_ok_and(|line| line.contains(" 200 ")) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    anyhow::bail!("the agent's /readyz did not say 200 in time")
 }
