@@ -66,10 +66,15 @@ pub const PASS_PROGRAM: &str = "meshdns_pass";
 /// returns `XDP_TX`, doing no DNS work.
 pub const FLOOR_PROGRAM: &str = "meshdns_floor";
 
-/// Upper bound on the names of each class the fast path holds (each names
-/// map's `max_entries`): the kernel allocates 16 bytes of buckets per entry
-/// up front, so the classes of rarer, longer names are smaller.
+/// Upper bound on the names of each class the fast path holds: the largest
+/// `max_entries` a class's map grows to (the agent sizes each by the table;
+/// the kernel allocates 16 bytes of buckets per entry when a map is made).
 pub const MAX_NAMES: [u32; 3] = [1 << 20, 1 << 18, 1 << 16];
+/// The names maps' flags: `BPF_F_NO_PREALLOC`, so that an update swaps in a
+/// whole new element (see the program's `maps.rs`). The agent creates these
+/// maps itself, sized by the table.
+pub const NAMES_MAP_FLAGS: u32 = 1;
+
 /// Upper bound on the names with more than one address of a family (the
 /// `NAMES_FULL` map's `max_entries`).
 pub const MAX_FULL_RECORDS: u32 = 1 << 16;
@@ -81,7 +86,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.

@@ -10,7 +10,7 @@ use meshdns_common::{
 
 use crate::checksum;
 use crate::dns::*;
-use crate::maps::{NAMES_FULL, NAMES48, NAMES112, NAMES256, Scratch, ZONE};
+use crate::maps::{NAMES_FULL, NAMES_SLOT, NAMES48, NAMES112, NAMES256, Scratch, ZONE};
 use crate::parse::Query;
 
 /// What the reply says.
@@ -118,14 +118,20 @@ fn lookup(key: &NameKey, name_len: usize) -> Option<*const CompactRecord> {
             // SAFETY: NameKey48 is the first 48 bytes of a NameKey, with
             // its alignment (8); the name fits, so they are the whole key.
             let short = unsafe { &*(key as *const NameKey as *const NameKey48) };
-            NAMES48.get_ptr(short)
+            NAMES48
+                .get_value_ptr_mut(NAMES_SLOT, short)
+                .map(|p| p.cast_const())
         }
         NameClass::Medium => {
             // SAFETY: as above, 112 bytes.
             let medium = unsafe { &*(key as *const NameKey as *const NameKey112) };
-            NAMES112.get_ptr(medium)
+            NAMES112
+                .get_value_ptr_mut(NAMES_SLOT, medium)
+                .map(|p| p.cast_const())
         }
-        NameClass::Long => NAMES256.get_ptr(key),
+        NameClass::Long => NAMES256
+            .get_value_ptr_mut(NAMES_SLOT, key)
+            .map(|p| p.cast_const()),
     }
 }
 

@@ -3,11 +3,12 @@
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    macros::map,
+    btf_maps::{self, ArrayOfMaps},
+    macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray},
 };
 use meshdns_common::{
-    CompactRecord, Counter, Interfaces, MAX_FULL_RECORDS, MAX_NAMES, NameKey, NameKey48,
+    CompactRecord, Counter, Interfaces, MAX_FULL_RECORDS, NAMES_MAP_FLAGS, NameKey, NameKey48,
     NameKey112, ServiceRecord, ZoneConfig,
 };
 
@@ -18,21 +19,34 @@ use crate::dns::{Msg, Section};
 /// name length class (`NameClass`), so that the kernel hashes a key no
 /// wider than the class: 48 bytes for most names.
 ///
+/// Each class's map sits in slot 0 of a one-slot array of maps, so that the
+/// agent sizes it by the table (a map of a million slots hashes a 10,000-name
+/// table into 16 MiB of buckets, a cache miss a lookup) and, when the table
+/// outgrows it, swaps in a bigger one in one update. Reloading the program
+/// with bigger maps instead would need CAP_NET_ADMIN, which the agent gives
+/// up once attached. The template's size (1) does not bind the maps put in
+/// the slot: the kernel checks an inner hash map's key and value size and
+/// flags, not its `max_entries`. An empty slot: the program passes.
+///
 /// Not preallocated: an update then swaps in a whole new element and frees
 /// the old one after an RCU grace period, so a lookup here never sees a
 /// half-written record (a preallocated map recycles elements at once).
 ///
 /// The value is a `CompactRecord`: at most one address of each family, or a
 /// mark that the whole `ServiceRecord` is in `NAMES_FULL`.
-#[map]
-pub(crate) static NAMES48: HashMap<NameKey48, CompactRecord> =
-    HashMap::with_max_entries(MAX_NAMES[0], BPF_F_NO_PREALLOC);
-#[map]
-pub(crate) static NAMES112: HashMap<NameKey112, CompactRecord> =
-    HashMap::with_max_entries(MAX_NAMES[1], BPF_F_NO_PREALLOC);
-#[map]
-pub(crate) static NAMES256: HashMap<NameKey, CompactRecord> =
-    HashMap::with_max_entries(MAX_NAMES[2], BPF_F_NO_PREALLOC);
+#[btf_map]
+pub(crate) static NAMES48: ArrayOfMaps<Names<NameKey48>, 1> = ArrayOfMaps::new();
+#[btf_map]
+pub(crate) static NAMES112: ArrayOfMaps<Names<NameKey112>, 1> = ArrayOfMaps::new();
+#[btf_map]
+pub(crate) static NAMES256: ArrayOfMaps<Names<NameKey>, 1> = ArrayOfMaps::new();
+
+/// One class's names map, as the arrays of maps declare it.
+pub(crate) type Names<K> = btf_maps::HashMap<K, CompactRecord, 1, { NAMES_MAP_FLAGS as usize }>;
+const _: () = assert!(NAMES_MAP_FLAGS == BPF_F_NO_PREALLOC);
+
+/// The slot of the array of maps that holds a class's names map.
+pub(crate) const NAMES_SLOT: u32 = 0;
 
 /// The records of the names with more than one address of a family, by
 /// their `CompactRecord::full` id: a 4-byte key, cheap to hash.

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use meshdns_common::{MAX_ADDRS, NameKey, ServiceRecord, ZoneConfig};
+use meshdns_common::{MAX_ADDRS, NameClass, NameKey, ServiceRecord, ZoneConfig};
 
 use crate::{
     config::{ConfigErrorKind, Services, located},
@@ -33,6 +33,9 @@ pub struct Table {
     /// 256-byte `NameKey`: at a million names that is a quarter of a GB).
     /// Wire names are self-delimiting, so this orders them as `NameKey`s do.
     entries: BTreeMap<Box<[u8]>, Entry>,
+    /// How many of `entries` are of each length class (`NameClass`, in
+    /// order): counted once, asked at every sync.
+    class_counts: [usize; 3],
 }
 
 impl Table {
@@ -90,6 +93,7 @@ impl Table {
         }
         Ok(Self {
             zone: services.zone,
+            class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
         })
     }
@@ -101,7 +105,7 @@ impl Table {
         zone: ZoneConfig,
         records: impl IntoIterator<Item = (NameKey, ServiceRecord)>,
     ) -> Self {
-        let entries = records
+        let entries: BTreeMap<Box<[u8]>, Entry> = records
             .into_iter()
             .map(|(key, record)| {
                 (
@@ -113,7 +117,11 @@ impl Table {
                 )
             })
             .collect();
-        Self { zone, entries }
+        Self {
+            zone,
+            class_counts: class_counts(entries.keys().map(|k| &**k)),
+            entries,
+        }
     }
 
     /// The zone as the XDP program sees it.
@@ -131,6 +139,12 @@ impl Table {
 
     pub fn get(&self, key: &NameKey) -> Option<&Entry> {
         self.entries.get(key.as_wire())
+    }
+
+    /// How many names of each length class (`NameClass`, in order) the
+    /// table holds: what the kernel's maps must have room for.
+    pub fn class_counts(&self) -> [usize; 3] {
+        self.class_counts
     }
 
     /// Every name, in key order.
@@ -175,6 +189,22 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The names of `self` that `next` does not have, in key order: one
+    /// walk over both tables' names alone, cheaper than [`Table::changes`]
+    /// (which compares records too), for a sync that removes names first.
+    pub fn removed_in<'a>(&'a self, next: &'a Table) -> impl Iterator<Item = NameKey> + 'a {
+        let mut new = next.entries.keys().peekable();
+        self.entries.keys().filter_map(move |old| {
+            while new.next_if(|new| *new < old).is_some() {}
+            match new.peek() {
+                Some(new) if *new == old => None,
+                _ => Some(key_of(old)),
+            }
+        })
+    }
+}
+
 /// One name's change from a table to the next ([`Table::changes`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change<'a> {
@@ -183,6 +213,16 @@ pub enum Change<'a> {
     Updated(NameKey, &'a Entry),
     Removed(NameKey),
     Unchanged,
+}
+
+/// How many of `names` (wire format) are of each length class
+/// (`NameClass`, in order).
+pub fn class_counts<'a>(names: impl Iterator<Item = &'a [u8]>) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for wire in names {
+        counts[NameClass::of(wire.len()) as usize] += 1;
+    }
+    counts
 }
 
 /// The key the program looks `wire` (a table's name) up by.

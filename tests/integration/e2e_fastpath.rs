@@ -372,6 +372,115 @@ fn a_new_zone_applies_whole_on_reload() {
     assert_eq!(moved.get(Counter::AnsweredNxdomain), 1, "{moved}");
 }
 
+/// The names maps are sized by the table and grow with it while the agent
+/// runs with CAP_BPF alone (no program is loaded again: a bigger map goes
+/// into the program's slot): a file that outgrows the first map is answered
+/// by the program, old names and new, and a restart keeps the grown map.
+#[test]
+fn a_table_that_outgrows_its_map_is_answered_from_a_bigger_one() {
+    use std::fmt::Write as _;
+    const MORE: usize = 3_000;
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let config = lab.write_services(&SERVICES);
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    let grew = |agent: &meshdns_tests::lab::Agent| {
+        agent.lines().iter().any(|l| l.contains("names map grown"))
+    };
+    assert!(!grew(&agent), "{:?}", agent.lines());
+
+    // Past the first map's 1,024 names.
+    let mut grown = SERVICES.clone();
+    for i in 0..MORE {
+        writeln!(
+            grown,
+            "  - name: grown-{i}\n    vips: [241.0.{}.{}]",
+            i / 256,
+            i % 256
+        )
+        .unwrap();
+    }
+    let tmp = config.with_extension("new");
+    fs::write(&tmp, &grown).unwrap();
+    fs::rename(&tmp, &config).unwrap();
+    let grown_line = agent
+        .wait_for_log("names map grown", Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        grown_line.contains("NAMES48") && grown_line.contains("to=8192"),
+        "{grown_line}"
+    );
+    agent
+        .wait_for_log("fast path table updated", Duration::from_secs(10))
+        .unwrap();
+    let before = lab.fast_path_counters().unwrap();
+    let (_, answers) = dig(&lab, "redis.mesh", "A");
+    assert_eq!(answers, ["redis.mesh. 60 IN A 240.0.0.100"]);
+    let (_, answers) = dig(&lab, "grown-2999.mesh", "A");
+    assert_eq!(answers, ["grown-2999.mesh. 60 IN A 241.0.11.183"]);
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredA), 2, "{moved}");
+    assert!(agent.stop().unwrap().success());
+
+    // The next agent finds the grown map pinned, in the slot: nothing to add.
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    let loaded = agent
+        .wait_for_log("table loaded", Duration::from_secs(10))
+        .unwrap()
+        .to_string();
+    assert!(loaded.contains("added=0 updated=0 removed=0"), "{loaded}");
+    assert!(!grew(&agent), "{:?}", agent.lines());
+    let before = lab.fast_path_counters().unwrap();
+    let (_, answers) = dig(&lab, "grown-0.mesh", "A");
+    assert_eq!(answers, ["grown-0.mesh. 60 IN A 241.0.0.0"]);
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredA), 1, "{moved}");
+}
+
+/// A pinned names map that is not the one in the program's slot (what an
+/// agent stopped between putting a new map in the slot and pinning it
+/// leaves) is not trusted: the next agent fills a new one, puts it in the
+/// slot, pins it, and answers from it.
+#[test]
+fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
+    use aya::maps::{HashMap, IterableMap as _, MapData};
+    use meshdns::{
+        fastpath::{FastPath, Pins, XDP_TX},
+        table::Table,
+    };
+    use meshdns_common::{CompactRecord, NAMES_MAP_FLAGS, NameKey48};
+
+    let lab = Lab::new().unwrap();
+    let pins = Pins::new(&lab.pin_dir);
+    let table = std::sync::Arc::new(Table::parse(&SERVICES).unwrap());
+    let mut first = FastPath::load_pinned(&pins).unwrap();
+    assert_eq!(first.sync(table.clone()).unwrap().added, table.len());
+    let [short, ..] = pins.slot_maps();
+    let id = |map: &MapData| map.info().unwrap().id();
+    let served = id(first.names().maps()[0]);
+    assert_eq!(id(&MapData::from_pin(&short).unwrap()), served);
+    drop(first);
+
+    let stray: HashMap<MapData, NameKey48, CompactRecord> =
+        HashMap::create(1024, NAMES_MAP_FLAGS).unwrap();
+    fs::remove_file(&short).unwrap();
+    stray.map().pin(&short).unwrap();
+
+    let mut second = FastPath::load_pinned(&pins).unwrap();
+    let report = second.sync(table.clone()).unwrap();
+    assert_eq!(
+        (report.added, report.unchanged),
+        (table.len(), 0),
+        "{report:?}"
+    );
+    let now = id(second.names().maps()[0]);
+    assert_ne!(now, served);
+    assert_eq!(id(&MapData::from_pin(&short).unwrap()), now);
+    let (action, _) =
+        meshdns_tests::xdp::run(&mut second, &Query::new("redis.mesh", TYPE_A).frame()).unwrap();
+    assert_eq!(action, XDP_TX);
+}
+
 /// Sends `frame` as it is out of `iface`, from the calling thread's
 /// namespace (AF_PACKET): a frame dig would never send.
 fn send_raw(iface: &str, frame: &[u8]) -> anyhow::Result<()> {

@@ -451,6 +451,12 @@ impl Agent {
         }
     }
 
+    /// The lines read so far (by [`Agent::wait_for_log`]), for what must
+    /// not have been logged.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
     /// Sends SIGTERM and waits for the agent to exit; returns its status.
     pub fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
         self.signal(libc::SIGTERM);

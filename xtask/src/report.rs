@@ -23,6 +23,8 @@ pub struct Row {
 /// The fast path at one table size.
 pub struct ScaleRow {
     pub names: usize,
+    /// The services file's: YAML, or the same as a JSON document.
+    pub format: &'static str,
     pub replies_per_second: f64,
     /// From the agent's start to its first answer (the resolver's).
     pub load_seconds: f64,
@@ -176,14 +178,19 @@ pub fn write(
         writeln!(md)?;
         writeln!(
             md,
-            "| names | replies/s | agent start to serving | to the fast path full | agent RSS |"
+            "| names | services file | replies/s | agent start to serving | to the fast path full | agent RSS |"
         )?;
-        writeln!(md, "|--:|--:|--:|--:|--:|")?;
+        writeln!(md, "|--:|--|--:|--:|--:|--:|")?;
         for row in scale {
             writeln!(
                 md,
-                "| {} | {:.0} | {:.1} s | {:.1} s | {} |",
-                row.names, row.replies_per_second, row.load_seconds, row.ready_seconds, row.rss
+                "| {} | {} | {:.0} | {:.1} s | {:.1} s | {} |",
+                row.names,
+                row.format,
+                row.replies_per_second,
+                row.load_seconds,
+                row.ready_seconds,
+                row.rss
             )?;
         }
     }
@@ -254,6 +261,7 @@ pub fn write(
         "scale": scale.iter().map(|s| json!({
             "names": s.names,
             "replies_per_second": s.replies_per_second,
+            "services_file": s.format,
             "load_seconds": s.load_seconds,
             "ready_seconds": s.ready_seconds,
             "agent_rss": s.rss,

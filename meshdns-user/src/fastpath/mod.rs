@@ -25,7 +25,7 @@ pub mod test_run;
 
 use std::{path::PathBuf, sync::Arc};
 
-use aya::{Ebpf, EbpfLoader, maps::MapData, programs::Xdp};
+use aya::{Ebpf, EbpfLoader, programs::Xdp};
 use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP};
 
 pub use attach::{AttachMode, Attachment};
@@ -36,7 +36,7 @@ pub use link::{
     LinkInfo, NotServing, check_pinned_serving, check_serving, detach_link, pinned_link_info,
 };
 pub use logs::ProgramLog;
-pub use names::NameMaps;
+pub use names::{NameMaps, Role};
 pub use pins::{Pins, remove_pins};
 pub use sync::SyncReport;
 pub use test_run::{XDP_PASS, XDP_TX};
@@ -47,7 +47,7 @@ use crate::{EBPF_OBJECT, table::Table};
 pub struct FastPath {
     ebpf: Ebpf,
     /// The names maps, taken out of `ebpf` (the program keeps them).
-    names: NameMaps<MapData>,
+    names: NameMaps,
     attachments: Vec<Attachment>,
     /// The table the kernel's map holds, as of the last sync that
     /// succeeded; `None` until the first, and after a failed one: the
@@ -62,7 +62,7 @@ impl FastPath {
     /// Loads the embedded object and its answer program into the kernel
     /// (this runs the verifier) with maps of its own, attached nowhere yet.
     pub fn load() -> Result<Self> {
-        Self::load_with(&mut EbpfLoader::new())
+        Self::load_with(&mut EbpfLoader::new(), None, Role::Serving)
     }
 
     /// Loads the program with the pinned maps of `pins`, created and pinned
@@ -78,7 +78,7 @@ impl FastPath {
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        Self::load_with(&mut loader)
+        Self::load_with(&mut loader, Some(pins.slot_maps()), Role::Serving)
     }
 
     /// Loads the program with the table that serves (the pinned names and
@@ -98,17 +98,21 @@ impl FastPath {
             }
             loader.map_pin_path(name, path);
         }
-        Self::load_with(&mut loader)
+        Self::load_with(&mut loader, Some(pins.slot_maps()), Role::Reading)
     }
 
-    fn load_with(loader: &mut EbpfLoader<'_>) -> Result<Self> {
+    fn load_with(
+        loader: &mut EbpfLoader<'_>,
+        slot_maps: Option<[PathBuf; 3]>,
+        role: Role,
+    ) -> Result<Self> {
         let mut ebpf = loader.load(EBPF_OBJECT)?;
         Self::xdp(&mut ebpf)?
             .load()
             .map_err(FastPathError::Program)?;
         let [short, medium, long, full] =
             NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
-        let names = NameMaps::new([short?, medium?, long?, full?])?;
+        let names = NameMaps::new([short?, medium?, long?, full?], slot_maps, role)?;
         Ok(Self {
             ebpf,
             names,
@@ -131,7 +135,7 @@ impl FastPath {
     }
 
     /// The names maps, as one table.
-    pub fn names(&self) -> &NameMaps<MapData> {
+    pub fn names(&self) -> &NameMaps {
         &self.names
     }
 

@@ -4,25 +4,68 @@
 //! of a family) under an id the compact record names, kept by the agent as
 //! one table from the full-width [`NameKey`] to its [`ServiceRecord`].
 //! Which map a name lives in, the narrower key it has there, how its record
-//! is split, and which ids are in use are decided here and nowhere else in
-//! userspace.
+//! is split, which ids are in use, and how big each class's map is are
+//! decided here and nowhere else in userspace.
+//!
+//! The program finds each class's map in slot [`NAMES_SLOT`] of the class's
+//! array of maps. Each map is sized by the table ([`capacity_for`]); one the
+//! table outgrows is replaced by a bigger copy ([`NameMaps::make_room`]). A
+//! map goes into its slot only once it holds the table ([`NameMaps::install`],
+//! at the end of a sync), so the program never answers from a half-filled
+//! one. Both are pinned: the array (`NAMES48`), which every program loaded
+//! with it shares, and the map in its slot (`NAMES48_0`), because asking the
+//! kernel for a map by the id a slot holds needs CAP_SYS_ADMIN. The pin
+//! follows the slot; a pinned map that is not the slot's (an agent stopped
+//! between the two) is not trusted: a new map is filled in its place.
 
-use std::borrow::{Borrow, BorrowMut};
+use std::{
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
 
-use aya::maps::{HashMap, IterableMap as _, Map, MapData, MapError};
+use aya::{
+    Pod,
+    maps::{Array, ArrayOfMaps, HashMap, IterableMap as _, Map, MapData, MapError},
+};
 use meshdns_common::{
-    CompactRecord, NAMES_FULL_MAP, NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NameClass, NameKey,
-    NameKey48, NameKey112, ServiceRecord,
+    CompactRecord, MAX_NAMES, NAMES_FULL_MAP, NAMES_MAP_FLAGS, NAMES48_MAP, NAMES112_MAP,
+    NAMES256_MAP, NameClass, NameKey, NameKey48, NameKey112, ServiceRecord,
 };
 
 use super::{FastPathError, Result, map_error};
 
+/// The slot of each class's array of maps that holds its names map.
+pub const NAMES_SLOT: u32 = 0;
+
+/// The fewest names a class's map is made for: its buckets cost 16 bytes a
+/// name of capacity, so 16 KiB.
+pub const MIN_CAPACITY: u32 = 1 << 10;
+
+/// Whether the maps are the agent's to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The agent's fast path: new maps go into their slots once filled.
+    Serving,
+    /// `status`, `dump`, `lookup`: a slot is never changed; a class whose
+    /// map cannot be trusted reads as no names.
+    Reading,
+}
+
 /// The four maps, as one table.
-pub struct NameMaps<T> {
-    short: HashMap<T, NameKey48, CompactRecord>,
-    medium: HashMap<T, NameKey112, CompactRecord>,
-    long: HashMap<T, NameKey, CompactRecord>,
-    full: HashMap<T, u32, ServiceRecord>,
+pub struct NameMaps {
+    /// Each class's array of maps, in [`NameClass`] order.
+    slots: [ArrayOfMaps<MapData, MapData>; 3],
+    short: HashMap<MapData, NameKey48, CompactRecord>,
+    medium: HashMap<MapData, NameKey112, CompactRecord>,
+    long: HashMap<MapData, NameKey, CompactRecord>,
+    /// The classes whose map is not the one in their slot yet (new, grown,
+    /// or filled in place of one not trusted); [`NameMaps::install`] puts
+    /// them there.
+    pending: [bool; 3],
+    /// Where each class's map is pinned; `None`: nowhere (a test's maps).
+    pins: Option<[PathBuf; 3]>,
+    role: Role,
+    full: HashMap<MapData, u32, ServiceRecord>,
     /// The full ids in use, read from the maps before the first change
     /// (`None` until then: reading them is not free at a million names).
     ids: Option<FullIds>,
@@ -35,22 +78,42 @@ struct FullIds {
     next: u32,
 }
 
-impl NameMaps<MapData> {
-    /// The maps, from wherever they came (a loaded object, or pins), in
-    /// [`NameClass`] order, then `NAMES_FULL`.
-    pub fn new(maps: [Map; 4]) -> Result<Self> {
+/// The classes, in [`NameClass`] order.
+const CLASSES: [NameClass; 3] = [NameClass::Short, NameClass::Medium, NameClass::Long];
+
+impl NameMaps {
+    /// The maps, from wherever they came (a loaded object, or pins): the
+    /// classes' arrays of maps in [`NameClass`] order, then `NAMES_FULL`;
+    /// `pins`, where the maps in the slots are pinned, in the same order.
+    pub fn new(maps: [Map; 4], pins: Option<[PathBuf; 3]>, role: Role) -> Result<Self> {
         let [short, medium, long, full] = maps;
+        let [(s, s_ids), (m, m_ids), (l, l_ids)] = [
+            open_slot(short, NameClass::Short)?,
+            open_slot(medium, NameClass::Medium)?,
+            open_slot(long, NameClass::Long)?,
+        ];
+        let slot_ids = [s_ids, m_ids, l_ids];
+        let pinned = |class: NameClass| pins.as_ref().map(|p| p[class as usize].as_path());
+        let (short, short_new) = class_map(&slot_ids, NameClass::Short, pinned(NameClass::Short))?;
+        let (medium, medium_new) =
+            class_map(&slot_ids, NameClass::Medium, pinned(NameClass::Medium))?;
+        let (long, long_new) = class_map(&slot_ids, NameClass::Long, pinned(NameClass::Long))?;
         Ok(Self {
-            short: HashMap::try_from(short).map_err(map_error(NAMES48_MAP))?,
-            medium: HashMap::try_from(medium).map_err(map_error(NAMES112_MAP))?,
-            long: HashMap::try_from(long).map_err(map_error(NAMES256_MAP))?,
+            slots: [s, m, l],
+            short,
+            medium,
+            long,
+            pending: [short_new, medium_new, long_new],
+            pins,
+            role,
             full: HashMap::try_from(full).map_err(map_error(NAMES_FULL_MAP))?,
             ids: None,
         })
     }
 
     /// The maps' kernel objects, as in [`NameMaps::new`] (to ask the
-    /// kernel what they cost, say).
+    /// kernel what they cost, say): the classes' names maps, not their
+    /// arrays.
     pub fn maps(&self) -> [&MapData; 4] {
         [
             self.short.map(),
@@ -59,9 +122,191 @@ impl NameMaps<MapData> {
             self.full.map(),
         ]
     }
+
+    /// How many names each class's map can hold, in [`NameClass`] order.
+    pub fn capacity(&self) -> Result<[u32; 3]> {
+        let [short, medium, long, _] = self.maps();
+        Ok([
+            max_entries(short, NameClass::Short)?,
+            max_entries(medium, NameClass::Medium)?,
+            max_entries(long, NameClass::Long)?,
+        ])
+    }
+
+    /// Makes room for `counts` names of each class: a class whose map is
+    /// too small gets a new one, [`capacity_for`] its count, holding what
+    /// the old one held, to be put in its slot by [`NameMaps::install`].
+    /// Until then the program answers from the old one. Maps never shrink
+    /// while they serve.
+    pub fn make_room(&mut self, counts: [usize; 3]) -> Result<()> {
+        let capacity = self.capacity()?;
+        for (i, class) in CLASSES.into_iter().enumerate() {
+            if counts[i] <= capacity[i] as usize {
+                continue;
+            }
+            let wanted = capacity_for(class, counts[i]);
+            match class {
+                NameClass::Short => self.short = grown(&self.short, class, wanted)?,
+                NameClass::Medium => self.medium = grown(&self.medium, class, wanted)?,
+                NameClass::Long => self.long = grown(&self.long, class, wanted)?,
+            }
+            self.pending[i] = true;
+            tracing::info!(
+                map = map_of(class),
+                names = counts[i],
+                from = capacity[i],
+                to = wanted,
+                "names map grown"
+            );
+        }
+        Ok(())
+    }
+
+    /// Puts each class's new map (see `pending`) in its slot, in one update
+    /// each, and then pins it where the old one was (pinned beside it and
+    /// renamed over it: a rename is atomic). A reader opens the pin only
+    /// after the slot holds it, or finds the old one, whose id the slot no
+    /// longer has. Does nothing for a reader.
+    pub fn install(&mut self) -> Result<()> {
+        if self.role == Role::Reading {
+            return Ok(());
+        }
+        for (i, class) in CLASSES.into_iter().enumerate() {
+            if !self.pending[i] {
+                continue;
+            }
+            let map = match class {
+                NameClass::Short => self.short.map(),
+                NameClass::Medium => self.medium.map(),
+                NameClass::Long => self.long.map(),
+            };
+            let error = || map_error(map_of(class));
+            self.slots[i].set(NAMES_SLOT, map, 0).map_err(error())?;
+            if let Some(pins) = &self.pins {
+                pin_in_place(map, &pins[i])?;
+            }
+            self.pending[i] = false;
+        }
+        Ok(())
+    }
 }
 
-impl<T: Borrow<MapData>> NameMaps<T> {
+/// A class's array of maps, and the same array read as the ids its slots
+/// hold (a second handle on it: aya reads a slot only as the map itself,
+/// which needs CAP_SYS_ADMIN).
+fn open_slot(
+    map: Map,
+    class: NameClass,
+) -> Result<(ArrayOfMaps<MapData, MapData>, Array<MapData, u32>)> {
+    let error = || map_error(map_of(class));
+    let data = match map {
+        Map::ArrayOfMaps(data) => data,
+        other => {
+            return Err(match ArrayOfMaps::<MapData, MapData>::try_from(other) {
+                Err(wrong_type) => error()(wrong_type),
+                Ok(_) => unreachable!("only an array of maps converts to one"),
+            });
+        }
+    };
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| FastPathError::Io {
+            path: PathBuf::from(map_of(class)),
+            source,
+        })?;
+    let ids =
+        Array::try_from(Map::Array(MapData::from_fd(fd).map_err(error())?)).map_err(error())?;
+    let slots = ArrayOfMaps::try_from(Map::ArrayOfMaps(data)).map_err(error())?;
+    Ok((slots, ids))
+}
+
+/// `class`'s map: the pinned one if its slot holds it, else a new one of
+/// [`MIN_CAPACITY`], with whether it is new (not in the slot).
+fn class_map<K: Pod>(
+    slot_ids: &[Array<MapData, u32>; 3],
+    class: NameClass,
+    pinned: Option<&Path>,
+) -> Result<(HashMap<MapData, K, CompactRecord>, bool)> {
+    let error = || map_error(map_of(class));
+    let in_slot = match slot_ids[class as usize].get(&NAMES_SLOT, 0) {
+        Ok(id) => Some(id),
+        Err(MapError::KeyNotFound) => None,
+        Err(other) => return Err(error()(other)),
+    };
+    if let (Some(path), Some(in_slot)) = (pinned, in_slot) {
+        match MapData::from_pin(path) {
+            Ok(map) if map.info().map_err(error())?.id() == in_slot => {
+                return Ok((
+                    HashMap::try_from(Map::HashMap(map)).map_err(error())?,
+                    false,
+                ));
+            }
+            Ok(_) => tracing::warn!(
+                path = %path.display(),
+                "the pinned names map is not the one the program uses (an agent stopped while replacing it); filling a new one"
+            ),
+            Err(_) => {}
+        }
+    }
+    let map = HashMap::create(MIN_CAPACITY, NAMES_MAP_FLAGS).map_err(error())?;
+    Ok((map, true))
+}
+
+/// How many names `map` can hold.
+fn max_entries(map: &MapData, class: NameClass) -> Result<u32> {
+    map.info()
+        .map(|info| info.max_entries())
+        .map_err(map_error(map_of(class)))
+}
+
+/// A copy of `map`, `class`'s names map, made for `capacity` names.
+fn grown<K: Pod>(
+    map: &HashMap<MapData, K, CompactRecord>,
+    class: NameClass,
+    capacity: u32,
+) -> Result<HashMap<MapData, K, CompactRecord>> {
+    let error = || map_error(map_of(class));
+    let mut grown = HashMap::create(capacity, NAMES_MAP_FLAGS).map_err(error())?;
+    for entry in map.iter() {
+        let (key, record) = entry.map_err(error())?;
+        grown.insert(key, record, 0).map_err(error())?;
+    }
+    Ok(grown)
+}
+
+/// Pins `map` at `path`, replacing what is pinned there in one step.
+fn pin_in_place(map: &MapData, path: &Path) -> Result<()> {
+    let mut beside = path.as_os_str().to_owned();
+    // Not `.new`: bpffs refuses names with a dot.
+    beside.push("_new");
+    let beside = PathBuf::from(beside);
+    // Left by an agent stopped between pinning and renaming.
+    let _ = std::fs::remove_file(&beside);
+    map.pin(&beside).map_err(|source| FastPathError::Pin {
+        path: beside.clone(),
+        source,
+    })?;
+    std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The capacity a class's map is made with for `count` names: room to
+/// double before it must grow again, at least [`MIN_CAPACITY`], at most
+/// the class's bound (`MAX_NAMES`), in powers of two (the kernel rounds a
+/// hash map's buckets up to one).
+pub fn capacity_for(class: NameClass, count: usize) -> u32 {
+    let wanted = u32::try_from(count.saturating_mul(2)).unwrap_or(u32::MAX);
+    wanted
+        .checked_next_power_of_two()
+        .unwrap_or(u32::MAX)
+        .clamp(MIN_CAPACITY, MAX_NAMES[class as usize])
+}
+
+impl NameMaps {
     /// The record of `key`, if the kernel's table has it.
     pub fn get(&self, key: &NameKey) -> Result<Option<ServiceRecord>> {
         let found = match key.class() {
@@ -152,7 +397,7 @@ impl<T: Borrow<MapData>> NameMaps<T> {
     }
 }
 
-impl<T: BorrowMut<MapData>> NameMaps<T> {
+impl NameMaps {
     /// Adds `key`, a name the maps do not have. A full record goes into
     /// `NAMES_FULL` under a new id before the name points at it.
     pub fn add(&mut self, key: &NameKey, record: ServiceRecord) -> Result<()> {
@@ -283,5 +528,27 @@ fn map_of(class: NameClass) -> &'static str {
         NameClass::Short => NAMES48_MAP,
         NameClass::Medium => NAMES112_MAP,
         NameClass::Long => NAMES256_MAP,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_class_map_has_room_to_double_in_powers_of_two_within_its_bound() {
+        for (class, count, capacity) in [
+            (NameClass::Short, 0, MIN_CAPACITY),
+            (NameClass::Short, 512, 1024),
+            (NameClass::Short, 513, 2048),
+            (NameClass::Short, 10_000, 32_768),
+            (NameClass::Short, 524_288, 1 << 20),
+            // At the bound: as many as it holds, no more.
+            (NameClass::Short, 1_000_000, MAX_NAMES[0]),
+            (NameClass::Medium, 1_000_000, MAX_NAMES[1]),
+            (NameClass::Long, usize::MAX, MAX_NAMES[2]),
+        ] {
+            assert_eq!(capacity_for(class, count), capacity, "{class:?} {count}");
+        }
     }
 }

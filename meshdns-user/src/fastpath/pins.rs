@@ -23,9 +23,10 @@ pub(crate) const SHARED_MAPS: [&str; 6] = [
 /// serving while no agent runs and the next agent takes it over:
 ///
 /// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,NAMES_FULL,ZONE,COUNTERS}`:
-///   the maps,
-///   in a folder named by their layout, so an agent never reads maps of
-///   another layout;
+///   the maps, in a folder named by their layout, so an agent never reads
+///   maps of another layout; `NAMES48` and its siblings are arrays of maps,
+///   and `NAMES48_0` (and so on) the names map in slot 0 of each (see
+///   [`super::names`]; bpffs refuses names with a dot);
 /// - `<dir>/links/<iface>`: the XDP link of each interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pins {
@@ -47,6 +48,12 @@ impl Pins {
     /// `NAMES_MAPS`, `ZONE_MAP`, `COUNTERS_MAP`).
     pub fn map(&self, name: &str) -> PathBuf {
         self.maps_dir().join(name)
+    }
+
+    /// Where the names map in each class's slot is pinned, in `NameClass`
+    /// order.
+    pub fn slot_maps(&self) -> [PathBuf; 3] {
+        [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP].map(|name| self.map(&format!("{name}_0")))
     }
 
     /// The pinned link of `iface`.

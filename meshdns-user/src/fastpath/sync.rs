@@ -8,7 +8,7 @@ use aya::maps::{HashMap, MapData};
 use meshdns_common::{NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
 
 use super::{FastPath, FastPathError, Result, map_error};
-use crate::table::{Change, Table};
+use crate::table::{self, Change, Table};
 
 /// What [`FastPath::sync`] changed in the kernel's table.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +42,18 @@ impl FastPath {
         }
 
         let names = &mut self.names;
+        // Each class's map first made big enough for the new table: a new
+        // map holding the old one's names, swapped in whole.
+        let counts = table.class_counts();
+        names.make_room(counts)?;
         // Without the last table synced, what the maps hold is read: a
         // previous agent's table, or what a failed sync left.
         let read: Option<std::collections::HashMap<NameKey, ServiceRecord>> = match previous {
             Some(_) => None,
             None => Some(names.read_all()?.into_iter().collect()),
         };
-        let changes: Box<dyn Iterator<Item = Change<'_>>> = match (&previous, &read) {
-            (Some(previous), _) => Box::new(previous.changes(&table)),
+        let (changes, held): (Box<dyn Iterator<Item = Change<'_>>>, _) = match (&previous, &read) {
+            (Some(previous), _) => (Box::new(previous.changes(&table)), previous.class_counts()),
             (None, read) => {
                 let read = read.as_ref().expect("read when there is no previous table");
                 let removed = read
@@ -61,13 +65,36 @@ impl FastPath {
                     Some(_) => Change::Updated(key, entry),
                     None => Change::Added(key, entry),
                 });
-                Box::new(removed.chain(rest))
+                let held = table::class_counts(read.keys().map(NameKey::as_wire));
+                (Box::new(removed.chain(rest)), held)
             }
         };
         let mut report = SyncReport::default();
+        // A map with room for the new table may have none for the old one
+        // and the new names together: then the names going go first, in a
+        // walk of their own (at a million names, 70 ms more).
+        let capacity = names.capacity()?;
+        let roomy = (0..3).all(|i| held[i] + counts[i] <= capacity[i] as usize);
+        if !roomy {
+            let removed: Box<dyn Iterator<Item = NameKey>> = match (&previous, &read) {
+                (Some(previous), _) => Box::new(previous.removed_in(&table)),
+                (None, read) => Box::new(
+                    read.iter()
+                        .flat_map(|read| read.keys())
+                        .filter(|key| table.get(key).is_none())
+                        .copied(),
+                ),
+            };
+            for key in removed {
+                names.remove(&key)?;
+                report.removed += 1;
+            }
+        }
         for change in changes {
             match change {
                 Change::Unchanged => report.unchanged += 1,
+                // Done above if the maps had no room for both.
+                Change::Removed(_) if !roomy => {}
                 Change::Removed(key) => {
                     names.remove(&key)?;
                     report.removed += 1;
@@ -82,6 +109,8 @@ impl FastPath {
                 }
             }
         }
+        // New maps into their slots, filled, before the zone says to use them.
+        names.install()?;
         if zone_changes {
             self.set_zone(table.zone())?;
         }

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::{
     dns_name,
-    fastpath::{self, Counters, FastPathError, NameMaps, Pins},
+    fastpath::{self, Counters, FastPathError, NameMaps, Pins, Role},
     netif::{self, XdpAttachMode},
     table::Table,
 };
@@ -65,7 +65,7 @@ type Result<T, E = InspectError> = std::result::Result<T, E>;
 /// The fast path's maps, opened from their pins.
 pub struct Pinned {
     pins: Pins,
-    names: NameMaps<MapData>,
+    names: NameMaps,
     zone: HashMap<MapData, u32, ZoneConfig>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -97,12 +97,16 @@ impl Pinned {
             pins: pins.clone(),
             names: {
                 let [short, medium, long, full] = NAMES_MAPS;
-                NameMaps::new([
-                    Map::HashMap(open(short)?),
-                    Map::HashMap(open(medium)?),
-                    Map::HashMap(open(long)?),
-                    Map::HashMap(open(full)?),
-                ])?
+                NameMaps::new(
+                    [
+                        Map::ArrayOfMaps(open(short)?),
+                        Map::ArrayOfMaps(open(medium)?),
+                        Map::ArrayOfMaps(open(long)?),
+                        Map::HashMap(open(full)?),
+                    ],
+                    Some(pins.slot_maps()),
+                    Role::Reading,
+                )?
             },
             zone: HashMap::try_from(Map::HashMap(open(ZONE_MAP)?)).map_err(error(ZONE_MAP))?,
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))

@@ -119,11 +119,19 @@ pub fn scale(
     args: &Args,
 ) -> anyhow::Result<Vec<report::ScaleRow>> {
     let mut rows = Vec::new();
-    for names in [1_000, 100_000, 1_000_000] {
-        eprintln!("bench: scale, {names} names ...");
-        let dir = work.join(format!("scale-{names}"));
+    for (names, format) in [
+        (1_000, "YAML"),
+        (100_000, "YAML"),
+        (1_000_000, "YAML"),
+        (1_000_000, "JSON"),
+    ] {
+        eprintln!("bench: scale, {names} names from {format} ...");
+        let dir = work.join(format!("scale-{names}-{format}"));
         fs::create_dir_all(&dir)?;
-        let workload = Workload::generate(names, &dir)?;
+        let mut workload = Workload::generate(names, &dir)?;
+        if format == "JSON" {
+            workload.services = workload.services_json.clone();
+        }
         let start = Instant::now();
         let server = Server::start(Target::MeshdnsXdp, network, bin, &dir, &workload)?;
         let loaded = start.elapsed();
@@ -141,6 +149,7 @@ pub fn scale(
             .unwrap_or_default();
         rows.push(report::ScaleRow {
             names,
+            format,
             replies_per_second: run.replies_per_second,
             load_seconds: loaded.as_secs_f64(),
             ready_seconds: ready.as_secs_f64(),
