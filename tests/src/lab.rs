@@ -57,28 +57,6 @@ impl Netns {
     pub fn existing(name: String) -> Self {
         Self(meshdns_topology::Netns::existing(name))
     }
-
-    /// `GET path` over HTTP/1.1 to `addr` from this namespace: the status
-    /// line and the body.
-    pub fn http_get(&self, addr: &str, path: &str) -> anyhow::Result<(String, String)> {
-        use std::io::{Read as _, Write as _};
-        let (addr, path) = (addr.to_string(), path.to_string());
-        self.run(move || {
-            let mut stream = std::net::TcpStream::connect(&addr)?;
-            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(
-                stream,
-                "GET {path} HTTP/1.1\r\nHost: meshdns\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response)?;
-            let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-            Ok((
-                head.lines().next().unwrap_or_default().to_string(),
-                body.to_string(),
-            ))
-        })
-    }
 }
 
 impl Deref for Netns {

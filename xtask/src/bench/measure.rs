@@ -166,18 +166,8 @@ pub fn scale(
 fn wait_readyz(network: &Network) -> anyhow::Result<()> {
     let deadline = Instant::now() + std::time::Duration::from_secs(120);
     while Instant::now() < deadline {
-        let status = network.server.run(|| {
-            use std::io::{Read as _, Write as _};
-            let mut stream = std::net::TcpStream::connect("127.0.0.1:9153")?;
-            write!(
-                stream,
-                "GET /readyz HTTP/1.1\r\nHost: meshdns\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response)?;
-            Ok(response.lines().next().unwrap_or_default().to_string())
-        });
-        if status.is_ok_and(|line| line.contains(" 200 ")) {
+        let status = network.server.http_get("127.0.0.1:9153", "/readyz");
+        if status.is_ok_and(|(line, _)| line.contains(" 200 ")) {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
