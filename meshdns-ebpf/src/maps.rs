@@ -26,7 +26,9 @@ use crate::dns::{Msg, Section};
 /// with bigger maps instead would need CAP_NET_ADMIN, which the agent gives
 /// up once attached. The template's size (1) does not bind the maps put in
 /// the slot: the kernel checks an inner hash map's key and value size and
-/// flags, not its `max_entries`. An empty slot: the program passes.
+/// flags, not its `max_entries`. An empty slot reads as a name not there;
+/// the agent fills the slots before it sets the zone, which until then
+/// passes every query.
 ///
 /// Not preallocated: an update then swaps in a whole new element and frees
 /// the old one after an RCU grace period, so a lookup here never sees a

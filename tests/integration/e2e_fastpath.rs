@@ -461,6 +461,21 @@ fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
     assert_eq!(id(&MapData::from_pin(&short).unwrap()), served);
     drop(first);
 
+    // Stopped between pinning the slot's map beside the old pin and
+    // renaming it over: that one is the slot's, and is taken as it is.
+    let beside = short.with_file_name("NAMES48_0_new");
+    fs::rename(&short, &beside).unwrap();
+    let mut adopted = FastPath::load_pinned(&pins).unwrap();
+    let report = adopted.sync(table.clone()).unwrap();
+    assert_eq!(
+        (report.added, report.unchanged),
+        (0, table.len()),
+        "{report:?}"
+    );
+    assert_eq!(id(&MapData::from_pin(&short).unwrap()), served);
+    assert!(!beside.exists());
+    drop(adopted);
+
     let stray: HashMap<MapData, NameKey48, CompactRecord> =
         HashMap::create(1024, NAMES_MAP_FLAGS).unwrap();
     fs::remove_file(&short).unwrap();

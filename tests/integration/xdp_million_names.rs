@@ -101,3 +101,28 @@ fn a_million_names_fit_and_answer() {
         query.expected_reply(&[IpAddr::from([241, 0, 0, 1])], 60)
     );
 }
+
+/// A class holds at most `MAX_NAMES` of its names: a table with more is
+/// refused whole, with the map and the count, before any map changes.
+#[test]
+fn more_names_of_a_class_than_its_bound_are_refused_before_any_change() {
+    meshdns_tests::require_root();
+    let bound = meshdns_common::MAX_NAMES[2];
+    let mut config = Config::parse("zone: mesh\n").unwrap();
+    // 120 bytes and more in wire format: the longest class.
+    config.services = (0..=bound)
+        .map(|i| Service {
+            name: format!("{}-{i:06}.{}", "l".repeat(50), "m".repeat(50)),
+            vips: service(i).vips,
+        })
+        .collect();
+    let table = Table::build(config.validate().unwrap(), &mut State::default(), 0).unwrap();
+    let mut fast_path = FastPath::load().unwrap();
+    let error = fast_path.sync(table).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("{} names of NAMES256", bound + 1))
+            && error.contains(&bound.to_string()),
+        "{error}"
+    );
+    assert_eq!(fast_path.names().count().unwrap(), 0);
+}

@@ -162,8 +162,8 @@ impl Agent {
         // The resolver answers first: it has every name as soon as the file
         // is read, while filling the kernel's table takes longer (a second
         // or two at a million names; each name is a map update). Meanwhile
-        // the program, if a previous agent left one, answers from the maps
-        // it has, and a new one passes what it does not have yet.
+        // the program a previous agent left, if any, answers from the maps
+        // it has; a new one is attached only once its table is filled.
         //
         // Where it listens by default, and whom it answers: read once.
         let mut addresses = Vec::new();

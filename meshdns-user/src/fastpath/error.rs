@@ -50,6 +50,12 @@ pub enum FastPathError {
     FullIdsExhausted,
     #[error("one program serves at most {0} interfaces")]
     TooManyInterfaces(usize),
+    #[error("{names} names of {map}'s length, more than the {max} it holds at most")]
+    TooManyNames {
+        map: &'static str,
+        names: usize,
+        max: u32,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

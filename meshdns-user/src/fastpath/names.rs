@@ -64,6 +64,10 @@ pub struct NameMaps {
     pending: [bool; 3],
     /// Where each class's map is pinned; `None`: nowhere (a test's maps).
     pins: Option<[PathBuf; 3]>,
+    /// Full records no name of the pending maps points at, removed only
+    /// once those maps are in their slots: until then the maps that serve
+    /// may still point at them.
+    unpointed: Vec<u32>,
     role: Role,
     full: HashMap<MapData, u32, ServiceRecord>,
     /// The full ids in use, read from the maps before the first change
@@ -94,10 +98,16 @@ impl NameMaps {
         ];
         let slot_ids = [s_ids, m_ids, l_ids];
         let pinned = |class: NameClass| pins.as_ref().map(|p| p[class as usize].as_path());
-        let (short, short_new) = class_map(&slot_ids, NameClass::Short, pinned(NameClass::Short))?;
-        let (medium, medium_new) =
-            class_map(&slot_ids, NameClass::Medium, pinned(NameClass::Medium))?;
-        let (long, long_new) = class_map(&slot_ids, NameClass::Long, pinned(NameClass::Long))?;
+        let (short, short_new) =
+            class_map(&slot_ids, NameClass::Short, pinned(NameClass::Short), role)?;
+        let (medium, medium_new) = class_map(
+            &slot_ids,
+            NameClass::Medium,
+            pinned(NameClass::Medium),
+            role,
+        )?;
+        let (long, long_new) =
+            class_map(&slot_ids, NameClass::Long, pinned(NameClass::Long), role)?;
         Ok(Self {
             slots: [s, m, l],
             short,
@@ -105,6 +115,7 @@ impl NameMaps {
             long,
             pending: [short_new, medium_new, long_new],
             pins,
+            unpointed: Vec::new(),
             role,
             full: HashMap::try_from(full).map_err(map_error(NAMES_FULL_MAP))?,
             ids: None,
@@ -141,6 +152,13 @@ impl NameMaps {
     pub fn make_room(&mut self, counts: [usize; 3]) -> Result<()> {
         let capacity = self.capacity()?;
         for (i, class) in CLASSES.into_iter().enumerate() {
+            if counts[i] > MAX_NAMES[i] as usize {
+                return Err(FastPathError::TooManyNames {
+                    map: map_of(class),
+                    names: counts[i],
+                    max: MAX_NAMES[i],
+                });
+            }
             if counts[i] <= capacity[i] as usize {
                 continue;
             }
@@ -164,9 +182,10 @@ impl NameMaps {
 
     /// Puts each class's new map (see `pending`) in its slot, in one update
     /// each, and then pins it where the old one was (pinned beside it and
-    /// renamed over it: a rename is atomic). A reader opens the pin only
-    /// after the slot holds it, or finds the old one, whose id the slot no
-    /// longer has. Does nothing for a reader.
+    /// renamed over it: a rename is atomic); then removes the full records
+    /// only the old maps pointed at. A reader opens the pin only after the
+    /// slot holds it, or finds the old one, whose id the slot no longer
+    /// has. Does nothing for a reader.
     pub fn install(&mut self) -> Result<()> {
         if self.role == Role::Reading {
             return Ok(());
@@ -180,12 +199,21 @@ impl NameMaps {
                 NameClass::Medium => self.medium.map(),
                 NameClass::Long => self.long.map(),
             };
-            let error = || map_error(map_of(class));
-            self.slots[i].set(NAMES_SLOT, map, 0).map_err(error())?;
-            if let Some(pins) = &self.pins {
-                pin_in_place(map, &pins[i])?;
-            }
+            self.slots[i]
+                .set(NAMES_SLOT, map, 0)
+                .map_err(map_error(map_of(class)))?;
             self.pending[i] = false;
+            // The map serves now; a pin that fails only costs the next
+            // agent a refill (it will not trust the old pin), so it is no
+            // reason to call the table unsynced.
+            if let Some(pins) = &self.pins
+                && let Err(error) = pin_in_place(map, &pins[i])
+            {
+                tracing::warn!(%error, "the names map serves but is not pinned; the next agent will fill a new one");
+            }
+        }
+        for id in std::mem::take(&mut self.unpointed) {
+            self.remove_full(id)?;
         }
         Ok(())
     }
@@ -222,12 +250,17 @@ fn open_slot(
     Ok((slots, ids))
 }
 
-/// `class`'s map: the pinned one if its slot holds it, else a new one of
-/// [`MIN_CAPACITY`], with whether it is new (not in the slot).
+/// `class`'s map: the pinned one if its slot holds it (or the one an agent
+/// stopped before renaming it over the pin), else a new one of
+/// [`MIN_CAPACITY`], with whether it is new (not in the slot). A serving
+/// agent removes a pin it does not trust, so that the map it held can go;
+/// a reader asks for the slot's map by its id instead (which needs
+/// CAP_SYS_ADMIN) and reads no names if it cannot.
 fn class_map<K: Pod>(
     slot_ids: &[Array<MapData, u32>; 3],
     class: NameClass,
     pinned: Option<&Path>,
+    role: Role,
 ) -> Result<(HashMap<MapData, K, CompactRecord>, bool)> {
     let error = || map_error(map_of(class));
     let in_slot = match slot_ids[class as usize].get(&NAMES_SLOT, 0) {
@@ -235,20 +268,50 @@ fn class_map<K: Pod>(
         Err(MapError::KeyNotFound) => None,
         Err(other) => return Err(error()(other)),
     };
-    if let (Some(path), Some(in_slot)) = (pinned, in_slot) {
-        match MapData::from_pin(path) {
-            Ok(map) if map.info().map_err(error())?.id() == in_slot => {
-                return Ok((
-                    HashMap::try_from(Map::HashMap(map)).map_err(error())?,
-                    false,
-                ));
-            }
-            Ok(_) => tracing::warn!(
-                path = %path.display(),
-                "the pinned names map is not the one the program uses (an agent stopped while replacing it); filling a new one"
-            ),
-            Err(_) => {}
+    let trusted = |path: &Path| -> Result<Option<MapData>> {
+        let Ok(map) = MapData::from_pin(path) else {
+            return Ok(None);
+        };
+        Ok((Some(map.info().map_err(error())?.id()) == in_slot).then_some(map))
+    };
+    if let (Some(path), Some(_)) = (pinned, in_slot) {
+        if let Some(map) = trusted(path)? {
+            return Ok((
+                HashMap::try_from(Map::HashMap(map)).map_err(error())?,
+                false,
+            ));
         }
+        let beside = beside(path);
+        if let Some(map) = trusted(&beside)? {
+            if role == Role::Serving {
+                std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+            return Ok((
+                HashMap::try_from(Map::HashMap(map)).map_err(error())?,
+                false,
+            ));
+        }
+        if path.exists() {
+            tracing::warn!(
+                path = %path.display(),
+                "the pinned names map is not the one the program uses (an agent stopped while replacing it)"
+            );
+            if role == Role::Serving {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    if role == Role::Reading
+        && let Some(id) = in_slot
+        && let Ok(map) = MapData::from_id(id)
+    {
+        return Ok((
+            HashMap::try_from(Map::HashMap(map)).map_err(error())?,
+            false,
+        ));
     }
     let map = HashMap::create(MIN_CAPACITY, NAMES_MAP_FLAGS).map_err(error())?;
     Ok((map, true))
@@ -278,10 +341,7 @@ fn grown<K: Pod>(
 
 /// Pins `map` at `path`, replacing what is pinned there in one step.
 fn pin_in_place(map: &MapData, path: &Path) -> Result<()> {
-    let mut beside = path.as_os_str().to_owned();
-    // Not `.new`: bpffs refuses names with a dot.
-    beside.push("_new");
-    let beside = PathBuf::from(beside);
+    let beside = beside(path);
     // Left by an agent stopped between pinning and renaming.
     let _ = std::fs::remove_file(&beside);
     map.pin(&beside).map_err(|source| FastPathError::Pin {
@@ -292,6 +352,14 @@ fn pin_in_place(map: &MapData, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Where a map is pinned before it is renamed over `path`.
+fn beside(path: &Path) -> PathBuf {
+    let mut beside = path.as_os_str().to_owned();
+    // Not `.new`: bpffs refuses names with a dot.
+    beside.push("_new");
+    PathBuf::from(beside)
 }
 
 /// The capacity a class's map is made with for `count` names: room to
@@ -423,7 +491,7 @@ impl NameMaps {
         let old = self.ids()?.of.remove(key);
         self.add(key, record)?;
         match old {
-            Some(id) => self.remove_full(id),
+            Some(id) => self.unpoint_full(id),
             None => Ok(()),
         }
     }
@@ -438,7 +506,7 @@ impl NameMaps {
         }
         .map_err(map_error(map_of(key.class())))?;
         match self.ids()?.of.remove(key) {
-            Some(id) => self.remove_full(id),
+            Some(id) => self.unpoint_full(id),
             None => Ok(()),
         }
     }
@@ -450,6 +518,18 @@ impl NameMaps {
             NameClass::Long => self.long.insert(key, compact, 0),
         }
         .map_err(map_error(map_of(key.class())))
+    }
+
+    /// Removes the full record `id` once no map that serves can point at
+    /// it: now, or after [`NameMaps::install`] while a class's new map is
+    /// pending (the old one, in the slot, may still point at it). One
+    /// already gone is no error.
+    fn unpoint_full(&mut self, id: u32) -> Result<()> {
+        if self.pending.contains(&true) {
+            self.unpointed.push(id);
+            return Ok(());
+        }
+        self.remove_full(id)
     }
 
     /// Removes the full record `id`; one already gone is no error.
@@ -504,7 +584,7 @@ impl NameMaps {
             .map_or(1, |id| id.saturating_add(1));
         let pointed: std::collections::HashSet<u32> = of.values().copied().collect();
         for orphan in stored.into_iter().filter(|id| !pointed.contains(id)) {
-            self.remove_full(orphan)?;
+            self.unpoint_full(orphan)?;
         }
         self.ids = Some(FullIds { of, next });
         Ok(())
