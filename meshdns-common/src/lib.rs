@@ -86,7 +86,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.

@@ -10,7 +10,7 @@ use meshdns_common::{
 
 use crate::checksum;
 use crate::dns::*;
-use crate::maps::{NAMES_FULL, NAMES_SLOT, NAMES48, NAMES112, NAMES256, Scratch, ZONE};
+use crate::maps::{NAMES_FULL, NAMES_SLOT, NAMES48, NAMES112, NAMES256, Scratch, ZONE, ZONE_SLOT};
 use crate::parse::Query;
 
 /// What the reply says.
@@ -39,9 +39,10 @@ enum Addresses {
 /// Looks the name up and decides on an answer, NODATA, NXDOMAIN or a pass.
 #[inline(always)]
 pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Counter> {
-    let zone = ZONE.get_ptr(ZONE_KEY).ok_or(Counter::PassNotInZone)?;
-    // SAFETY: map values stay valid for the whole run of the program (RCU).
-    let zone_ref = unsafe { &*zone };
+    let zone_ref = ZONE
+        .get_value(ZONE_SLOT, &ZONE_KEY)
+        .ok_or(Counter::PassNotInZone)?;
+    let zone: *const ZoneConfig = zone_ref;
     // Most names a node resolves are not the mesh's: they leave here, after
     // comparing a few bytes, without a hash lookup. Every name in the table
     // is in the zone, so this loses no answer.

@@ -6,6 +6,7 @@
 //! - this module: loading the program, with pinned maps or maps of its own;
 //! - [`attach`]: attaching it to interfaces, pinned links, taking one over;
 //! - [`names`]: the names maps, one per length class, as one table;
+//! - [`slot`]: a map replaced whole, in the slot of an array of maps;
 //! - [`sync`]: keeping its table in step with the services;
 //! - [`link`]: what a pinned link runs and where, asked of the kernel;
 //! - [`counters`]: its per-CPU counters, summed;
@@ -20,13 +21,18 @@ pub mod link;
 pub mod logs;
 pub mod names;
 pub mod pins;
+pub mod slot;
 pub mod sync;
 pub mod test_run;
 
 use std::{path::PathBuf, sync::Arc};
 
-use aya::{Ebpf, EbpfLoader, programs::Xdp};
-use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, Map, MapData},
+    programs::Xdp,
+};
+use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP, ZoneConfig};
 
 pub use attach::{AttachMode, Attachment};
 pub use counters::Counters;
@@ -36,8 +42,9 @@ pub use link::{
     LinkInfo, NotServing, check_pinned_serving, check_serving, detach_link, pinned_link_info,
 };
 pub use logs::ProgramLog;
-pub use names::{NameMaps, Role};
+pub use names::NameMaps;
 pub use pins::{Pins, remove_pins};
+pub use slot::{Role, Slot};
 pub use sync::SyncReport;
 pub use test_run::{XDP_PASS, XDP_TX};
 
@@ -56,6 +63,10 @@ pub struct FastPath {
     /// Each listed interface's slot in the interfaces map, by name: an
     /// interface that comes back with another ifindex keeps its slot.
     slots: std::collections::HashMap<String, usize>,
+    /// The zone's array of maps, and the one-entry array in its slot, if
+    /// known (see [`FastPath::set_zone`]).
+    zone: Slot,
+    zone_map: Option<Array<MapData, ZoneConfig>>,
 }
 
 impl FastPath {
@@ -78,7 +89,7 @@ impl FastPath {
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
-        Self::load_with(&mut loader, Some(pins.slot_maps()), Role::Serving)
+        Self::load_with(&mut loader, Some(pins), Role::Serving)
     }
 
     /// Loads the program with the table that serves (the pinned names and
@@ -98,27 +109,39 @@ impl FastPath {
             }
             loader.map_pin_path(name, path);
         }
-        Self::load_with(&mut loader, Some(pins.slot_maps()), Role::Reading)
+        Self::load_with(&mut loader, Some(pins), Role::Reading)
     }
 
-    fn load_with(
-        loader: &mut EbpfLoader<'_>,
-        slot_maps: Option<[PathBuf; 3]>,
-        role: Role,
-    ) -> Result<Self> {
+    fn load_with(loader: &mut EbpfLoader<'_>, pins: Option<&Pins>, role: Role) -> Result<Self> {
         let mut ebpf = loader.load(EBPF_OBJECT)?;
         Self::xdp(&mut ebpf)?
             .load()
             .map_err(FastPathError::Program)?;
         let [short, medium, long, full] =
             NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
-        let names = NameMaps::new([short?, medium?, long?, full?], slot_maps, role)?;
+        let names = NameMaps::new(
+            [short?, medium?, long?, full?],
+            pins.map(Pins::slot_maps),
+            role,
+        )?;
+        let zone = Slot::open(
+            ebpf.take_map(ZONE_MAP)
+                .ok_or(FastPathError::Missing(ZONE_MAP))?,
+            ZONE_MAP,
+            pins.map(|pins| pins.slot_map(ZONE_MAP)),
+        )?;
+        let zone_map = match zone.current(role)? {
+            Some(map) => Some(Array::try_from(Map::Array(map)).map_err(map_error(ZONE_MAP))?),
+            None => None,
+        };
         Ok(Self {
             ebpf,
             names,
             attachments: Vec::new(),
             in_kernel: None,
             slots: std::collections::HashMap::new(),
+            zone,
+            zone_map,
         })
     }
 

@@ -7,54 +7,37 @@
 //! is split, which ids are in use, and how big each class's map is are
 //! decided here and nowhere else in userspace.
 //!
-//! The program finds each class's map in slot [`NAMES_SLOT`] of the class's
-//! array of maps. Each map is sized by the table ([`capacity_for`]); one the
-//! table outgrows is replaced by a bigger copy ([`NameMaps::make_room`]). A
-//! map goes into its slot only once it holds the table ([`NameMaps::install`],
-//! at the end of a sync), so the program never answers from a half-filled
-//! one. Both are pinned: the array (`NAMES48`), which every program loaded
-//! with it shares, and the map in its slot (`NAMES48_0`), because asking the
-//! kernel for a map by the id a slot holds needs CAP_SYS_ADMIN. The pin
-//! follows the slot; a pinned map that is not the slot's (an agent stopped
-//! between the two) is not trusted: a new map is filled in its place.
+//! The program finds each class's map in the slot of the class's array of
+//! maps (see [`super::slot`]). Each map is sized by the table
+//! ([`capacity_for`]); one the table outgrows is replaced by a bigger copy
+//! ([`NameMaps::make_room`]). A map goes into its slot only once it holds
+//! the table ([`NameMaps::install`], at the end of a sync), so the program
+//! never answers from a half-filled one.
 
-use std::{
-    os::fd::AsFd as _,
-    path::{Path, PathBuf},
-};
+use std::path::PathBuf;
 
 use aya::{
     Pod,
-    maps::{Array, ArrayOfMaps, HashMap, IterableMap as _, Map, MapData, MapError},
+    maps::{HashMap, IterableMap as _, Map, MapData, MapError},
 };
 use meshdns_common::{
     CompactRecord, MAX_NAMES, NAMES_FULL_MAP, NAMES_MAP_FLAGS, NAMES48_MAP, NAMES112_MAP,
     NAMES256_MAP, NameClass, NameKey, NameKey48, NameKey112, ServiceRecord,
 };
 
-use super::{FastPathError, Result, map_error};
-
-/// The slot of each class's array of maps that holds its names map.
-pub const NAMES_SLOT: u32 = 0;
+use super::{
+    FastPathError, Result, map_error,
+    slot::{Role, Slot},
+};
 
 /// The fewest names a class's map is made for: its buckets cost 16 bytes a
 /// name of capacity, so 16 KiB.
 pub const MIN_CAPACITY: u32 = 1 << 10;
 
-/// Whether the maps are the agent's to change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The agent's fast path: new maps go into their slots once filled.
-    Serving,
-    /// `status`, `dump`, `lookup`: a slot is never changed; a class whose
-    /// map cannot be trusted reads as no names.
-    Reading,
-}
-
 /// The four maps, as one table.
 pub struct NameMaps {
     /// Each class's array of maps, in [`NameClass`] order.
-    slots: [ArrayOfMaps<MapData, MapData>; 3],
+    slots: [Slot; 3],
     short: HashMap<MapData, NameKey48, CompactRecord>,
     medium: HashMap<MapData, NameKey112, CompactRecord>,
     long: HashMap<MapData, NameKey, CompactRecord>,
@@ -62,8 +45,6 @@ pub struct NameMaps {
     /// or filled in place of one not trusted); [`NameMaps::install`] puts
     /// them there.
     pending: [bool; 3],
-    /// Where each class's map is pinned; `None`: nowhere (a test's maps).
-    pins: Option<[PathBuf; 3]>,
     /// Full records no name of the pending maps points at, removed only
     /// once those maps are in their slots: until then the maps that serve
     /// may still point at them.
@@ -91,30 +72,24 @@ impl NameMaps {
     /// `pins`, where the maps in the slots are pinned, in the same order.
     pub fn new(maps: [Map; 4], pins: Option<[PathBuf; 3]>, role: Role) -> Result<Self> {
         let [short, medium, long, full] = maps;
-        let [(s, s_ids), (m, m_ids), (l, l_ids)] = [
-            open_slot(short, NameClass::Short)?,
-            open_slot(medium, NameClass::Medium)?,
-            open_slot(long, NameClass::Long)?,
+        let [short_pin, medium_pin, long_pin] = match pins {
+            Some(pins) => pins.map(Some),
+            None => [None, None, None],
+        };
+        let slots = [
+            Slot::open(short, NAMES48_MAP, short_pin)?,
+            Slot::open(medium, NAMES112_MAP, medium_pin)?,
+            Slot::open(long, NAMES256_MAP, long_pin)?,
         ];
-        let slot_ids = [s_ids, m_ids, l_ids];
-        let pinned = |class: NameClass| pins.as_ref().map(|p| p[class as usize].as_path());
-        let (short, short_new) =
-            class_map(&slot_ids, NameClass::Short, pinned(NameClass::Short), role)?;
-        let (medium, medium_new) = class_map(
-            &slot_ids,
-            NameClass::Medium,
-            pinned(NameClass::Medium),
-            role,
-        )?;
-        let (long, long_new) =
-            class_map(&slot_ids, NameClass::Long, pinned(NameClass::Long), role)?;
+        let (short, short_new) = class_map(&slots, NameClass::Short, role)?;
+        let (medium, medium_new) = class_map(&slots, NameClass::Medium, role)?;
+        let (long, long_new) = class_map(&slots, NameClass::Long, role)?;
         Ok(Self {
-            slots: [s, m, l],
+            slots,
             short,
             medium,
             long,
             pending: [short_new, medium_new, long_new],
-            pins,
             unpointed: Vec::new(),
             role,
             full: HashMap::try_from(full).map_err(map_error(NAMES_FULL_MAP))?,
@@ -180,12 +155,9 @@ impl NameMaps {
         Ok(())
     }
 
-    /// Puts each class's new map (see `pending`) in its slot, in one update
-    /// each, and then pins it where the old one was (pinned beside it and
-    /// renamed over it: a rename is atomic); then removes the full records
-    /// only the old maps pointed at. A reader opens the pin only after the
-    /// slot holds it, or finds the old one, whose id the slot no longer
-    /// has. Does nothing for a reader.
+    /// Puts each class's new map (see `pending`) in its slot (which pins
+    /// it), then removes the full records only the old maps pointed at.
+    /// Does nothing for a reader.
     pub fn install(&mut self) -> Result<()> {
         if self.role == Role::Reading {
             return Ok(());
@@ -199,18 +171,8 @@ impl NameMaps {
                 NameClass::Medium => self.medium.map(),
                 NameClass::Long => self.long.map(),
             };
-            self.slots[i]
-                .set(NAMES_SLOT, map, 0)
-                .map_err(map_error(map_of(class)))?;
+            self.slots[i].put(map)?;
             self.pending[i] = false;
-            // The map serves now; a pin that fails only costs the next
-            // agent a refill (it will not trust the old pin), so it is no
-            // reason to call the table unsynced.
-            if let Some(pins) = &self.pins
-                && let Err(error) = pin_in_place(map, &pins[i])
-            {
-                tracing::warn!(%error, "the names map serves but is not pinned; the next agent will fill a new one");
-            }
         }
         for id in std::mem::take(&mut self.unpointed) {
             self.remove_full(id)?;
@@ -219,95 +181,17 @@ impl NameMaps {
     }
 }
 
-/// A class's array of maps, and the same array read as the ids its slots
-/// hold (a second handle on it: aya reads a slot only as the map itself,
-/// which needs CAP_SYS_ADMIN).
-fn open_slot(
-    map: Map,
-    class: NameClass,
-) -> Result<(ArrayOfMaps<MapData, MapData>, Array<MapData, u32>)> {
-    let error = || map_error(map_of(class));
-    let data = match map {
-        Map::ArrayOfMaps(data) => data,
-        other => {
-            return Err(match ArrayOfMaps::<MapData, MapData>::try_from(other) {
-                Err(wrong_type) => error()(wrong_type),
-                Ok(_) => unreachable!("only an array of maps converts to one"),
-            });
-        }
-    };
-    let fd = data
-        .fd()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|source| FastPathError::Io {
-            path: PathBuf::from(map_of(class)),
-            source,
-        })?;
-    let ids =
-        Array::try_from(Map::Array(MapData::from_fd(fd).map_err(error())?)).map_err(error())?;
-    let slots = ArrayOfMaps::try_from(Map::ArrayOfMaps(data)).map_err(error())?;
-    Ok((slots, ids))
-}
-
-/// `class`'s map: the pinned one if its slot holds it (or the one an agent
-/// stopped before renaming it over the pin), else a new one of
-/// [`MIN_CAPACITY`], with whether it is new (not in the slot). A serving
-/// agent removes a pin it does not trust, so that the map it held can go;
-/// a reader asks for the slot's map by its id instead (which needs
-/// CAP_SYS_ADMIN) and reads no names if it cannot.
+/// `class`'s map: the one in its slot if it can be had (see
+/// [`Slot::current`]), else a new one of [`MIN_CAPACITY`], with whether it
+/// is new (not in the slot). A reader that cannot have the slot's map reads
+/// no names.
 fn class_map<K: Pod>(
-    slot_ids: &[Array<MapData, u32>; 3],
+    slots: &[Slot; 3],
     class: NameClass,
-    pinned: Option<&Path>,
     role: Role,
 ) -> Result<(HashMap<MapData, K, CompactRecord>, bool)> {
     let error = || map_error(map_of(class));
-    let in_slot = match slot_ids[class as usize].get(&NAMES_SLOT, 0) {
-        Ok(id) => Some(id),
-        Err(MapError::KeyNotFound) => None,
-        Err(other) => return Err(error()(other)),
-    };
-    let trusted = |path: &Path| -> Result<Option<MapData>> {
-        let Ok(map) = MapData::from_pin(path) else {
-            return Ok(None);
-        };
-        Ok((Some(map.info().map_err(error())?.id()) == in_slot).then_some(map))
-    };
-    if let (Some(path), Some(_)) = (pinned, in_slot) {
-        if let Some(map) = trusted(path)? {
-            return Ok((
-                HashMap::try_from(Map::HashMap(map)).map_err(error())?,
-                false,
-            ));
-        }
-        let beside = beside(path);
-        if let Some(map) = trusted(&beside)? {
-            if role == Role::Serving {
-                std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            }
-            return Ok((
-                HashMap::try_from(Map::HashMap(map)).map_err(error())?,
-                false,
-            ));
-        }
-        if path.exists() {
-            tracing::warn!(
-                path = %path.display(),
-                "the pinned names map is not the one the program uses (an agent stopped while replacing it)"
-            );
-            if role == Role::Serving {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-    }
-    if role == Role::Reading
-        && let Some(id) = in_slot
-        && let Ok(map) = MapData::from_id(id)
-    {
+    if let Some(map) = slots[class as usize].current(role)? {
         return Ok((
             HashMap::try_from(Map::HashMap(map)).map_err(error())?,
             false,
@@ -337,29 +221,6 @@ fn grown<K: Pod>(
         grown.insert(key, record, 0).map_err(error())?;
     }
     Ok(grown)
-}
-
-/// Pins `map` at `path`, replacing what is pinned there in one step.
-fn pin_in_place(map: &MapData, path: &Path) -> Result<()> {
-    let beside = beside(path);
-    // Left by an agent stopped between pinning and renaming.
-    let _ = std::fs::remove_file(&beside);
-    map.pin(&beside).map_err(|source| FastPathError::Pin {
-        path: beside.clone(),
-        source,
-    })?;
-    std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Where a map is pinned before it is renamed over `path`.
-fn beside(path: &Path) -> PathBuf {
-    let mut beside = path.as_os_str().to_owned();
-    // Not `.new`: bpffs refuses names with a dot.
-    beside.push("_new");
-    PathBuf::from(beside)
 }
 
 /// The capacity a class's map is made with for `count` names: room to

@@ -24,9 +24,9 @@ pub(crate) const SHARED_MAPS: [&str; 6] = [
 ///
 /// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,NAMES_FULL,ZONE,COUNTERS}`:
 ///   the maps, in a folder named by their layout, so an agent never reads
-///   maps of another layout; `NAMES48` and its siblings are arrays of maps,
-///   and `NAMES48_0` (and so on) the names map in slot 0 of each (see
-///   [`super::names`]; bpffs refuses names with a dot);
+///   maps of another layout; `NAMES48`, its siblings and `ZONE` are arrays
+///   of maps, and `NAMES48_0` (and so on) the map in slot 0 of each (see
+///   [`super::slot`]);
 /// - `<dir>/links/<iface>`: the XDP link of each interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pins {
@@ -53,7 +53,13 @@ impl Pins {
     /// Where the names map in each class's slot is pinned, in `NameClass`
     /// order.
     pub fn slot_maps(&self) -> [PathBuf; 3] {
-        [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP].map(|name| self.map(&format!("{name}_0")))
+        [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP].map(|name| self.slot_map(name))
+    }
+
+    /// Where the map in the slot of the array of maps `name` is pinned (see
+    /// [`super::slot`]; bpffs refuses names with a dot).
+    pub fn slot_map(&self, name: &str) -> PathBuf {
+        self.map(&format!("{name}_0"))
     }
 
     /// The pinned link of `iface`.

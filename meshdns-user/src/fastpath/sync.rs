@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use aya::maps::{HashMap, MapData};
+use aya::maps::{Array, IterableMap as _, MapData};
 use meshdns_common::{NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
 
-use super::{FastPath, FastPathError, Result, map_error};
+use super::{FastPath, Result, map_error};
 use crate::table::{self, Change, Table};
 
 /// What [`FastPath::sync`] changed in the kernel's table.
@@ -118,23 +118,23 @@ impl FastPath {
         Ok(report)
     }
 
-    fn zone_map(&mut self) -> Result<HashMap<&mut MapData, u32, ZoneConfig>> {
-        let map = self
-            .ebpf
-            .map_mut(ZONE_MAP)
-            .ok_or(FastPathError::Missing(ZONE_MAP))?;
-        HashMap::try_from(map).map_err(map_error(ZONE_MAP))
+    /// The zone the program uses now, if any (or if it can be known: a
+    /// zone the agent cannot read is as none, and is written again).
+    fn zone(&self) -> Result<Option<ZoneConfig>> {
+        Ok(self
+            .zone_map
+            .as_ref()
+            .and_then(|map| map.get(&ZONE_KEY, 0).ok()))
     }
 
-    /// The zone the program uses now, if any.
-    fn zone(&mut self) -> Result<Option<ZoneConfig>> {
-        Ok(self.zone_map()?.get(&ZONE_KEY, 0).ok())
-    }
-
-    /// Replaces the zone the program uses, in one update.
+    /// Replaces the zone the program uses, in one update: a new one-entry
+    /// array holding it goes into the zone's slot.
     pub fn set_zone(&mut self, zone: &ZoneConfig) -> Result<()> {
-        self.zone_map()?
-            .insert(ZONE_KEY, zone, 0)
-            .map_err(map_error(ZONE_MAP))
+        let mut map: Array<MapData, ZoneConfig> =
+            Array::create(1, 0).map_err(map_error(ZONE_MAP))?;
+        map.set(ZONE_KEY, zone, 0).map_err(map_error(ZONE_MAP))?;
+        self.zone.put(map.map())?;
+        self.zone_map = Some(map);
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use std::{
     path::PathBuf,
 };
 
-use aya::maps::{HashMap, Map, MapData, MapError, PerCpuArray};
+use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
 use meshdns_common::{
     COUNTERS_MAP, Counter, NAMES_MAPS, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
 };
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::{
     dns_name,
-    fastpath::{self, Counters, FastPathError, NameMaps, Pins, Role},
+    fastpath::{self, Counters, FastPathError, NameMaps, Pins, Role, Slot},
     netif::{self, XdpAttachMode},
     table::Table,
 };
@@ -66,7 +66,9 @@ type Result<T, E = InspectError> = std::result::Result<T, E>;
 pub struct Pinned {
     pins: Pins,
     names: NameMaps,
-    zone: HashMap<MapData, u32, ZoneConfig>,
+    /// The one-entry array in the zone's slot; `None`: none, or it cannot
+    /// be had (see `Slot::current`).
+    zone: Option<Array<MapData, ZoneConfig>>,
     counters: PerCpuArray<MapData, u64>,
 }
 
@@ -108,7 +110,16 @@ impl Pinned {
                     Role::Reading,
                 )?
             },
-            zone: HashMap::try_from(Map::HashMap(open(ZONE_MAP)?)).map_err(error(ZONE_MAP))?,
+            zone: match Slot::open(
+                Map::ArrayOfMaps(open(ZONE_MAP)?),
+                ZONE_MAP,
+                Some(pins.slot_map(ZONE_MAP)),
+            )?
+            .current(Role::Reading)?
+            {
+                Some(map) => Some(Array::try_from(Map::Array(map)).map_err(error(ZONE_MAP))?),
+                None => None,
+            },
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
                 .map_err(error(COUNTERS_MAP))?,
         })
@@ -116,8 +127,9 @@ impl Pinned {
 
     pub fn zone(&self) -> Result<ZoneConfig> {
         self.zone
-            .get(&ZONE_KEY, 0)
-            .map_err(|_| InspectError::NoZone(self.pins.maps_dir()))
+            .as_ref()
+            .and_then(|zone| zone.get(&ZONE_KEY, 0).ok())
+            .ok_or_else(|| InspectError::NoZone(self.pins.maps_dir()))
     }
 
     /// Every name in the kernel's table, with its record.
