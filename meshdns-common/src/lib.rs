@@ -50,7 +50,8 @@ pub const NAMES_FULL_MAP: &str = "NAMES_FULL";
 /// The maps that make the table: the names maps in [`NameClass`] order,
 /// then the full records.
 pub const NAMES_MAPS: [&str; 4] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NAMES_FULL_MAP];
-/// Name of the one-entry hash map from [`ZONE_KEY`] to [`ZoneConfig`].
+/// Name of the one-slot array of maps whose slot holds the one-entry array
+/// of the [`ZoneConfig`] (its entry [`ZONE_KEY`]).
 pub const ZONE_MAP: &str = "ZONE";
 /// Name of the one-entry array of [`Interfaces`]. Not pinned: each agent
 /// fills its program's own, before attaching.

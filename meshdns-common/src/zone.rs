@@ -15,11 +15,12 @@ pub const MAX_SOA_NAMES_LEN: usize = MAX_SOA_RR_LEN - 10 - 20;
 /// `flags` bit: unknown names in the zone get NXDOMAIN instead of being passed.
 pub const ZONE_AUTHORITATIVE: u32 = 1;
 
-/// Key of the single entry of the zone map.
+/// Key of the single entry of the zone's array.
 pub const ZONE_KEY: u32 = 0;
 
-/// What the fast path knows of its zone. Kept in a one-entry hash map, not
-/// an array, so that an update replaces the whole value at once.
+/// What the fast path knows of its zone. Kept in a one-entry array that the
+/// agent never updates in place: a new array takes the old one's slot in the
+/// `ZONE` array of maps, so a program run reads one zone whole.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct ZoneConfig {

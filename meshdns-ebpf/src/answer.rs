@@ -53,7 +53,8 @@ pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Count
 
     let decision = match record {
         Some(compact) => {
-            // SAFETY: as above.
+            // SAFETY: map values stay valid for the whole run of the
+            // program (RCU), and the agent never writes one in place.
             let compact_ref = unsafe { &*compact };
             let (addresses, v4_count, v6_count) = if compact_ref.full == 0 {
                 let counts = (compact_ref.v4_count, compact_ref.v6_count);

@@ -60,8 +60,8 @@ pub(crate) static NAMES_FULL: HashMap<u32, ServiceRecord> =
 /// array (its entry `ZONE_KEY`) in the slot of a one-slot array of maps,
 /// replaced whole as the names maps are: an update in place could be read
 /// half-written, and a one-entry hash map, which an update swaps whole,
-/// costs a hash a packet (6 to 8 ns on every path through the zone check,
-/// measured against an array); two inlined array lookups cost less.
+/// costs a hash a packet; two inlined array lookups cost 4 to 6 ns less on
+/// every path through the zone check (meshdns-xdp-cost).
 #[btf_map]
 pub(crate) static ZONE: ArrayOfMaps<btf_maps::Array<ZoneConfig, 1>, 1> = ArrayOfMaps::new();
 

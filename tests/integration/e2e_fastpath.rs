@@ -459,6 +459,8 @@ fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
     let id = |map: &MapData| map.info().unwrap().id();
     let served = id(first.names().maps()[0]);
     assert_eq!(id(&MapData::from_pin(&short).unwrap()), served);
+    let zone_pin = pins.slot_map(meshdns_common::ZONE_MAP);
+    let zone = id(&MapData::from_pin(&zone_pin).unwrap());
     drop(first);
 
     // Stopped between pinning the slot's map beside the old pin and
@@ -474,6 +476,8 @@ fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
     );
     assert_eq!(id(&MapData::from_pin(&short).unwrap()), served);
     assert!(!beside.exists());
+    // The same zone: not written again (no moment of passing everything).
+    assert_eq!(id(&MapData::from_pin(&zone_pin).unwrap()), zone);
     drop(adopted);
 
     let stray: HashMap<MapData, NameKey48, CompactRecord> =

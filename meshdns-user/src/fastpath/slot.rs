@@ -85,76 +85,133 @@ impl Slot {
     /// map by its id instead (which needs CAP_SYS_ADMIN). `None`: the slot
     /// is empty, or its map cannot be had.
     pub fn current(&self, role: Role) -> Result<Option<MapData>> {
-        let error = || map_error(self.name);
-        let in_slot = match self.ids.get(&SLOT, 0) {
-            Ok(id) => id,
-            Err(MapError::KeyNotFound) => return Ok(None),
-            Err(other) => return Err(error()(other)),
+        // A swap can run between reading the slot and opening the pins (a
+        // reader beside the agent): then the slot's id has changed, and one
+        // more look finds the new map.
+        for _ in 0..3 {
+            let Some(in_slot) = self.in_slot()? else {
+                return Ok(None);
+            };
+            if let Some(map) = self.pinned(in_slot, role)? {
+                return Ok(Some(map));
+            }
+            if self.in_slot()? == Some(in_slot) {
+                return Ok(match role {
+                    Role::Reading => MapData::from_id(in_slot).ok(),
+                    Role::Serving => {
+                        self.distrust_pin(role);
+                        None
+                    }
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    /// The id of the map in the slot, if any.
+    fn in_slot(&self) -> Result<Option<u32>> {
+        match self.ids.get(&SLOT, 0) {
+            Ok(id) => Ok(Some(id)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(other) => Err(map_error(self.name)(other)),
+        }
+    }
+
+    /// The pinned map whose id is `in_slot`: at the pin, or beside it (an
+    /// agent stopped before renaming it over the pin; a serving agent
+    /// renames it now).
+    fn pinned(&self, in_slot: u32, role: Role) -> Result<Option<MapData>> {
+        let Some(path) = &self.pin else {
+            return Ok(None);
         };
         let trusted = |path: &Path| -> Result<Option<MapData>> {
             let Ok(map) = MapData::from_pin(path) else {
                 return Ok(None);
             };
-            Ok((map.info().map_err(error())?.id() == in_slot).then_some(map))
+            Ok((map.info().map_err(map_error(self.name))?.id() == in_slot).then_some(map))
         };
-        if let Some(path) = &self.pin {
-            if let Some(map) = trusted(path)? {
-                return Ok(Some(map));
-            }
-            let beside = beside(path);
-            if let Some(map) = trusted(&beside)? {
-                if role == Role::Serving {
-                    std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                }
-                return Ok(Some(map));
-            }
-            if path.exists() {
-                tracing::warn!(
-                    path = %path.display(),
-                    "the pinned map is not the one the program uses (an agent stopped while replacing it)"
-                );
-                if role == Role::Serving {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
+        if let Some(map) = trusted(path)? {
+            return Ok(Some(map));
         }
-        Ok(match role {
-            Role::Reading => MapData::from_id(in_slot).ok(),
-            Role::Serving => None,
-        })
+        let beside = beside(path);
+        let Some(map) = trusted(&beside)? else {
+            return Ok(None);
+        };
+        if role == Role::Serving {
+            std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(Some(map))
     }
 
-    /// Puts `map` in the slot, in one update, and then pins it. Once the
-    /// slot holds it, it serves: a pin that fails costs only the next
-    /// agent a refill (it will not trust the old pin), so it is a warning,
-    /// not an error.
-    pub fn put(&mut self, map: &MapData) -> Result<()> {
-        self.array.set(SLOT, map, 0).map_err(map_error(self.name))?;
+    /// Removes a pin whose map is not the slot's, so that the map it held
+    /// can go (a serving agent only).
+    fn distrust_pin(&self, role: Role) {
         if let Some(path) = &self.pin
-            && let Err(error) = pin_in_place(map, path)
+            && path.exists()
         {
-            tracing::warn!(%error, map = self.name, "the map serves but is not pinned; the next agent will fill a new one");
+            tracing::warn!(
+                path = %path.display(),
+                "the pinned map is not the one the program uses (an agent stopped while replacing it, or a pin failed)"
+            );
+            if role == Role::Serving {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Puts `map` in the slot, in one update: pinned beside the old pin
+    /// first, renamed over it once in the slot, so that a reader finds the
+    /// slot's map at one of the two. Once the slot holds it, it serves: a
+    /// pin that fails costs only a refill by the next agent (the old pin is
+    /// removed, not trusted), so it is a warning, not an error.
+    ///
+    /// The map the slot held (found at its pin: the agent's slots are all
+    /// pinned) is kept open a moment longer: kernels before
+    /// 6.8 free a map put out of a slot without waiting for the program
+    /// runs that may still read it (fixed by "bpf: Defer the free of inner
+    /// map when necessary"); a run takes microseconds.
+    pub fn put(&mut self, map: &MapData) -> Result<()> {
+        let old = self
+            .in_slot()?
+            .and_then(|id| self.pinned(id, Role::Reading).ok().flatten());
+        let pinned = self.pin.as_ref().map(|path| pin_beside(map, path));
+        self.array.set(SLOT, map, 0).map_err(map_error(self.name))?;
+        if let (Some(path), Some(pinned)) = (&self.pin, pinned) {
+            let renamed = pinned.and_then(|beside| {
+                std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            });
+            if let Err(error) = renamed {
+                tracing::warn!(%error, map = self.name, "the map serves but is not pinned; the next agent will write it anew");
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        if old.is_some() {
+            std::thread::sleep(OLD_MAP_GRACE);
         }
         Ok(())
     }
 }
 
-/// Pins `map` at `path`, replacing what is pinned there in one step.
-fn pin_in_place(map: &MapData, path: &Path) -> Result<()> {
+/// How long the map a slot held stays open after it is put out (see
+/// [`Slot::put`]): far longer than a program run.
+const OLD_MAP_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Pins `map` beside `path` (see [`beside`]), replacing what an agent
+/// stopped between pinning and renaming left there; returns where.
+fn pin_beside(map: &MapData, path: &Path) -> Result<PathBuf> {
     let beside = beside(path);
-    // Left by an agent stopped between pinning and renaming.
     let _ = std::fs::remove_file(&beside);
     map.pin(&beside).map_err(|source| FastPathError::Pin {
         path: beside.clone(),
         source,
     })?;
-    std::fs::rename(&beside, path).map_err(|source| FastPathError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(beside)
 }
 
 /// Where a map is pinned before it is renamed over `path`.
