@@ -80,26 +80,50 @@ pub(crate) fn located(text: &str, kind: ConfigErrorKind) -> (Option<usize>, Conf
 }
 
 /// The line a semantic error most likely refers to: the first line that
-/// mentions the service (or zone, or ttl) it names. the YAML parser gives no
+/// mentions the service it names, or holds the setting (`zone`, `ttl`, ...)
+/// as a YAML key (`ttl: 5`) or a JSON one (`"ttl": 5`). The parser gives no
 /// positions after parsing, and pointing at the right entry beats none.
 pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
-    let needle: String = match kind {
-        ConfigErrorKind::Zone { zone, .. } => format!("zone: {zone}"),
-        ConfigErrorKind::Ttl(ttl) => format!("ttl: {ttl}"),
-        ConfigErrorKind::SoaName { value, .. } => value.clone(),
-        ConfigErrorKind::SoaNamesTooLong { .. } => "soa".to_string(),
+    let key = |key: &str| Needle::Key(key.to_string());
+    let needle = match kind {
+        ConfigErrorKind::Zone { .. } => key("zone"),
+        ConfigErrorKind::Ttl(_) => key("ttl"),
+        ConfigErrorKind::SoaName { value, .. } => Needle::Text(value.clone()),
+        ConfigErrorKind::SoaNamesTooLong { .. } => key("soa"),
         ConfigErrorKind::Name { name, .. }
         | ConfigErrorKind::TooManyVips { name, .. }
-        | ConfigErrorKind::DuplicateVip { name, .. } => name.clone(),
-        ConfigErrorKind::Cidr { field, .. } => format!("{field}:"),
-        ConfigErrorKind::ReuseTooSoon { .. } => "vip_reuse_after".to_string(),
-        ConfigErrorKind::BadDuration { field, .. } => format!("{field}:"),
-        ConfigErrorKind::Vip(AllocError::Collision { second, .. }) => second.clone(),
-        ConfigErrorKind::Vip(AllocError::PoolExhausted { service, .. }) => service.clone(),
-        ConfigErrorKind::DuplicateName { second, .. } => second.clone(),
+        | ConfigErrorKind::DuplicateVip { name, .. } => Needle::Text(name.clone()),
+        ConfigErrorKind::Cidr { field, .. } => key(field),
+        ConfigErrorKind::ReuseTooSoon { .. } => key("vip_reuse_after"),
+        ConfigErrorKind::BadDuration { field, .. } => key(field),
+        ConfigErrorKind::Vip(AllocError::Collision { second, .. }) => Needle::Text(second.clone()),
+        ConfigErrorKind::Vip(AllocError::PoolExhausted { service, .. }) => {
+            Needle::Text(service.clone())
+        }
+        ConfigErrorKind::DuplicateName { second, .. } => Needle::Text(second.clone()),
         ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
     };
     text.lines()
-        .position(|line| line.contains(needle.as_str()))
+        .position(|line| needle.is_in(line))
         .map(|i| i + 1)
+}
+
+/// What [`line_of`] looks for.
+enum Needle {
+    /// A setting's name, as a key.
+    Key(String),
+    /// A value, anywhere in the line.
+    Text(String),
+}
+
+impl Needle {
+    fn is_in(&self, line: &str) -> bool {
+        match self {
+            Needle::Key(key) => {
+                line.trim_start().starts_with(&format!("{key}:"))
+                    || line.contains(&format!("\"{key}\""))
+            }
+            Needle::Text(text) => line.contains(text.as_str()),
+        }
+    }
 }

@@ -243,6 +243,11 @@ mod tests {
         let (line, kind) =
             Config::parse("{\n\"zone\": \"mesh\",\n\"ttl\": \"sixty\"\n}").unwrap_err();
         assert_eq!(line, Some(3), "{kind}");
+        // And what the checks after parsing find, at the line of its key.
+        let text = "{\n  \"zone\": \"mesh\",\n  \"vip_cidr\": \"fd00::/8\"\n}";
+        let (line, kind) = Services::parse(text).unwrap_err();
+        assert!(matches!(kind, ConfigErrorKind::Cidr { .. }), "{kind}");
+        assert_eq!(line, Some(3), "{kind}");
     }
 
     #[test]
