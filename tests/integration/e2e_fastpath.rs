@@ -500,6 +500,41 @@ fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
     assert_eq!(action, XDP_TX);
 }
 
+/// The verifier gives up with EAGAIN when a signal arrives for the thread
+/// loading the program (the agent handles SIGHUP, SIGTERM and SIGINT, and
+/// its children's SIGCHLD): the load is tried again, so a storm of signals
+/// during the first 300 ms still ends in a loaded program.
+#[test]
+fn signals_during_the_verifiers_work_do_not_fail_the_load() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    extern "C" fn ignore(_: libc::c_int) {}
+    meshdns_tests::require_root();
+    // SAFETY: a handler that does nothing, for a signal nothing else uses.
+    unsafe { libc::signal(libc::SIGUSR2, ignore as *const () as libc::sighandler_t) };
+    // SAFETY: pthread_self has no preconditions.
+    let loader = unsafe { libc::pthread_self() } as usize;
+    let loaded = std::sync::Arc::new(AtomicBool::new(false));
+    let storm = {
+        let loaded = loaded.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut sent = 0;
+            while start.elapsed() < Duration::from_millis(300) && !loaded.load(Ordering::Relaxed) {
+                // SAFETY: the test's own thread, alive until the load returns.
+                unsafe { libc::pthread_kill(loader as libc::pthread_t, libc::SIGUSR2) };
+                sent += 1;
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            sent
+        })
+    };
+    let fast_path = meshdns::fastpath::FastPath::load();
+    loaded.store(true, Ordering::Relaxed);
+    let sent = storm.join().unwrap();
+    assert!(sent > 10, "only {sent} signals sent");
+    fast_path.unwrap();
+}
+
 /// Sends `frame` as it is out of `iface`, from the calling thread's
 /// namespace (AF_PACKET): a frame dig would never send.
 fn send_raw(iface: &str, frame: &[u8]) -> anyhow::Result<()> {

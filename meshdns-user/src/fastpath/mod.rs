@@ -114,9 +114,7 @@ impl FastPath {
 
     fn load_with(loader: &mut EbpfLoader<'_>, pins: Option<&Pins>, role: Role) -> Result<Self> {
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        Self::xdp(&mut ebpf)?
-            .load()
-            .map_err(FastPathError::Program)?;
+        load_program(Self::xdp(&mut ebpf)?)?;
         let [short, medium, long, full] =
             NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
         let names = NameMaps::new(
@@ -165,5 +163,27 @@ impl FastPath {
     /// The object's other programs and maps, for tests and tools.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+}
+
+/// How long the verifier is asked again while signals interrupt it.
+const LOAD_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Loads `program` into the kernel. The verifier stops with EAGAIN when a
+/// signal arrives for the loading thread while it works (a fraction of a
+/// second at this program's size): a SIGHUP or SIGCHLD at the wrong moment
+/// would otherwise fail the agent's start. It is asked again, for a while.
+fn load_program(program: &mut Xdp) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match program.load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN)
+                    && start.elapsed() < LOAD_RETRY_FOR =>
+            {
+                tracing::debug!("the verifier was interrupted by a signal; loading again");
+            }
+            result => return result.map_err(FastPathError::Program),
+        }
     }
 }
