@@ -186,9 +186,7 @@ impl Table {
             Some(change)
         })
     }
-}
 
-impl Table {
     /// The names of `self` that `next` does not have, in key order: one
     /// walk over both tables' names alone, cheaper than [`Table::changes`]
     /// (which compares records too), for a sync that removes names first.

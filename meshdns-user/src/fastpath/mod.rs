@@ -29,7 +29,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, Map, MapData},
+    maps::{Array, MapData},
     programs::Xdp,
 };
 use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP, ZoneConfig};
@@ -128,10 +128,7 @@ impl FastPath {
             ZONE_MAP,
             pins.map(|pins| pins.slot_map(ZONE_MAP)),
         )?;
-        let zone_map = match zone.current(role)? {
-            Some(map) => Some(Array::try_from(Map::Array(map)).map_err(map_error(ZONE_MAP))?),
-            None => None,
-        };
+        let zone_map = sync::zone_array(&zone, role)?;
         Ok(Self {
             ebpf,
             names,

@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use aya::maps::{Array, IterableMap as _, MapData};
+use aya::maps::{Array, IterableMap as _, Map, MapData};
 use meshdns_common::{NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
 
-use super::{FastPath, Result, map_error};
+use super::{
+    FastPath, Result, map_error,
+    slot::{Role, Slot},
+};
 use crate::table::{self, Change, Table};
 
 /// What [`FastPath::sync`] changed in the kernel's table.
@@ -56,10 +59,7 @@ impl FastPath {
             (Some(previous), _) => (Box::new(previous.changes(&table)), previous.class_counts()),
             (None, read) => {
                 let read = read.as_ref().expect("read when there is no previous table");
-                let removed = read
-                    .keys()
-                    .filter(|key| table.get(key).is_none())
-                    .map(|key| Change::Removed(*key));
+                let removed = gone(read, &table).map(Change::Removed);
                 let rest = table.iter().map(|(key, entry)| match read.get(&key) {
                     Some(record) if *record == entry.record => Change::Unchanged,
                     Some(_) => Change::Updated(key, entry),
@@ -78,12 +78,7 @@ impl FastPath {
         if !roomy {
             let removed: Box<dyn Iterator<Item = NameKey>> = match (&previous, &read) {
                 (Some(previous), _) => Box::new(previous.removed_in(&table)),
-                (None, read) => Box::new(
-                    read.iter()
-                        .flat_map(|read| read.keys())
-                        .filter(|key| table.get(key).is_none())
-                        .copied(),
-                ),
+                (None, read) => Box::new(read.iter().flat_map(|read| gone(read, &table))),
             };
             for key in removed {
                 names.remove(&key)?;
@@ -137,4 +132,20 @@ impl FastPath {
         self.zone_map = Some(map);
         Ok(())
     }
+}
+
+/// The names `read` (what the maps held) has and `table` does not.
+fn gone<'a>(
+    read: &'a std::collections::HashMap<NameKey, ServiceRecord>,
+    table: &'a Table,
+) -> impl Iterator<Item = NameKey> + 'a {
+    read.keys().filter(|key| table.get(key).is_none()).copied()
+}
+
+/// The one-entry zone array in the zone's slot, if it can be had (see
+/// [`Slot::current`]).
+pub fn zone_array(zone: &Slot, role: Role) -> Result<Option<Array<MapData, ZoneConfig>>> {
+    zone.current(role)?
+        .map(|map| Array::try_from(Map::Array(map)).map_err(map_error(ZONE_MAP)))
+        .transpose()
 }

@@ -110,16 +110,14 @@ impl Pinned {
                     Role::Reading,
                 )?
             },
-            zone: match Slot::open(
-                Map::ArrayOfMaps(open(ZONE_MAP)?),
-                ZONE_MAP,
-                Some(pins.slot_map(ZONE_MAP)),
-            )?
-            .current(Role::Reading)?
-            {
-                Some(map) => Some(Array::try_from(Map::Array(map)).map_err(error(ZONE_MAP))?),
-                None => None,
-            },
+            zone: fastpath::sync::zone_array(
+                &Slot::open(
+                    Map::ArrayOfMaps(open(ZONE_MAP)?),
+                    ZONE_MAP,
+                    Some(pins.slot_map(ZONE_MAP)),
+                )?,
+                Role::Reading,
+            )?,
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
                 .map_err(error(COUNTERS_MAP))?,
         })

@@ -12,27 +12,26 @@
 //! ([`capacity_for`]); one the table outgrows is replaced by a bigger copy
 //! ([`NameMaps::make_room`]). A map goes into its slot only once it holds
 //! the table ([`NameMaps::install`], at the end of a sync), so the program
-//! never answers from a half-filled one.
+//! never answers from a half-filled one. How big each map is, and its
+//! growth and installing, are [`sizing`]'s; this module holds the names and
+//! their records.
+
+mod sizing;
 
 use std::path::PathBuf;
 
-use aya::{
-    Pod,
-    maps::{HashMap, IterableMap as _, Map, MapData, MapError},
-};
+use aya::maps::{HashMap, IterableMap as _, Map, MapData, MapError};
 use meshdns_common::{
-    CompactRecord, MAX_NAMES, NAMES_FULL_MAP, NAMES_MAP_FLAGS, NAMES48_MAP, NAMES112_MAP,
-    NAMES256_MAP, NameClass, NameKey, NameKey48, NameKey112, ServiceRecord,
+    CompactRecord, NAMES_FULL_MAP, NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NameClass, NameKey,
+    NameKey48, NameKey112, ServiceRecord,
 };
 
 use super::{
     FastPathError, Result, map_error,
     slot::{Role, Slot},
 };
-
-/// The fewest names a class's map is made for: its buckets cost 16 bytes a
-/// name of capacity, so 16 KiB.
-pub const MIN_CAPACITY: u32 = 1 << 10;
+use sizing::class_map;
+pub use sizing::{MIN_CAPACITY, capacity_for};
 
 /// The four maps, as one table.
 pub struct NameMaps {
@@ -108,131 +107,6 @@ impl NameMaps {
             self.full.map(),
         ]
     }
-
-    /// How many names each class's map can hold, in [`NameClass`] order.
-    pub fn capacity(&self) -> Result<[u32; 3]> {
-        let [short, medium, long, _] = self.maps();
-        Ok([
-            max_entries(short, NameClass::Short)?,
-            max_entries(medium, NameClass::Medium)?,
-            max_entries(long, NameClass::Long)?,
-        ])
-    }
-
-    /// Makes room for `counts` names of each class: a class whose map is
-    /// too small gets a new one, [`capacity_for`] its count, holding what
-    /// the old one held, to be put in its slot by [`NameMaps::install`].
-    /// Until then the program answers from the old one. Maps never shrink
-    /// while they serve.
-    pub fn make_room(&mut self, counts: [usize; 3]) -> Result<()> {
-        let capacity = self.capacity()?;
-        for (i, class) in CLASSES.into_iter().enumerate() {
-            if counts[i] > MAX_NAMES[i] as usize {
-                return Err(FastPathError::TooManyNames {
-                    map: map_of(class),
-                    names: counts[i],
-                    max: MAX_NAMES[i],
-                });
-            }
-            if counts[i] <= capacity[i] as usize {
-                continue;
-            }
-            let wanted = capacity_for(class, counts[i]);
-            match class {
-                NameClass::Short => self.short = grown(&self.short, class, wanted)?,
-                NameClass::Medium => self.medium = grown(&self.medium, class, wanted)?,
-                NameClass::Long => self.long = grown(&self.long, class, wanted)?,
-            }
-            self.pending[i] = true;
-            tracing::info!(
-                map = map_of(class),
-                names = counts[i],
-                from = capacity[i],
-                to = wanted,
-                "names map grown"
-            );
-        }
-        Ok(())
-    }
-
-    /// Puts each class's new map (see `pending`) in its slot (which pins
-    /// it), then removes the full records only the old maps pointed at.
-    /// Does nothing for a reader.
-    pub fn install(&mut self) -> Result<()> {
-        if self.role == Role::Reading {
-            return Ok(());
-        }
-        for (i, class) in CLASSES.into_iter().enumerate() {
-            if !self.pending[i] {
-                continue;
-            }
-            let map = match class {
-                NameClass::Short => self.short.map(),
-                NameClass::Medium => self.medium.map(),
-                NameClass::Long => self.long.map(),
-            };
-            self.slots[i].put(map)?;
-            self.pending[i] = false;
-        }
-        for id in std::mem::take(&mut self.unpointed) {
-            self.remove_full(id)?;
-        }
-        Ok(())
-    }
-}
-
-/// `class`'s map: the one in its slot if it can be had (see
-/// [`Slot::current`]), else a new one of [`MIN_CAPACITY`], with whether it
-/// is new (not in the slot). A reader that cannot have the slot's map reads
-/// no names.
-fn class_map<K: Pod>(
-    slots: &[Slot; 3],
-    class: NameClass,
-    role: Role,
-) -> Result<(HashMap<MapData, K, CompactRecord>, bool)> {
-    let error = || map_error(map_of(class));
-    if let Some(map) = slots[class as usize].current(role)? {
-        return Ok((
-            HashMap::try_from(Map::HashMap(map)).map_err(error())?,
-            false,
-        ));
-    }
-    let map = HashMap::create(MIN_CAPACITY, NAMES_MAP_FLAGS).map_err(error())?;
-    Ok((map, true))
-}
-
-/// How many names `map` can hold.
-fn max_entries(map: &MapData, class: NameClass) -> Result<u32> {
-    map.info()
-        .map(|info| info.max_entries())
-        .map_err(map_error(map_of(class)))
-}
-
-/// A copy of `map`, `class`'s names map, made for `capacity` names.
-fn grown<K: Pod>(
-    map: &HashMap<MapData, K, CompactRecord>,
-    class: NameClass,
-    capacity: u32,
-) -> Result<HashMap<MapData, K, CompactRecord>> {
-    let error = || map_error(map_of(class));
-    let mut grown = HashMap::create(capacity, NAMES_MAP_FLAGS).map_err(error())?;
-    for entry in map.iter() {
-        let (key, record) = entry.map_err(error())?;
-        grown.insert(key, record, 0).map_err(error())?;
-    }
-    Ok(grown)
-}
-
-/// The capacity a class's map is made with for `count` names: room to
-/// double before it must grow again, at least [`MIN_CAPACITY`], at most
-/// the class's bound (`MAX_NAMES`), in powers of two (the kernel rounds a
-/// hash map's buckets up to one).
-pub fn capacity_for(class: NameClass, count: usize) -> u32 {
-    let wanted = u32::try_from(count.saturating_mul(2)).unwrap_or(u32::MAX);
-    wanted
-        .checked_next_power_of_two()
-        .unwrap_or(u32::MAX)
-        .clamp(MIN_CAPACITY, MAX_NAMES[class as usize])
 }
 
 impl NameMaps {
@@ -298,31 +172,15 @@ impl NameMaps {
 
     /// How many names the maps hold: their keys only, not their records.
     pub fn count(&self) -> Result<usize> {
-        let mut count = 0;
-        for key in self.short.keys() {
-            key.map_err(map_error(NAMES48_MAP))?;
-            count += 1;
-        }
-        for key in self.medium.keys() {
-            key.map_err(map_error(NAMES112_MAP))?;
-            count += 1;
-        }
-        for key in self.long.keys() {
-            key.map_err(map_error(NAMES256_MAP))?;
-            count += 1;
-        }
-        Ok(count)
+        Ok(key_count(&self.short, NAMES48_MAP)?
+            + key_count(&self.medium, NAMES112_MAP)?
+            + key_count(&self.long, NAMES256_MAP)?)
     }
 
     /// How many names have their record in `NAMES_FULL` (more than one
     /// address of a family).
     pub fn full_records(&self) -> Result<usize> {
-        let mut count = 0;
-        for key in self.full.keys() {
-            key.map_err(map_error(NAMES_FULL_MAP))?;
-            count += 1;
-        }
-        Ok(count)
+        key_count(&self.full, NAMES_FULL_MAP)
     }
 }
 
@@ -452,6 +310,19 @@ impl NameMaps {
     }
 }
 
+/// How many keys `map` (named `name`) holds, read one by one.
+fn key_count<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    name: &'static str,
+) -> Result<usize> {
+    let mut count = 0;
+    for key in map.keys() {
+        key.map_err(map_error(name))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// A lookup's result, with "not there" as `None`.
 fn not_found_is_none<V>(
     found: std::result::Result<V, MapError>,
@@ -469,27 +340,5 @@ fn map_of(class: NameClass) -> &'static str {
         NameClass::Short => NAMES48_MAP,
         NameClass::Medium => NAMES112_MAP,
         NameClass::Long => NAMES256_MAP,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_class_map_has_room_to_double_in_powers_of_two_within_its_bound() {
-        for (class, count, capacity) in [
-            (NameClass::Short, 0, MIN_CAPACITY),
-            (NameClass::Short, 512, 1024),
-            (NameClass::Short, 513, 2048),
-            (NameClass::Short, 10_000, 32_768),
-            (NameClass::Short, 524_288, 1 << 20),
-            // At the bound: as many as it holds, no more.
-            (NameClass::Short, 1_000_000, MAX_NAMES[0]),
-            (NameClass::Medium, 1_000_000, MAX_NAMES[1]),
-            (NameClass::Long, usize::MAX, MAX_NAMES[2]),
-        ] {
-            assert_eq!(capacity_for(class, count), capacity, "{class:?} {count}");
-        }
     }
 }
