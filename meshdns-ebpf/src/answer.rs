@@ -6,6 +6,7 @@
 use meshdns_common::{
     CompactRecord, Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN,
     NameClass, NameKey, NameKey48, NameKey112, ServiceRecord, ZONE_KEY, ZoneConfig,
+    name::lowercase_word,
 };
 
 use crate::checksum;
@@ -36,19 +37,30 @@ enum Addresses {
     Full(*const ServiceRecord),
 }
 
-/// Looks the name up and decides on an answer, NODATA, NXDOMAIN or a pass.
+/// The zone, if the question's name is its apex or below it. Most names a
+/// node resolves are not the mesh's: they leave here, after comparing a few
+/// bytes, without a key built or a hash lookup. Every name in the table is
+/// in the zone, so this loses no answer.
 #[inline(always)]
-pub(crate) fn decide(scratch: &Scratch, query: &Query) -> Result<Decision, Counter> {
-    let zone_ref = ZONE
+pub(crate) fn zone_of(scratch: &Scratch, query: &Query) -> Result<&'static ZoneConfig, Counter> {
+    let zone = ZONE
         .get_value(ZONE_SLOT, &ZONE_KEY)
         .ok_or(Counter::PassNotInZone)?;
-    let zone: *const ZoneConfig = zone_ref;
-    // Most names a node resolves are not the mesh's: they leave here, after
-    // comparing a few bytes, without a hash lookup. Every name in the table
-    // is in the zone, so this loses no answer.
-    if !in_zone(scratch, query.name_len, zone_ref) {
+    if !in_zone(scratch, query.name_len, zone) {
         return Err(Counter::PassNotInZone);
     }
+    Ok(zone)
+}
+
+/// Looks the name (its key built) up in the zone's table and decides on an
+/// answer, NODATA, NXDOMAIN or a pass.
+#[inline(always)]
+pub(crate) fn decide(
+    scratch: &Scratch,
+    query: &Query,
+    zone_ref: &ZoneConfig,
+) -> Result<Decision, Counter> {
+    let zone: *const ZoneConfig = zone_ref;
     let record = lookup(&scratch.key, query.name_len);
 
     let decision = match record {
@@ -137,8 +149,9 @@ fn lookup(key: &NameKey, name_len: usize) -> Option<*const CompactRecord> {
     }
 }
 
-/// Whether the name in `scratch.key` is the zone's apex or below it: its
-/// last `apex_len` bytes are the apex, starting at a label boundary.
+/// Whether the question's name is the zone's apex or below it: its last
+/// `apex_len` bytes, lowercased, are the apex, starting at a label
+/// boundary. Read from the message as sent: the key is not built yet.
 #[inline(always)]
 fn in_zone(scratch: &Scratch, name_len: usize, zone: &ZoneConfig) -> bool {
     let apex_len = zone.apex_len as usize;
@@ -153,11 +166,20 @@ fn in_zone(scratch: &Scratch, name_len: usize, zone: &ZoneConfig) -> bool {
         if i >= apex_len {
             break;
         }
-        if scratch.key.wire[(start + i) & 0xff] != zone.apex[i] {
+        if lowercase(scratch.msg.u8(HDR_LEN + start + i)) != zone.apex[i] {
             return false;
         }
     }
     true
+}
+
+/// `byte`, lowercased if it is an ASCII capital (RFC 4343: names compare
+/// case-insensitively, in ASCII only). Without a branch, as the key's
+/// words are: a branch a byte would make the verifier walk each byte of
+/// the comparison twice.
+#[inline(always)]
+fn lowercase(byte: u8) -> u8 {
+    lowercase_word(byte as u64) as u8
 }
 
 /// Length of the reply message.

@@ -3,15 +3,17 @@
 //! rewriting the query into its reply and sending it back out of the same
 //! interface (`XDP_TX`).
 //!
-//! The program works in phases, in three modules (`parse`: 1 and 2,
+//! The program works in phases, in three modules (`parse`: 1, 2 and the key,
 //! `answer`: 3 and 4, `send`: 5), and only the last one writes to the frame:
 //!
 //! 1. `parse::parse_transport` checks Ethernet, VLAN, IP and UDP in the frame;
 //! 2. `parse::parse_query` copies the DNS message into a per-CPU buffer and
 //!    checks it there (no per-byte bounds checks against the frame), walking
-//!    the name a label at a time and building its key a word at a time;
-//! 3. `answer::decide` looks the name up: an answer, NODATA, NXDOMAIN, or a
-//!    pass;
+//!    the name a label at a time;
+//! 3. `answer::zone_of` passes every name outside the zone, comparing the
+//!    name's last bytes with the apex (most of a node's names leave here);
+//!    `parse::build_name_key` builds the key a word at a time, and
+//!    `answer::decide` looks it up: an answer, NODATA, NXDOMAIN, or a pass;
 //! 4. `answer::build_reply` writes what the reply appends to the question
 //!    (answers or SOA, and OPT) into a per-CPU section buffer, summing it;
 //! 5. `send::send_reply` resizes the frame, rewrites the header's flags and
@@ -52,10 +54,10 @@ mod verifier;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use meshdns_common::Counter;
 
-use crate::answer::{build_reply, decide};
+use crate::answer::{build_reply, decide, zone_of};
 use crate::maps::{SCRATCH, count};
 use crate::packet::UDP_HDR_LEN;
-use crate::parse::{parse_query, parse_transport};
+use crate::parse::{build_name_key, parse_query, parse_transport};
 use crate::send::send_reply;
 
 const DNS_PORT: u16 = 53;
@@ -124,7 +126,9 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
     let scratch = unsafe { &mut *scratch };
     let transport = parse_transport(ctx, &mut scratch.laundry)?;
     let query = parse_query(ctx, &transport, scratch)?;
-    let decision = decide(scratch, &query)?;
+    let zone = zone_of(scratch, &query)?;
+    let query = build_name_key(scratch, query);
+    let decision = decide(scratch, &query, zone)?;
     let reply = build_reply(&mut scratch.section, &query, &decision);
     send_reply(ctx, &transport, scratch, &query, &reply)?;
     Ok(decision.counter)

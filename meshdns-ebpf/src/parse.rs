@@ -213,9 +213,7 @@ impl Query {
 }
 
 /// Copies the DNS message into the scratch buffer and checks it is a plain
-/// query for class IN, type A or AAAA; leaves the lowercased name in
-/// `scratch.key` (as many words of it as its length class uses) and the
-/// sum of the name as sent in `scratch.name_sum`. Reads the frame only.
+/// query for class IN, type A or AAAA. Reads the frame only.
 #[inline(always)]
 pub(crate) fn parse_query(
     ctx: &XdpContext,
@@ -279,23 +277,13 @@ pub(crate) fn parse_query(
     } else {
         0
     };
-    // Only as many words of the key as the name's class hashes.
-    let (msg, key) = (&scratch.msg, &mut scratch.key);
-    let name_sum = match NameClass::of(name_len) {
-        NameClass::Short => build_key::<{ NAME_WIDTHS[0] / 8 }>(msg, name_len, key),
-        NameClass::Medium => build_key::<{ NAME_WIDTHS[1] / 8 }>(msg, name_len, key),
-        NameClass::Long => build_key::<{ NAME_WIDTHS[2] / 8 }>(msg, name_len, key),
-    };
-    // Kept in map memory, which the verifier does not follow: each class,
-    // and each word count within it, knows a different range of the sum.
-    scratch.name_sum = name_sum;
-    // And of the length: made one again for what follows.
-    let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
+    // Each type and each kind of OPT record reaches here knowing its own
+    // value: made one, so that the zone's check is walked once.
     Ok(Query {
         flags: flags as u64,
         name_len,
         qtype: qtype as u64,
-        edns,
+        edns: forget_exact_value(&mut scratch.laundry, edns as usize, 0x3) as u64,
     })
 }
 
@@ -333,6 +321,31 @@ fn read_qname(msg: &Msg, msg_len: usize, label_starts: &mut [u64; 4]) -> Result<
         }
     }
     Err(Counter::PassMalformed)
+}
+
+/// Writes the question's name, lowercased, into `scratch.key` (as many
+/// words of it as its length class uses), and the sum of the name as sent
+/// into `scratch.name_sum`; returns the query for what follows. Only for
+/// names in the zone: the others pass without a key or a lookup.
+#[inline(always)]
+pub(crate) fn build_name_key(scratch: &mut Scratch, query: Query) -> Query {
+    // The zone's check leaves each length of the apex knowing another
+    // range of the name's length: one again, so that the key is walked once.
+    let name_len = forget_exact_value(&mut scratch.laundry, query.name_len, 0xff);
+    let (msg, key) = (&scratch.msg, &mut scratch.key);
+    let name_sum = match NameClass::of(name_len) {
+        NameClass::Short => build_key::<{ NAME_WIDTHS[0] / 8 }>(msg, name_len, key),
+        NameClass::Medium => build_key::<{ NAME_WIDTHS[1] / 8 }>(msg, name_len, key),
+        NameClass::Long => build_key::<{ NAME_WIDTHS[2] / 8 }>(msg, name_len, key),
+    };
+    // Kept in map memory, which the verifier does not follow: each class,
+    // and each word count within it, knows a different range of the sum.
+    scratch.name_sum = name_sum;
+    // And of the length: made one again for what follows.
+    Query {
+        name_len: forget_exact_value(&mut scratch.laundry, name_len, 0xff),
+        ..query
+    }
 }
 
 /// Writes the key of the `name_len`-byte question name into the first `W`
