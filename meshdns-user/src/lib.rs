@@ -7,7 +7,9 @@
 //! - [`vip`]: stable VIPs for services that do not list their own.
 //! - [`fastpath`]: loading and attaching the XDP program, filling its map,
 //!   reading its counters, pinning it so it outlives the agent.
-//! - [`registry`]: the services file and the VIP state, reloaded on change.
+//! - [`registry`]: the services file, its sources and the VIP state,
+//!   reloaded on change.
+//! - [`source`]: where names come from besides the file (Kuma's VIP lists).
 //! - [`resolver`]: the full resolver behind the fast path: misses, TCP,
 //!   other types, and forwarding with a cache.
 //! - [`netif`]: interface addresses and system nameservers, for defaults;
@@ -27,6 +29,7 @@ pub mod netif;
 pub mod privileges;
 pub mod registry;
 pub mod resolver;
+pub mod source;
 pub mod table;
 pub mod vip;
 

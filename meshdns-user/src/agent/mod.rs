@@ -129,9 +129,11 @@ impl Agent {
         let Reload::Changed { table, settings } = registry.reload()? else {
             unreachable!("the first read is always a change");
         };
+        changes.watch(&registry.watch_paths());
         // Up before the attach, so /readyz can say "not yet".
         let agent = Arc::new(AgentState::default());
         agent.names.store(table.len() as u64, Ordering::Relaxed);
+        *agent.sources.lock().unwrap_or_else(|e| e.into_inner()) = registry.source_status();
         let with_fast_path = options.xdp_mode.is_some();
         let metrics = Arc::new(Metrics {
             resolver: OnceLock::new(),
@@ -257,6 +259,7 @@ impl Serving {
                 }
             };
             self.reconciler.reload(why, self.fast_path.as_mut());
+            self.changes.watch(&self.reconciler.watch_paths());
         }
     }
 

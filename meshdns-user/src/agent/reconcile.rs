@@ -44,6 +44,11 @@ impl Reconciler {
         }
     }
 
+    /// What to watch for the sources' changes, as of the last reload.
+    pub fn watch_paths(&self) -> Vec<std::path::PathBuf> {
+        self.registry.watch_paths()
+    }
+
     /// When a failed kernel update is due again, if one is owed.
     pub fn retry_at(&self) -> Option<Instant> {
         self.unsynced.as_ref().map(|_| self.retry_at)
@@ -53,7 +58,10 @@ impl Reconciler {
     /// applies what changed. A broken file is logged and counted and
     /// changes nothing; a table the kernel did not take is owed.
     pub fn reload(&mut self, why: &str, fast_path: Option<&mut FastPath>) {
-        let table = match self.registry.reload() {
+        let reloaded = self.registry.reload();
+        *self.agent.sources.lock().unwrap_or_else(|e| e.into_inner()) =
+            self.registry.source_status();
+        let table = match reloaded {
             Ok(Reload::Changed { table, settings }) => {
                 tracing::info!(why, names = table.len(), "table reloaded");
                 self.agent.reloads.fetch_add(1, Ordering::Relaxed);

@@ -1,7 +1,10 @@
 //! What wakes the agent besides its timers: signals, and changes to the
-//! services file.
+//! services file and to its sources' files.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use futures_util::StreamExt as _;
 use inotify::{Inotify, WatchMask};
@@ -48,7 +51,9 @@ impl Signals {
 /// Changes to the services file, seen through inotify on its folder: that
 /// catches editors that write in place, tools that write a new file and
 /// rename it over the old one, and Kubernetes ConfigMap volumes, which swap
-/// a symlink. Whether the file really changed is the registry's call.
+/// a symlink (`..data`). The sources' folders are watched the same way
+/// ([`ConfigWatch::watch`]). Whether anything really changed is the
+/// registry's call.
 pub struct ConfigWatch {
     events: inotify::EventStream<Vec<u8>>,
     /// An event was read and the folder is settling: `next` may be dropped
@@ -68,7 +73,29 @@ impl ConfigWatch {
             _ => Path::new("."),
         };
         let inotify = Inotify::init().map_err(AgentError::Inotify)?;
-        inotify
+        let watch = Self {
+            events: inotify
+                .into_event_stream(vec![0; 4096])
+                .map_err(AgentError::Inotify)?,
+            settling: false,
+        };
+        watch.add(dir)?;
+        Ok(watch)
+    }
+
+    /// Watches `dirs` too (the sources' folders); a folder watched already
+    /// is left as it is. A folder that does not exist yet is logged and
+    /// tried again at the next call: a source may appear after the agent.
+    pub fn watch(&self, dirs: &[PathBuf]) {
+        for dir in dirs {
+            if let Err(error) = self.add(dir) {
+                tracing::warn!("{error}; its changes are read at the next reload");
+            }
+        }
+    }
+
+    fn add(&self, dir: &Path) -> Result<()> {
+        self.events
             .watches()
             .add(
                 dir,
@@ -77,16 +104,11 @@ impl ConfigWatch {
                     | WatchMask::CREATE
                     | WatchMask::DELETE,
             )
+            .map(|_| ())
             .map_err(|source| AgentError::Watch {
                 dir: dir.to_path_buf(),
                 source,
-            })?;
-        Ok(Self {
-            events: inotify
-                .into_event_stream(vec![0; 4096])
-                .map_err(AgentError::Inotify)?,
-            settling: false,
-        })
+            })
     }
 
     /// Waits for a change, then for the folder to settle.

@@ -65,6 +65,8 @@ pub enum ConfigErrorKind {
     },
     #[error("service {name:?} lists vip {vip} twice")]
     DuplicateVip { name: String, vip: IpAddr },
+    #[error("sources: {0}")]
+    Source(String),
     #[error("services {first:?} and {second:?} both answer for {dns_name}")]
     DuplicateName {
         first: String,
@@ -101,6 +103,7 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
             Needle::Text(service.clone())
         }
         ConfigErrorKind::DuplicateName { second, .. } => Needle::Text(second.clone()),
+        ConfigErrorKind::Source(_) => key("sources"),
         ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
     };
     text.lines()

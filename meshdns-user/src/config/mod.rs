@@ -6,6 +6,8 @@
 //! services:
 //!   - name: redis
 //!     vips: [240.0.0.100, "fd00:fd00::100"]
+//! sources:                   # more names, from the mesh's control plane
+//!   - kuma_vips: /run/meshdns/kuma-vips
 //! ```
 //!
 //! A file is either accepted whole or rejected with the line at fault; the
@@ -18,6 +20,8 @@ mod zone;
 use std::net::IpAddr;
 
 use serde::Deserialize;
+
+use crate::source::SourceConfig;
 
 pub(crate) use error::located;
 pub use error::{ConfigError, ConfigErrorKind};
@@ -57,6 +61,10 @@ pub struct Config {
     /// upstream fails (RFC 8767); default 1 day.
     #[serde(default = "default_stale_max")]
     pub stale_max: Duration,
+    /// Where names come from besides `services` (see [`crate::source`]);
+    /// the file's own names win over theirs.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub services: Vec<Service>,
 }

@@ -13,6 +13,7 @@ use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, located, zone};
 use crate::{
     cidr::{Cidr, CidrError},
     dns_name,
+    source::Source,
     vip::Pools,
 };
 
@@ -31,6 +32,8 @@ pub struct Services {
     pub pools: Pools,
     /// In file order.
     pub services: Vec<CheckedService>,
+    /// In file order, which is their order of precedence.
+    pub sources: Vec<Source>,
     pub resolver: ResolverSettings,
 }
 
@@ -119,12 +122,18 @@ impl Config {
             });
         }
         check_unique_names(&services)?;
+        let sources = self
+            .sources
+            .iter()
+            .map(|source| source.check().map_err(ConfigErrorKind::Source))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Services {
             zone: zone_config,
             ttl: self.ttl,
             authoritative: self.authoritative,
             pools,
             services,
+            sources,
             resolver,
         })
     }

@@ -21,7 +21,7 @@ use prometheus_client::{
 };
 
 use super::Metrics;
-use crate::resolver::Transport;
+use crate::{resolver::Transport, source::SourceStatus};
 
 /// The registry `/metrics` encodes: one collector that reads `metrics`.
 pub fn registry(metrics: Arc<Metrics>) -> Registry {
@@ -83,6 +83,68 @@ fn encode(sample: MetricEncoder, kind: MetricType, value: u64) -> std::fmt::Resu
     }
 }
 
+/// Each source's families, labelled by its id: a handful of sources, so a
+/// handful of series each.
+fn sources(out: &mut DescriptorEncoder, sources: &[SourceStatus]) -> std::fmt::Result {
+    use MetricType::{Counter as C, Gauge as G};
+    let by_source = |value: fn(&SourceStatus) -> u64| {
+        sources
+            .iter()
+            .map(move |s| (vec![("source", s.id.as_str())], value(s)))
+    };
+    family(
+        out,
+        "meshdns_source_up",
+        "1 if the source's last read succeeded for every file; 0 while it serves its last good names.",
+        G,
+        by_source(|s| u64::from(s.up)),
+    )?;
+    family(
+        out,
+        "meshdns_source_last_success_seconds",
+        "When the source was last read whole, in Unix seconds (0: never).",
+        G,
+        by_source(|s| {
+            s.last_success
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        }),
+    )?;
+    family(
+        out,
+        "meshdns_source_read_failures",
+        "Reads of the source with a failure since start.",
+        C,
+        by_source(|s| s.failures),
+    )?;
+    family(
+        out,
+        "meshdns_source_names",
+        "Names of the source that the table answers.",
+        G,
+        by_source(|s| s.merged.names as u64),
+    )?;
+    family(
+        out,
+        "meshdns_source_names_left_out",
+        "Names of the source the table does not answer, by why: conflict (the file or an earlier source has it, answering otherwise), outside_zone, invalid.",
+        G,
+        sources.iter().flat_map(|s| {
+            [
+                ("conflict", s.merged.conflicts),
+                ("outside_zone", s.merged.outside_zone),
+                ("invalid", s.merged.invalid),
+            ]
+            .map(|(reason, n)| {
+                (
+                    vec![("source", s.id.as_str()), ("reason", reason)],
+                    n as u64,
+                )
+            })
+        }),
+    )
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut out: DescriptorEncoder) -> std::fmt::Result {
         use MetricType::{Counter as C, Gauge as G};
@@ -125,6 +187,10 @@ impl Collector for Scrape {
             "Names in the mesh table.",
             G,
             load(&agent.names),
+        )?;
+        sources(
+            &mut out,
+            &agent.sources.lock().unwrap_or_else(|e| e.into_inner()),
         )?;
         single(
             &mut out,

@@ -26,6 +26,7 @@ use aya::maps::{Map, MapData, PerCpuArray};
 use crate::{
     fastpath::{self, Counters},
     resolver::Resolver,
+    source::SourceStatus,
 };
 
 pub use std::sync::OnceLock;
@@ -43,6 +44,9 @@ pub struct AgentState {
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
     pub names: AtomicU64,
+    /// How each source of the services file is doing, as of the last
+    /// reload.
+    pub sources: std::sync::Mutex<Vec<SourceStatus>>,
 }
 
 pub struct Metrics {

@@ -1,5 +1,8 @@
 //! The fast path's table: every name the zone answers for, with its record,
-//! built from a validated services file.
+//! built from a validated services file and the names its sources give
+//! (`merge`).
+
+mod merge;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,6 +17,8 @@ use crate::{
     vip::{AllocError, Request, State},
 };
 
+pub use merge::{Merged, SourceNames};
+
 /// One name of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -21,6 +26,9 @@ pub struct Entry {
     /// service's names); `None` for the apex and the empty non-terminals of
     /// an authoritative zone, which exist but have no addresses.
     pub service: Option<Arc<str>>,
+    /// Where it came from: 0 the services file, `i` the `i`th of the
+    /// table's sources ([`Table::source_id`]).
+    pub source: u16,
     pub record: ServiceRecord,
 }
 
@@ -36,6 +44,9 @@ pub struct Table {
     /// How many of `entries` are of each length class (`NameClass`, in
     /// order): counted once, asked at every sync.
     class_counts: [usize; 3],
+    /// The ids of the sources its names came from, in the order of
+    /// `sources:` (an entry's `source` less one).
+    sources: Vec<Arc<str>>,
 }
 
 impl Table {
@@ -53,6 +64,18 @@ impl Table {
     /// allocated from `state` as of `now` (Unix seconds); `state` changes
     /// only on success. The services' names move into the table.
     pub fn build(services: Services, state: &mut State, now: u64) -> Result<Self, AllocError> {
+        Self::build_with_sources(services, &[], state, now).map(|(table, _)| table)
+    }
+
+    /// [`Table::build`], with the names of `sources` added where the
+    /// services file and the sources before them left room (see `merge`);
+    /// also returns what each source's names came to.
+    pub fn build_with_sources(
+        services: Services,
+        sources: &[SourceNames<'_>],
+        state: &mut State,
+        now: u64,
+    ) -> Result<(Self, Vec<Merged>), AllocError> {
         let requests: Vec<Request<'_>> = services
             .services
             .iter()
@@ -76,6 +99,7 @@ impl Table {
             for wire in service.names {
                 let entry = Entry {
                     service: Some(name.clone()),
+                    source: 0,
                     record,
                 };
                 entries.push((wire, entry));
@@ -87,14 +111,18 @@ impl Table {
         // and left the nodes partly empty. The names are unique: the
         // services were checked.
         let mut entries = BTreeMap::from_iter(entries);
+        // The sources' names after the file's, which win.
+        let merged = merge::merge(&mut entries, services.zone.apex_wire(), sources);
         if services.authoritative {
             add_empty_names(&mut entries, services.zone.apex_wire(), services.ttl);
         }
-        Ok(Self {
+        let table = Self {
             zone: services.zone,
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
-        })
+            sources: sources.iter().map(|s| Arc::from(s.id)).collect(),
+        };
+        Ok((table, merged))
     }
 
     /// The table as the kernel holds it: the zone and every name's record,
@@ -111,6 +139,7 @@ impl Table {
                     Box::from(key.as_wire()),
                     Entry {
                         service: None,
+                        source: 0,
                         record,
                     },
                 )
@@ -120,7 +149,16 @@ impl Table {
             zone,
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
+            sources: Vec::new(),
         }
+    }
+
+    /// The id of the source an entry came from; `None` for the services
+    /// file (and for a table read back from the kernel, which knows no
+    /// sources).
+    pub fn source_id(&self, entry: &Entry) -> Option<&str> {
+        let index = usize::from(entry.source).checked_sub(1)?;
+        self.sources.get(index).map(|id| &**id)
     }
 
     /// The zone as the XDP program sees it.
@@ -253,6 +291,7 @@ fn add_empty_names(entries: &mut BTreeMap<Box<[u8]>, Entry>, apex: &[u8], ttl: u
             wire,
             Entry {
                 service: None,
+                source: 0,
                 record: ServiceRecord {
                     ttl,
                     ..ServiceRecord::EMPTY
@@ -264,7 +303,7 @@ fn add_empty_names(entries: &mut BTreeMap<Box<[u8]>, Entry>, apex: &[u8], ttl: u
 
 /// The record for a service's VIPs (checked: at most `MAX_ADDRS` of each
 /// family), in order.
-fn record_of(vips: &[IpAddr], ttl: u32) -> ServiceRecord {
+pub(crate) fn record_of(vips: &[IpAddr], ttl: u32) -> ServiceRecord {
     let mut record = ServiceRecord {
         ttl,
         ..ServiceRecord::EMPTY

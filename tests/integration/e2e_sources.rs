@@ -1,0 +1,142 @@
+//! Names from Kuma's VIP lists, end to end: a folder laid out as the
+//! kubelet lays out a ConfigMap volume (`..data` a symlink to a timestamped
+//! folder), the agent reading it as a source beside its services file, and
+//! the fast path answering its names in the kernel. kuma-cp itself does not
+//! run here; the lists are in the exact format it writes (its tests'
+//! documents, `meshdns::source::kuma_vips`).
+
+use std::{
+    net::SocketAddr,
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use meshdns::source::testing::ConfigMapVolume;
+use meshdns_common::Counter;
+use meshdns_tests::{
+    lab::{Lab, SERVER_V4},
+    load::{Load, Outcome},
+};
+
+/// kuma-cp's shape 3, for mesh `default`: `redis` (which the services file
+/// lists too, with another VIP), a Kubernetes service and an external host.
+fn default_mesh(backend_vip: &str) -> String {
+    format!(
+        r#"{{"0:redis":{{"address":"240.0.0.9","outbounds":[{{"Port":0,"TagSet":{{"kuma.io/service":"redis"}},"Origin":""}}]}},"0:backend_kuma-demo_svc_80":{{"address":"{backend_vip}","outbounds":[{{"Port":80,"TagSet":{{"kuma.io/service":"backend_kuma-demo_svc_80"}},"Origin":""}}]}},"1:kuma.io":{{"address":"240.0.1.4","outbounds":[{{"Port":0,"TagSet":{{"kuma.io/service":"external-host"}},"Origin":""}}]}}}}"#
+    )
+}
+
+/// Tag-first (shape 4), for mesh `demo`.
+const DEMO_MESH: &str = r#"{"v":{"web":{"oe":[{"ap":[{"a":"10.43.0.7","p":8080,"o":"k8s"},{"a":"240.0.0.3","o":"svc"}]}]}}}"#;
+
+fn answer(addr: &str) -> Outcome {
+    Outcome::Answer(vec![addr.parse().unwrap()])
+}
+
+#[test]
+fn a_configmap_swap_changes_the_fast_paths_answers_and_a_broken_one_changes_nothing() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let mut volume = ConfigMapVolume::new("e2e-kuma-vips");
+    volume.publish(&[("default", &default_mesh("240.0.0.2")), ("demo", DEMO_MESH)]);
+    let config = lab.write_services(&format!(
+        "zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.100]\nsources:\n  - kuma_vips: {}\n",
+        volume.dir.display()
+    ));
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+
+    // Kuma's names, from the kernel; the file's redis over Kuma's.
+    let before = lab.fast_path_counters().unwrap();
+    for (name, want) in [
+        ("backend_kuma-demo_svc_80.mesh", "30 IN A 240.0.0.2"),
+        ("backend.kuma-demo.svc.80.mesh", "30 IN A 240.0.0.2"),
+        ("web.mesh", "30 IN A 240.0.0.3"),
+        // The services file's own name, with its TTL.
+        ("redis.mesh", "60 IN A 240.0.0.100"),
+    ] {
+        let (status, records) = lab.dig_records(SERVER_V4, name, "A");
+        assert!(status.contains("status: NOERROR"), "{name}: {status}");
+        assert_eq!(records, [format!("{name}. {want}")], "{name}");
+    }
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(
+        moved.get(Counter::AnsweredA),
+        4,
+        "the fast path answered: {moved}"
+    );
+
+    // A new version of the ConfigMap under load: the answers move to it,
+    // and only the names that changed are touched.
+    let server = SocketAddr::new(SERVER_V4.parse().unwrap(), 53);
+    let load = Load::start(
+        &lab.client,
+        server,
+        &["backend.kuma-demo.svc.80.mesh", "web.mesh", "redis.mesh"],
+    );
+    sleep(Duration::from_millis(300));
+    let published = Instant::now();
+    volume.publish(&[
+        ("default", &default_mesh("240.0.0.22")),
+        ("demo", DEMO_MESH),
+    ]);
+    let line = agent
+        .wait_for_log("fast path table updated", Duration::from_secs(5))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("added=0") && line.contains("updated=2") && line.contains("removed=0"),
+        "the two names of backend, and nothing else: {line}"
+    );
+    sleep(Duration::from_millis(300));
+
+    // Half a file, as a writer that is not done leaves it.
+    volume.publish(&[
+        ("default", r#"{"0:redis":{"address":"240.0.0.9","outb"#),
+        ("demo", DEMO_MESH),
+    ]);
+    let line = agent
+        .wait_for_log("its last good names keep serving", Duration::from_secs(5))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("/default: line 1, column"),
+        "the file and the position: {line}"
+    );
+    sleep(Duration::from_millis(300));
+    let report = load.stop().unwrap();
+
+    report.assert_seen(
+        "web.mesh",
+        &[answer("240.0.0.3")],
+        "an unchanged name never fails",
+    );
+    report.assert_seen(
+        "redis.mesh",
+        &[answer("240.0.0.100")],
+        "the file's name wins throughout",
+    );
+    report.assert_seen(
+        "backend.kuma-demo.svc.80.mesh",
+        &[answer("240.0.0.2"), answer("240.0.0.22")],
+        "the old VIP or the new one, never a failure, and the broken list changes nothing",
+    );
+    let applied = report
+        .first_seen("backend.kuma-demo.svc.80.mesh", &answer("240.0.0.22"))
+        .unwrap()
+        .duration_since(published);
+    println!(
+        "{} queries; the swap answered {applied:?} after it",
+        report.sent
+    );
+    // The target is 100 ms; this bound catches a change not seen by the
+    // folder's watch at all.
+    assert!(
+        applied < Duration::from_secs(1),
+        "applied after {applied:?}"
+    );
+    let (_, records) = lab.dig_records(SERVER_V4, "backend.kuma-demo.svc.80.mesh", "A");
+    assert_eq!(
+        records,
+        ["backend.kuma-demo.svc.80.mesh. 30 IN A 240.0.0.22"]
+    );
+}
