@@ -19,6 +19,7 @@
 //! - [`privileges`]: dropping capabilities once attached.
 
 pub mod agent;
+pub mod atomic_file;
 pub mod cidr;
 pub mod config;
 pub mod dns_name;

@@ -11,7 +11,7 @@ use std::{
 
 use crate::{
     config::{ConfigError, ConfigErrorKind, ResolverSettings, Services, located},
-    source::{Source, SourceState, SourceStatus},
+    source::{ReadContext, Source, SourceState, SourceStatus},
     table::{SourceNames, Table},
     vip::State,
 };
@@ -33,6 +33,9 @@ pub struct Registry {
     /// The sources of the file last read, in its order, with what each
     /// last gave and how its reads went.
     sources: Vec<(Source, SourceState, SourceStatus)>,
+    /// What the sources may need: the state folder, and the wake-up of a
+    /// polled source's change.
+    context: ReadContext,
 }
 
 /// What a reload found.
@@ -59,7 +62,17 @@ impl Registry {
             loaded: None,
             parsed: None,
             sources: Vec::new(),
+            context: ReadContext {
+                state_dir: state_dir.to_path_buf(),
+                changed: Arc::new(tokio::sync::Notify::new()),
+            },
         }
+    }
+
+    /// Notified when a polled source has something new (names, or news of
+    /// its health): the caller reloads then.
+    pub fn source_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.context.changed.clone()
     }
 
     /// How each source of the file last read is doing, in its order.
@@ -74,7 +87,7 @@ impl Registry {
     pub fn watch_paths(&self) -> Vec<PathBuf> {
         self.sources
             .iter()
-            .map(|(source, _, _)| source.watch_path())
+            .filter_map(|(source, _, _)| source.watch_path())
             .collect()
     }
 
@@ -171,7 +184,7 @@ impl Registry {
                 }
                 None => (SourceState::default(), SourceStatus::new(source.id())),
             };
-            state.read(source);
+            state.read(source, &self.context);
             status.record(&state);
             for failure in &state.errors {
                 tracing::error!(

@@ -1,9 +1,10 @@
-//! Names from Kuma's VIP lists, end to end: a folder laid out as the
+//! Names from the mesh's control plane, end to end, answered by the fast
+//! path in the kernel: Kuma's VIP lists from a folder laid out as the
 //! kubelet lays out a ConfigMap volume (`..data` a symlink to a timestamped
-//! folder), the agent reading it as a source beside its services file, and
-//! the fast path answering its names in the kernel. kuma-cp itself does not
-//! run here; the lists are in the exact format it writes (its tests'
-//! documents, `meshdns::source::kuma_vips`).
+//! folder), and kuma-cp's API polled. kuma-cp itself does not run here; the
+//! lists and the API's answers are in the exact format it writes (its
+//! tests' documents, `meshdns::source::kuma_vips`; a stand-in server,
+//! `meshdns::source::testing::FakeKumaCp`).
 
 use std::{
     net::SocketAddr,
@@ -11,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use meshdns::source::testing::ConfigMapVolume;
+use meshdns::source::testing::{ConfigMapVolume, FakeKumaCp, Mode, kuma_cp_pages};
 use meshdns_common::Counter;
 use meshdns_tests::{
     lab::{Lab, SERVER_V4},
@@ -28,6 +29,23 @@ fn default_mesh(backend_vip: &str) -> String {
 
 /// Tag-first (shape 4), for mesh `demo`.
 const DEMO_MESH: &str = r#"{"v":{"web":{"oe":[{"ap":[{"a":"10.43.0.7","p":8080,"o":"k8s"},{"a":"240.0.0.3","o":"svc"}]}]}}}"#;
+
+/// Each name's one A record is `want` (`TTL IN A ADDRESS`), and the fast
+/// path gave every answer.
+fn answered_by_the_kernel(lab: &Lab, expected: &[(&str, &str)]) {
+    let before = lab.fast_path_counters().unwrap();
+    for (name, want) in expected {
+        let (status, records) = lab.dig_records(SERVER_V4, name, "A");
+        assert!(status.contains("status: NOERROR"), "{name}: {status}");
+        assert_eq!(records, [format!("{name}. {want}")], "{name}");
+    }
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(
+        moved.get(Counter::AnsweredA),
+        expected.len() as u64,
+        "the fast path answered: {moved}"
+    );
+}
 
 fn answer(addr: &str) -> Outcome {
     Outcome::Answer(vec![addr.parse().unwrap()])
@@ -46,23 +64,15 @@ fn a_configmap_swap_changes_the_fast_paths_answers_and_a_broken_one_changes_noth
     let mut agent = lab.start_agent(&config, &[]).unwrap();
 
     // Kuma's names, from the kernel; the file's redis over Kuma's.
-    let before = lab.fast_path_counters().unwrap();
-    for (name, want) in [
-        ("backend_kuma-demo_svc_80.mesh", "30 IN A 240.0.0.2"),
-        ("backend.kuma-demo.svc.80.mesh", "30 IN A 240.0.0.2"),
-        ("web.mesh", "30 IN A 240.0.0.3"),
-        // The services file's own name, with its TTL.
-        ("redis.mesh", "60 IN A 240.0.0.100"),
-    ] {
-        let (status, records) = lab.dig_records(SERVER_V4, name, "A");
-        assert!(status.contains("status: NOERROR"), "{name}: {status}");
-        assert_eq!(records, [format!("{name}. {want}")], "{name}");
-    }
-    let moved = lab.fast_path_counters().unwrap().since(&before);
-    assert_eq!(
-        moved.get(Counter::AnsweredA),
-        4,
-        "the fast path answered: {moved}"
+    answered_by_the_kernel(
+        &lab,
+        &[
+            ("backend_kuma-demo_svc_80.mesh", "30 IN A 240.0.0.2"),
+            ("backend.kuma-demo.svc.80.mesh", "30 IN A 240.0.0.2"),
+            ("web.mesh", "30 IN A 240.0.0.3"),
+            // The services file's own name, with its TTL.
+            ("redis.mesh", "60 IN A 240.0.0.100"),
+        ],
     );
 
     // A new version of the ConfigMap under load: the answers move to it,
@@ -139,4 +149,72 @@ fn a_configmap_swap_changes_the_fast_paths_answers_and_a_broken_one_changes_noth
         records,
         ["backend.kuma-demo.svc.80.mesh. 30 IN A 240.0.0.22"]
     );
+}
+
+/// A stand-in for kuma-cp (it cannot run here) in the server's namespace,
+/// where the agent runs: it answers in kuma-cp's exact format
+/// (`meshdns::source::testing`).
+fn fake_kuma_cp(lab: &Lab, runtime: &tokio::runtime::Runtime) -> FakeKumaCp {
+    let listener = lab
+        .server
+        .run(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })
+        .unwrap();
+    let _context = runtime.enter();
+    FakeKumaCp::serve(
+        tokio::net::TcpListener::from_std(listener).unwrap(),
+        |base| kuma_cp_pages(base, "241.0.0.1"),
+    )
+}
+
+#[test]
+fn kuma_cps_names_are_answered_in_the_kernel_and_outlive_its_failures() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kuma_cp = fake_kuma_cp(&lab, &runtime);
+    let config = lab.write_services(&format!(
+        "zone: mesh.local\nsources:\n  - kuma_cp: {{url: \"http://{}\", interval: 1s}}\n",
+        kuma_cp.addr
+    ));
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    // The first poll comes after the start, and brings the names.
+    let line = agent
+        .wait_for_log("fast path table updated", Duration::from_secs(5))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("added=3"), "{line}");
+
+    let answered = |lab: &Lab| {
+        answered_by_the_kernel(
+            lab,
+            &[
+                ("redis.svc.mesh.local", "30 IN A 241.0.0.1"),
+                ("web.svc.mesh.local", "30 IN A 241.0.0.2"),
+                ("httpbin.extsvc.mesh.local", "30 IN A 242.0.0.1"),
+            ],
+        )
+    };
+    answered(&lab);
+
+    // kuma-cp fails: the names keep serving, and the log says why.
+    kuma_cp.set(Mode::Fail);
+    let line = agent
+        .wait_for_log("its last good names keep serving", Duration::from_secs(5))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("HTTP 500"), "{line}");
+    answered(&lab);
+
+    // An agent started while kuma-cp is away serves the names the last one
+    // saved, from its first answer on.
+    agent.stop().unwrap();
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    answered(&lab);
+    agent
+        .wait_for_log("serving the names kuma-cp last gave", Duration::ZERO)
+        .unwrap();
 }

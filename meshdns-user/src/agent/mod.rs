@@ -126,7 +126,12 @@ impl Agent {
             let _context = runtime.enter();
             ConfigWatch::new(registry.config_path())?
         };
-        let Reload::Changed { table, settings } = registry.reload()? else {
+        // In the runtime: a polled source starts its task at its first read.
+        let first = {
+            let _context = runtime.enter();
+            registry.reload()?
+        };
+        let Reload::Changed { table, settings } = first else {
             unreachable!("the first read is always a change");
         };
         changes.watch(&registry.watch_paths());
@@ -239,6 +244,7 @@ impl Agent {
 impl Serving {
     async fn serve(&mut self) -> Result<&'static str> {
         let mut links = tokio::time::interval(LINK_CHECK);
+        let source_changes = self.reconciler.source_changes();
         loop {
             let retry_at = self.reconciler.retry_at();
             let why = tokio::select! {
@@ -250,6 +256,7 @@ impl Serving {
                     result?;
                     "file changed"
                 }
+                () = source_changes.notified() => "a source changed",
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
                 _ = links.tick(), if self.fast_path.is_some() => {
                     if let (Some(fast_path), Some(mode)) = (self.fast_path.as_mut(), self.options.xdp_mode) {

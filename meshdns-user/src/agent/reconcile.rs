@@ -44,6 +44,11 @@ impl Reconciler {
         }
     }
 
+    /// Notified when a polled source has news.
+    pub fn source_changes(&self) -> Arc<tokio::sync::Notify> {
+        self.registry.source_changes()
+    }
+
     /// What to watch for the sources' changes, as of the last reload.
     pub fn watch_paths(&self) -> Vec<std::path::PathBuf> {
         self.registry.watch_paths()

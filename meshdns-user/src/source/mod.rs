@@ -5,16 +5,19 @@
 //! sources:
 //!   - kuma_vips: /run/meshdns/kuma-vips   # a folder of VIP lists, or one file
 //!   - kuma_vips: {path: /etc/meshdns/extra.json, ttl: 60}
+//!   - kuma_cp: {url: "http://kuma-control-plane.kuma-system:5681"}
 //! ```
 //!
 //! - this module: the sources as the file lists them, and reading one
 //!   into names, keeping each file's last good names when it breaks;
-//! - [`kuma_vips`]: Kuma's VIP list format (protocol only).
+//! - [`kuma_vips`]: Kuma's VIP list format (protocol only);
+//! - [`kuma_cp`]: kuma-cp's API, polled by a task of its own.
 //!
 //! A source's failure never takes names away: a file that cannot be read
-//! or parsed keeps serving what it last gave, and says so in the log and in
-//! `/metrics` (`meshdns_source_up`).
+//! or parsed, or a kuma-cp that does not answer, keeps serving what it last
+//! gave, and says so in the log and in `/metrics` (`meshdns_source_up`).
 
+pub mod kuma_cp;
 pub mod kuma_vips;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod testing;
@@ -23,10 +26,12 @@ use std::{
     collections::BTreeMap,
     net::IpAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::SystemTime,
 };
 
 use serde::Deserialize;
+use tokio::sync::Notify;
 
 use crate::{config::MAX_TTL, table::Merged};
 
@@ -42,7 +47,32 @@ pub enum SourceConfig {
     /// `config`: one file, or a folder of them (a ConfigMap volume, or a
     /// projected volume of several).
     KumaVips(KumaVipsConfig),
+    /// kuma-cp's REST API: MeshService, MeshExternalService and
+    /// MeshMultiZoneService hostnames with their VIPs.
+    KumaCp(KumaCpConfig),
 }
+
+/// `kuma_cp: {url: URL, meshes: [...], interval: 5s, timeout: 5s, ttl: 30}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KumaCpConfig {
+    pub url: String,
+    #[serde(default)]
+    pub meshes: Option<Vec<String>>,
+    #[serde(default = "default_interval")]
+    pub interval: crate::config::Duration,
+    #[serde(default)]
+    pub timeout: Option<crate::config::Duration>,
+    #[serde(default = "kuma_ttl")]
+    pub ttl: u32,
+}
+
+fn default_interval() -> crate::config::Duration {
+    crate::config::Duration::Seconds(5)
+}
+
+/// The longest request timeout taken by default.
+const MAX_DEFAULT_TIMEOUT: u64 = 10;
 
 /// `kuma_vips: PATH`, or `kuma_vips: {path: PATH, ttl: SECONDS}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -65,12 +95,17 @@ fn kuma_ttl() -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     KumaVips { path: PathBuf, ttl: u32 },
+    KumaCp { cp: kuma_cp::KumaCp, ttl: u32 },
 }
 
 impl SourceConfig {
-    /// Checks what the schema cannot: a TTL a resolver accepts.
+    /// Checks what the schema cannot: a TTL a resolver accepts, a URL, a
+    /// duration.
     pub fn check(&self) -> Result<Source, String> {
-        let SourceConfig::KumaVips(config) = self;
+        let config = match self {
+            SourceConfig::KumaVips(config) => config,
+            SourceConfig::KumaCp(config) => return config.check(),
+        };
         let (path, ttl) = match config {
             KumaVipsConfig::Path(path) => (path.clone(), KUMA_TTL),
             KumaVipsConfig::Full { path, ttl } => (path.clone(), *ttl),
@@ -85,39 +120,101 @@ impl SourceConfig {
     }
 }
 
+impl KumaCpConfig {
+    fn check(&self) -> Result<Source, String> {
+        let url: hyper::Uri = self
+            .url
+            .parse()
+            .map_err(|e| format!("kuma_cp url {:?}: {e}", self.url))?;
+        if url.scheme_str() != Some("http") || url.host().is_none() {
+            return Err(format!(
+                "kuma_cp url {:?}: http://HOST[:PORT] (kuma-cp's API on 5681) is what is supported",
+                self.url
+            ));
+        }
+        if let Some(meshes) = &self.meshes
+            && let Some(bad) = meshes.iter().find(|m| {
+                m.is_empty()
+                    || !m
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            })
+        {
+            return Err(format!("kuma_cp mesh {bad:?} is not a mesh name"));
+        }
+        let interval = self.interval.seconds()?;
+        if interval == 0 {
+            return Err("kuma_cp interval must be at least 1s".into());
+        }
+        let timeout = match &self.timeout {
+            Some(timeout) => timeout.seconds()?,
+            None => interval.min(MAX_DEFAULT_TIMEOUT),
+        };
+        if timeout == 0 {
+            return Err("kuma_cp timeout must be at least 1s".into());
+        }
+        if self.ttl > MAX_TTL {
+            return Err(format!("ttl {} is more than {MAX_TTL}", self.ttl));
+        }
+        Ok(Source::KumaCp {
+            cp: kuma_cp::KumaCp {
+                url,
+                meshes: self.meshes.clone(),
+                interval: std::time::Duration::from_secs(interval),
+                timeout: std::time::Duration::from_secs(timeout),
+            },
+            ttl: self.ttl,
+        })
+    }
+}
+
 impl Source {
-    /// How logs and metrics name it: `kuma_vips:/run/meshdns/kuma-vips`.
+    /// How logs and metrics name it: `kuma_vips:/run/meshdns/kuma-vips`,
+    /// `kuma_cp:http://kuma-control-plane.kuma-system:5681/`.
     pub fn id(&self) -> String {
         match self {
             Source::KumaVips { path, .. } => format!("kuma_vips:{}", path.display()),
+            Source::KumaCp { cp, .. } => format!("kuma_cp:{}", cp.url),
         }
     }
 
     pub fn ttl(&self) -> u32 {
         match self {
-            Source::KumaVips { ttl, .. } => *ttl,
+            Source::KumaVips { ttl, .. } | Source::KumaCp { ttl, .. } => *ttl,
         }
     }
 
     /// What to watch for changes: the folder, or the file's folder (a
-    /// file replaced by a rename is a change of its folder).
-    pub fn watch_path(&self) -> PathBuf {
+    /// file replaced by a rename is a change of its folder); nothing for a
+    /// source that is polled.
+    pub fn watch_path(&self) -> Option<PathBuf> {
         match self {
-            Source::KumaVips { path, .. } if path.is_dir() => path.clone(),
-            Source::KumaVips { path, .. } => match path.parent() {
+            Source::KumaVips { path, .. } if path.is_dir() => Some(path.clone()),
+            Source::KumaVips { path, .. } => Some(match path.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
                 _ => PathBuf::from("."),
-            },
+            }),
+            Source::KumaCp { .. } => None,
         }
     }
 }
 
+/// What reading a source may need from the agent: where to keep what
+/// outlives it, and whom to wake when a polled source changes.
+#[derive(Clone)]
+pub struct ReadContext {
+    pub state_dir: PathBuf,
+    pub changed: Arc<Notify>,
+}
+
 /// One name a source gives.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 pub struct SourceName {
     /// Fully qualified, without a trailing dot, as written.
     pub name: String,
-    pub address: IpAddr,
+    /// What it answers, in order (at most `MAX_ADDRS` of each family are
+    /// answered).
+    pub addresses: Vec<IpAddr>,
 }
 
 /// Why a file of a source gave nothing this time.
@@ -136,15 +233,17 @@ pub enum SourceError {
 }
 
 /// What a source gave at its last read, and how that read went.
-#[derive(Debug, Default, Clone)]
+#[derive(Default)]
 pub struct SourceState {
-    /// By file: the names its last good read gave. A file that fails keeps
-    /// its entry; a file that is gone loses it.
-    files: BTreeMap<PathBuf, Vec<SourceName>>,
+    /// By file (or URL): the names its last good read gave. A file that
+    /// fails keeps its entry; a file that is gone loses it.
+    files: BTreeMap<String, Vec<SourceName>>,
     /// The errors of the last read, one per file that failed.
     pub errors: Vec<String>,
     /// When a read last succeeded for every file.
     pub last_success: Option<SystemTime>,
+    /// A polled source's task.
+    poller: Option<kuma_cp::Poller>,
 }
 
 impl SourceState {
@@ -153,18 +252,23 @@ impl SourceState {
         self.files.values().flatten()
     }
 
-    /// Whether the last read succeeded for every file.
+    /// Whether the last read succeeded for every file (a polled source:
+    /// whether its last poll did, once it has polled).
     pub fn up(&self) -> bool {
-        self.errors.is_empty()
+        self.errors.is_empty() && self.last_success.is_some()
     }
 
     /// Reads the source again. Each file that reads and parses replaces
     /// its names; each that fails keeps its last good ones, and its error
     /// is kept for the log and `/metrics`. Warnings about entries that give
-    /// no name are logged here.
-    pub fn read(&mut self, source: &Source) {
-        let Source::KumaVips { path, .. } = source;
+    /// no name are logged here. A polled source starts its poller at its
+    /// first read, and is read from what the poller has.
+    pub fn read(&mut self, source: &Source, context: &ReadContext) {
         self.errors.clear();
+        let path = match source {
+            Source::KumaVips { path, .. } => path,
+            Source::KumaCp { cp, .. } => return self.read_polled(cp, context),
+        };
         let files = match vip_files(path) {
             Ok(files) => files,
             Err(source) => {
@@ -179,11 +283,12 @@ impl SourceState {
                 return;
             }
         };
-        self.files.retain(|file, _| files.contains(file));
-        for file in files {
-            match read_vip_file(&file) {
+        let keys: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        self.files.retain(|file, _| keys.contains(file));
+        for (file, key) in files.iter().zip(keys) {
+            match read_vip_file(file) {
                 Ok(names) => {
-                    self.files.insert(file, names);
+                    self.files.insert(key, names);
                 }
                 Err(error) => self.errors.push(error.to_string()),
             }
@@ -191,6 +296,29 @@ impl SourceState {
         if self.errors.is_empty() {
             self.last_success = Some(SystemTime::now());
         }
+    }
+
+    fn read_polled(&mut self, cp: &kuma_cp::KumaCp, context: &ReadContext) {
+        if self.poller.is_none() {
+            if tokio::runtime::Handle::try_current().is_err() {
+                self.errors
+                    .push("kuma_cp is polled by the agent; there is no runtime here".into());
+                return;
+            }
+            let saved = kuma_cp::saved_path(&context.state_dir, &cp.url);
+            self.poller = Some(kuma_cp::Poller::start(
+                cp.clone(),
+                saved,
+                context.changed.clone(),
+            ));
+        }
+        let Some(poller) = &self.poller else { return };
+        let polled = poller.polled();
+        self.errors.extend(polled.error);
+        if let Some(names) = polled.names {
+            self.files = BTreeMap::from([(cp.url.to_string(), names)]);
+        }
+        self.last_success = polled.last_success;
     }
 }
 
@@ -235,7 +363,7 @@ fn read_vip_file(path: &Path) -> Result<Vec<SourceName>, SourceError> {
         .into_iter()
         .map(|name| SourceName {
             name: name.name,
-            address: name.address,
+            addresses: vec![name.address],
         })
         .collect())
 }

@@ -8,10 +8,17 @@ fn source(path: &Path) -> Source {
     }
 }
 
+fn context() -> ReadContext {
+    ReadContext {
+        state_dir: std::env::temp_dir(),
+        changed: Arc::new(Notify::new()),
+    }
+}
+
 fn served(state: &SourceState) -> Vec<String> {
     state
         .names()
-        .map(|n| format!("{} {}", n.name, n.address))
+        .map(|n| format!("{} {}", n.name, n.addresses[0]))
         .collect()
 }
 
@@ -23,7 +30,7 @@ fn a_configmap_volume_is_read_key_by_key_through_its_data_link() {
         ("demo", r#"{"backend":"240.0.0.2"}"#),
     ]);
     let mut state = SourceState::default();
-    state.read(&source(&volume.dir));
+    state.read(&source(&volume.dir), &context());
     assert!(state.up(), "{:?}", state.errors);
     assert_eq!(
         served(&state),
@@ -40,7 +47,7 @@ fn a_broken_file_keeps_its_last_good_names_and_the_others_move_on() {
         ("b", r#"{"two":"240.0.0.2"}"#),
     ]);
     let mut state = SourceState::default();
-    state.read(&source(&volume.dir));
+    state.read(&source(&volume.dir), &context());
     let first_success = state.last_success;
 
     // `a` half written, `b` changed.
@@ -48,7 +55,7 @@ fn a_broken_file_keeps_its_last_good_names_and_the_others_move_on() {
         ("a", r#"{"one":"240.0.0."#),
         ("b", r#"{"two":"240.0.0.3"}"#),
     ]);
-    state.read(&source(&volume.dir));
+    state.read(&source(&volume.dir), &context());
     assert!(!state.up());
     assert_eq!(served(&state), ["one.mesh 240.0.0.1", "two.mesh 240.0.0.3"]);
     assert_eq!(state.errors.len(), 1);
@@ -62,7 +69,7 @@ fn a_broken_file_keeps_its_last_good_names_and_the_others_move_on() {
     // The folder gone altogether: everything stays.
     let dir = volume.dir.clone();
     drop(volume);
-    state.read(&source(&dir));
+    state.read(&source(&dir), &context());
     assert!(!state.up());
     assert_eq!(served(&state), ["one.mesh 240.0.0.1", "two.mesh 240.0.0.3"]);
 }
@@ -75,10 +82,10 @@ fn a_key_removed_from_the_volume_takes_its_names_with_it() {
         ("b", r#"{"two":"240.0.0.2"}"#),
     ]);
     let mut state = SourceState::default();
-    state.read(&source(&volume.dir));
+    state.read(&source(&volume.dir), &context());
     std::fs::remove_file(volume.dir.join("b")).unwrap();
     volume.publish(&[("a", r#"{"one":"240.0.0.1"}"#)]);
-    state.read(&source(&volume.dir));
+    state.read(&source(&volume.dir), &context());
     assert!(state.up(), "{:?}", state.errors);
     assert_eq!(served(&state), ["one.mesh 240.0.0.1"]);
 }
@@ -94,9 +101,9 @@ fn one_file_is_a_source_too() {
     .unwrap();
     let mut state = SourceState::default();
     let file_source = source(&file);
-    state.read(&file_source);
+    state.read(&file_source, &context());
     assert_eq!(served(&state), ["web.mesh fd00::7"]);
-    assert_eq!(file_source.watch_path(), volume.dir);
+    assert_eq!(file_source.watch_path(), Some(volume.dir.clone()));
     assert_eq!(file_source.id(), format!("kuma_vips:{}", file.display()));
 }
 

@@ -9,7 +9,6 @@
 
 use std::{
     collections::{BTreeMap, btree_map::Entry as Slot},
-    net::IpAddr,
     sync::Arc,
 };
 
@@ -83,7 +82,7 @@ pub(super) fn merge(
                 ));
                 continue;
             }
-            let record = record_of(&[name.address], source.ttl);
+            let record = record_of(&name.addresses, source.ttl);
             match entries.entry(wire.into_boxed_slice()) {
                 Slot::Vacant(slot) => {
                     slot.insert(Entry {
@@ -94,12 +93,12 @@ pub(super) fn merge(
                     counts.names += 1;
                 }
                 Slot::Occupied(taken) => {
-                    if !answers_only(&taken.get().record, name.address) {
+                    if !answers_alike(&taken.get().record, &record) {
                         counts.conflicts += 1;
                         warn(format_args!(
-                            "{:?} answers {} here, but {} before it has it already",
+                            "{:?} answers {:?} here, but {} before it has it already",
                             name.name,
-                            name.address,
+                            name.addresses,
                             taken
                                 .get()
                                 .service
@@ -134,13 +133,12 @@ fn in_zone(wire: &[u8], apex: &[u8]) -> bool {
     false
 }
 
-/// Whether `record` answers with `address` alone: the same name given
+/// Whether two records answer alike (TTLs aside): the same name given
 /// twice the same way is no conflict.
-fn answers_only(record: &ServiceRecord, address: IpAddr) -> bool {
-    let single = record_of(&[address], record.ttl);
-    let (v4, v6) = (usize::from(single.v4_count), usize::from(single.v6_count));
-    record.v4_count == single.v4_count
-        && record.v6_count == single.v6_count
-        && record.v4[..v4] == single.v4[..v4]
-        && record.v6[..v6] == single.v6[..v6]
+fn answers_alike(a: &ServiceRecord, b: &ServiceRecord) -> bool {
+    let (v4, v6) = (usize::from(a.v4_count), usize::from(a.v6_count));
+    a.v4_count == b.v4_count
+        && a.v6_count == b.v6_count
+        && a.v4[..v4] == b.v4[..v4]
+        && a.v6[..v6] == b.v6[..v6]
 }

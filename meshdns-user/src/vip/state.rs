@@ -3,10 +3,9 @@
 
 use std::{
     collections::BTreeMap,
-    fs::{self, File},
-    io::Write as _,
+    fs,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use serde::{Deserialize, Serialize};
@@ -73,14 +72,8 @@ impl State {
     /// Writes the state file atomically: a temporary file, fsync, rename,
     /// fsync of the folder. A crash leaves the old file or the new one.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
-        let tmp: PathBuf = path.with_extension("tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::atomic_file::write(path, &bytes)
     }
 }
 
