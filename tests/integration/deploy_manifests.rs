@@ -24,14 +24,14 @@ use meshdns_common::Counter;
 use meshdns_tests::lab::{Agent, Lab, sh};
 use serde_json::Value;
 
-fn deploy_dir() -> PathBuf {
+pub(crate) fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
 }
 
 // ---- the Kubernetes manifests ----
 
 /// Every document of every `deploy/kubernetes/*.yaml`.
-fn manifests() -> Vec<Value> {
+pub(crate) fn manifests() -> Vec<Value> {
     let dir = deploy_dir().join("kubernetes");
     let mut docs = Vec::new();
     for entry in fs::read_dir(&dir).unwrap() {

@@ -8,6 +8,7 @@
 //! Run them with `cargo xtask test` (as root); one module with
 //! `cargo xtask test -- --test integration e2e_agent::`.
 
+mod deploy_kuma;
 mod deploy_manifests;
 mod differential;
 mod e2e_agent;
