@@ -11,6 +11,7 @@ use meshdns::{
     agent::{Agent, Options},
     fastpath::{self, AttachMode, Pins},
     inspect,
+    source::provenance::Provenance,
 };
 
 #[derive(Parser)]
@@ -70,8 +71,14 @@ enum Command {
         /// How to attach the XDP program.
         #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
         xdp_mode: XdpModeArg,
-        /// Where the VIP allocations are kept.
-        #[arg(long, value_name = "DIR", default_value = "/var/lib/meshdns")]
+        /// Where the VIP allocations, kuma-cp's last names and which source
+        /// each name came from are kept.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/var/lib/meshdns",
+            env = "MESHDNS_STATE_DIR"
+        )]
         state_dir: PathBuf,
         #[command(flatten)]
         pins: PinDir,
@@ -150,12 +157,26 @@ impl PinDir {
 struct PinArgs {
     #[command(flatten)]
     pin_dir: PinDir,
+    /// The agent's state folder, where it writes which source each name came
+    /// from (shown when there).
+    #[arg(
+        long = "state-dir",
+        value_name = "DIR",
+        default_value = "/var/lib/meshdns",
+        env = "MESHDNS_STATE_DIR"
+    )]
+    state_dir: PathBuf,
     /// JSON instead of text.
     #[arg(long)]
     json: bool,
 }
 
 impl PinArgs {
+    /// Which source each name came from, if the agent wrote it.
+    fn provenance(&self) -> Option<Provenance> {
+        Provenance::load(&self.state_dir)
+    }
+
     /// Prints `value` as text or JSON.
     fn print<T: std::fmt::Display + serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
         if self.json {
@@ -215,10 +236,18 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { pins } => pins.print(&inspect::status(&pins.pin_dir.pins())?),
-        Command::Lookup { name, qtype, pins } => {
-            pins.print(&inspect::lookup(&pins.pin_dir.pins(), &name, &qtype)?)
+        Command::Status { pins } => {
+            pins.print(&inspect::status(&pins.pin_dir.pins(), pins.provenance())?)
         }
-        Command::Dump { pins } => pins.print(&inspect::dump(&pins.pin_dir.pins())?),
+        Command::Lookup { name, qtype, pins } => pins.print(&inspect::lookup(
+            &pins.pin_dir.pins(),
+            &name,
+            &qtype,
+            pins.provenance().as_ref(),
+        )?),
+        Command::Dump { pins } => pins.print(&inspect::dump(
+            &pins.pin_dir.pins(),
+            pins.provenance().as_ref(),
+        )?),
     }
 }

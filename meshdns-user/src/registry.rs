@@ -11,7 +11,7 @@ use std::{
 
 use crate::{
     config::{ConfigError, ConfigErrorKind, ResolverSettings, Services, located},
-    source::{ReadContext, Source, SourceState, SourceStatus},
+    source::{ReadContext, Source, SourceState, SourceStatus, provenance::Provenance},
     table::{SourceNames, Table},
     vip::State,
 };
@@ -36,6 +36,8 @@ pub struct Registry {
     /// What the sources may need: the state folder, and the wake-up of a
     /// polled source's change.
     context: ReadContext,
+    /// What the state folder says of the sources, as last written.
+    provenance: Provenance,
 }
 
 /// What a reload found.
@@ -66,6 +68,7 @@ impl Registry {
                 state_dir: state_dir.to_path_buf(),
                 changed: Arc::new(tokio::sync::Notify::new()),
             },
+            provenance: Provenance::default(),
         }
     }
 
@@ -133,6 +136,7 @@ impl Registry {
             hasher.finish()
         };
         if self.loaded == Some(hash) {
+            self.write_provenance(None);
             return Ok(Reload::Unchanged);
         }
 
@@ -165,10 +169,38 @@ impl Registry {
         }
         self.loaded = Some(hash);
         self.parsed = parsed;
+        self.write_provenance(Some(&table));
         Ok(Reload::Changed {
             table: Arc::new(table),
             settings,
         })
+    }
+
+    /// Writes which source each name of `table` (or, without one, of the
+    /// table last built) came from, and how the sources are, if that
+    /// changed; removes the file when the services file lists no sources.
+    fn write_provenance(&mut self, table: Option<&Table>) {
+        let state_dir = &self.context.state_dir;
+        if self.sources.is_empty() {
+            if self.provenance != Provenance::default() || Provenance::path(state_dir).exists() {
+                let _ = std::fs::remove_file(Provenance::path(state_dir));
+                self.provenance = Provenance::default();
+            }
+            return;
+        }
+        let status = self.source_status();
+        let next = match table {
+            Some(table) => Provenance::of(table, &status),
+            None => Provenance {
+                sources: Provenance::summaries(&status),
+                ..self.provenance.clone()
+            },
+        };
+        let same = |a: &Provenance, b: &Provenance| a.sources == b.sources && a.names == b.names;
+        if !same(&next, &self.provenance) {
+            next.save(state_dir);
+            self.provenance = next;
+        }
     }
 
     /// Reads each of `sources` again, keeping what the ones still listed

@@ -9,12 +9,13 @@ use meshdns_tests::{
 };
 use serde_json::Value;
 
-/// `meshdns ARGS --pin-dir <lab's> --json` in the server namespace; its
-/// JSON, or its error message.
-fn meshdns_json(lab: &Lab, args: &[&str]) -> Result<Value, String> {
+/// `meshdns ARGS --pin-dir <lab's> --state-dir <lab's> --json` in the
+/// server namespace; its JSON, or its error message.
+pub(crate) fn meshdns_json(lab: &Lab, args: &[&str]) -> Result<Value, String> {
     let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
+    let state_dir = lab.state_dir.to_string_lossy().into_owned();
     let mut args = args.to_vec();
-    args.extend(["--pin-dir", &pin_dir, "--json"]);
+    args.extend(["--pin-dir", &pin_dir, "--state-dir", &state_dir, "--json"]);
     let output = lab.meshdns(&args).unwrap();
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());

@@ -13,11 +13,14 @@ use std::{
 };
 
 use meshdns::source::testing::{ConfigMapVolume, FakeKumaCp, Mode, kuma_cp_pages};
+
+use crate::e2e_inspect::meshdns_json;
 use meshdns_common::Counter;
 use meshdns_tests::{
     lab::{Lab, SERVER_V4},
     load::{Load, Outcome},
 };
+use serde_json::Value;
 
 /// kuma-cp's shape 3, for mesh `default`: `redis` (which the services file
 /// lists too, with another VIP), a Kubernetes service and an external host.
@@ -74,6 +77,30 @@ fn a_configmap_swap_changes_the_fast_paths_answers_and_a_broken_one_changes_noth
             ("redis.mesh", "60 IN A 240.0.0.100"),
         ],
     );
+
+    // dump, lookup and status say where each name came from (the agent
+    // writes it to its state folder; the kernel's maps do not know).
+    let source_id = format!("kuma_vips:{}", volume.dir.display());
+    let dump = meshdns_json(&lab, &["dump"]).unwrap();
+    let from = |name: &str| {
+        dump["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in the dump"))["source"]
+            .clone()
+    };
+    assert_eq!(from("backend.kuma-demo.svc.80.mesh."), source_id.as_str());
+    assert_eq!(from("redis.mesh."), Value::Null, "the services file's");
+    let lookup = meshdns_json(&lab, &["lookup", "web.mesh"]).unwrap();
+    assert_eq!(lookup["source"], source_id.as_str());
+    let status = meshdns_json(&lab, &["status"]).unwrap();
+    assert_eq!(status["sources"][0]["id"], source_id.as_str());
+    assert_eq!(status["sources"][0]["up"], true);
+    // backend's two names and web; Kuma's redis and the host entry left out.
+    assert_eq!(status["sources"][0]["names"], 3);
+    assert_eq!(status["sources"][0]["left_out"], 2);
 
     // A new version of the ConfigMap under load: the answers move to it,
     // and only the names that changed are touched.

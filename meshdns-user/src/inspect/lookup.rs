@@ -24,6 +24,7 @@ use crate::{
         authority::{self, Verdict, Zone},
         stats,
     },
+    source::provenance::Provenance,
 };
 
 /// What became of one query.
@@ -35,6 +36,10 @@ pub struct Lookup {
     pub fast_path: FastPathVerdict,
     /// For a passed query: what the agent does with it.
     pub agent: Option<AgentVerdict>,
+    /// The source the name came from, if not the services file (and the
+    /// agent's state folder says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +78,12 @@ pub struct Rr {
     pub data: String,
 }
 
-pub fn lookup(pins: &Pins, name: &str, qtype: &str) -> Result<Lookup> {
+pub fn lookup(
+    pins: &Pins,
+    name: &str,
+    qtype: &str,
+    provenance: Option<&Provenance>,
+) -> Result<Lookup> {
     let query = query(name, qtype)?;
     let pinned = Pinned::open(pins)?;
     let mut fast_path = FastPath::load_beside(pins)?;
@@ -110,6 +120,9 @@ pub fn lookup(pins: &Pins, name: &str, qtype: &str) -> Result<Lookup> {
             reply: None,
         },
         agent: None,
+        source: provenance
+            .and_then(|p| p.source_of(&question.name().to_string()))
+            .map(str::to_string),
     };
     match action {
         XDP_TX if outcome.is_answer() => {
@@ -223,6 +236,9 @@ impl fmt::Display for Reply {
 impl fmt::Display for Lookup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "query:      {} {}", self.name, self.qtype)?;
+        if let Some(source) = &self.source {
+            writeln!(f, "name from:  {source}")?;
+        }
         writeln!(
             f,
             "fast path:  {} ({}): {}",

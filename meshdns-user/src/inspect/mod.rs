@@ -27,6 +27,7 @@ use crate::{
     dns_name,
     fastpath::{self, Counters, FastPathError, NameMaps, Pins, Role, Slot},
     netif::{self, XdpAttachMode},
+    source::provenance::{Provenance, SourceSummary},
     table::Table,
 };
 
@@ -186,6 +187,10 @@ pub struct Status {
     pub counters: BTreeMap<&'static str, u64>,
     pub answered: u64,
     pub passed: u64,
+    /// The services file's sources, as of the agent's last reload (from
+    /// its state folder; empty if it lists none, or the folder is not
+    /// there).
+    pub sources: Vec<SourceSummary>,
 }
 
 /// One interface with a pinned link.
@@ -204,7 +209,7 @@ pub struct Interface {
     pub problem: Option<String>,
 }
 
-pub fn status(pins: &Pins) -> Result<Status> {
+pub fn status(pins: &Pins, provenance: Option<Provenance>) -> Result<Status> {
     let pinned = Pinned::open(pins)?;
     let zone = pinned.zone()?;
     let names = pinned.name_count()?;
@@ -226,6 +231,7 @@ pub fn status(pins: &Pins) -> Result<Status> {
         counters: counters_by_name(&counters),
         answered: counters.answered(),
         passed: counters.passed(),
+        sources: provenance.map(|p| p.sources).unwrap_or_default(),
     })
 }
 
@@ -315,6 +321,20 @@ impl fmt::Display for Status {
         for (name, value) in self.counters.iter().filter(|(_, v)| **v != 0) {
             writeln!(f, "  {name:<24} {value}")?;
         }
+        for source in &self.sources {
+            writeln!(
+                f,
+                "source:     {}: {}, {} names, {} left out",
+                source.id,
+                if source.up {
+                    "up"
+                } else {
+                    "DOWN (serving its last good names)"
+                },
+                source.names,
+                source.left_out
+            )?;
+        }
         Ok(())
     }
 }
@@ -333,19 +353,29 @@ pub struct Name {
     pub ttl: u32,
     pub a: Vec<Ipv4Addr>,
     pub aaaa: Vec<Ipv6Addr>,
+    /// The source it came from, if not the services file (and the agent's
+    /// state folder says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
-pub fn dump(pins: &Pins) -> Result<Dump> {
+pub fn dump(pins: &Pins, provenance: Option<&Provenance>) -> Result<Dump> {
     let pinned = Pinned::open(pins)?;
     let zone = pinned.zone()?;
     let mut names: Vec<Name> = pinned
         .records()?
         .into_iter()
-        .map(|(key, record)| Name {
-            name: dns_name::to_text(key.as_wire()),
-            ttl: record.ttl,
-            a: record.v4().iter().map(|a| Ipv4Addr::from(*a)).collect(),
-            aaaa: record.v6().iter().map(|a| Ipv6Addr::from(*a)).collect(),
+        .map(|(key, record)| {
+            let name = dns_name::to_text(key.as_wire());
+            Name {
+                source: provenance
+                    .and_then(|p| p.source_of(&name))
+                    .map(str::to_string),
+                name,
+                ttl: record.ttl,
+                a: record.v4().iter().map(|a| Ipv4Addr::from(*a)).collect(),
+                aaaa: record.v6().iter().map(|a| Ipv6Addr::from(*a)).collect(),
+            }
         })
         .collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
@@ -372,7 +402,15 @@ impl fmt::Display for Dump {
             } else {
                 addresses.join(" ")
             };
-            writeln!(f, "{:<width$}  {:>6}  {addresses}", name.name, name.ttl)?;
+            let source = name
+                .source
+                .as_deref()
+                .map_or(String::new(), |s| format!("  (from {s})"));
+            writeln!(
+                f,
+                "{:<width$}  {:>6}  {addresses}{source}",
+                name.name, name.ttl
+            )?;
         }
         write!(
             f,

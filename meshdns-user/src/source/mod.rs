@@ -11,7 +11,9 @@
 //! - this module: the sources as the file lists them, and reading one
 //!   into names, keeping each file's last good names when it breaks;
 //! - [`kuma_vips`]: Kuma's VIP list format (protocol only);
-//! - [`kuma_cp`]: kuma-cp's API, polled by a task of its own.
+//! - [`kuma_cp`]: kuma-cp's API, polled by a task of its own;
+//! - [`provenance`]: which source each name came from, for `dump`,
+//!   `lookup` and `status`.
 //!
 //! A source's failure never takes names away: a file that cannot be read
 //! or parsed, or a kuma-cp that does not answer, keeps serving what it last
@@ -19,6 +21,7 @@
 
 pub mod kuma_cp;
 pub mod kuma_vips;
+pub mod provenance;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod testing;
 
