@@ -37,7 +37,7 @@ pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
 pub use record::{CompactRecord, MAX_ADDRS, ServiceRecord};
-pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, ZONE_AUTHORITATIVE, ZONE_KEY, ZoneConfig};
+pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, MAX_ZONES, ZONE_AUTHORITATIVE, ZoneConfig};
 
 /// Names of the hash maps from a name to its [`CompactRecord`], one per
 /// [`NameClass`]: [`NameKey48`], [`NameKey112`] and [`NameKey`] keys.
@@ -50,8 +50,8 @@ pub const NAMES_FULL_MAP: &str = "NAMES_FULL";
 /// The maps that make the table: the names maps in [`NameClass`] order,
 /// then the full records.
 pub const NAMES_MAPS: [&str; 4] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NAMES_FULL_MAP];
-/// Name of the one-slot array of maps whose slot holds the one-entry array
-/// of the [`ZoneConfig`] (its entry [`ZONE_KEY`]).
+/// Name of the one-slot array of maps whose slot holds the array of the
+/// zones, [`MAX_ZONES`] [`ZoneConfig`]s.
 pub const ZONE_MAP: &str = "ZONE";
 /// Name of the one-entry array of [`Interfaces`]. Not pinned: each agent
 /// fills its program's own, before attaching.
@@ -87,7 +87,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.

@@ -1,4 +1,4 @@
-//! The zone the fast path is authoritative for: its apex and SOA record.
+//! The zones the fast path answers for: each one's apex and SOA record.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -15,12 +15,18 @@ pub const MAX_SOA_NAMES_LEN: usize = MAX_SOA_RR_LEN - 10 - 20;
 /// `flags` bit: unknown names in the zone get NXDOMAIN instead of being passed.
 pub const ZONE_AUTHORITATIVE: u32 = 1;
 
-/// Key of the single entry of the zone's array.
-pub const ZONE_KEY: u32 = 0;
+/// Most zones the fast path answers for at once (`mesh` and `mesh.local`
+/// for Kuma, and room for more).
+pub const MAX_ZONES: usize = 8;
+// The program masks a zone's index with `MAX_ZONES - 1`.
+const _: () = assert!(MAX_ZONES.is_power_of_two());
 
-/// What the fast path knows of its zone. Kept in a one-entry array that the
-/// agent never updates in place: a new array takes the old one's slot in the
-/// `ZONE` array of maps, so a program run reads one zone whole.
+/// What the fast path knows of one zone. The zones are the entries of an
+/// array of `MAX_ZONES`, the longest apex first (so the first that matches
+/// a name is the one that holds it: nested zones go to the longer), the
+/// unused entries `NONE`. The agent never updates the array in place: a
+/// new array takes the old one's slot in the `ZONE` array of maps, so a
+/// program run reads one set of zones whole.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct ZoneConfig {
@@ -50,10 +56,10 @@ const _: () = assert!(core::mem::offset_of!(ZoneConfig, soa_rr).is_multiple_of(8
 aya_pod!(ZoneConfig);
 
 impl ZoneConfig {
-    /// No zone: an apex of length 0 matches no name, so every query is
-    /// passed. The agent sets it while it changes zones, so that the
-    /// program never answers from a zone and a table that do not belong
-    /// together. All zeros.
+    /// No zone: an apex of length 0 matches no name, and ends the program's
+    /// walk of the zones. All `NONE` passes every query: the agent sets that
+    /// while it changes zones, so that the program never answers from zones
+    /// and a table that do not belong together. All zeros.
     pub const NONE: Self = bytemuck::zeroed();
 
     /// The apex in wire format (empty for `NONE`).

@@ -5,7 +5,7 @@
 
 use meshdns_common::{
     CompactRecord, Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN,
-    NameClass, NameKey, NameKey48, NameKey112, ServiceRecord, ZONE_KEY, ZoneConfig,
+    MAX_ZONES, NameClass, NameKey, NameKey48, NameKey112, ServiceRecord, ZoneConfig,
     name::lowercase_word,
 };
 
@@ -13,6 +13,7 @@ use crate::checksum;
 use crate::dns::*;
 use crate::maps::{NAMES_FULL, NAMES_SLOT, NAMES48, NAMES112, NAMES256, Scratch, ZONE, ZONE_SLOT};
 use crate::parse::Query;
+use crate::verifier::forget_exact_value;
 
 /// What the reply says.
 pub(crate) struct Decision {
@@ -37,19 +38,54 @@ enum Addresses {
     Full(*const ServiceRecord),
 }
 
-/// The zone, if the question's name is its apex or below it. Most names a
-/// node resolves are not the mesh's: they leave here, after comparing a few
-/// bytes, without a key built or a hash lookup. Every name in the table is
-/// in the zone, so this loses no answer.
+/// The zone that holds the question's name: the first, in the agent's
+/// order (the longest apex first), whose apex the name is or is below.
+/// Most names a node resolves are in none: they leave here, after
+/// comparing a few bytes per zone, without a key built or a hash lookup.
+/// Every name in the table is in a zone, so this loses no answer.
 #[inline(always)]
-pub(crate) fn zone_of(scratch: &Scratch, query: &Query) -> Result<&'static ZoneConfig, Counter> {
-    let zone = ZONE
-        .get_value(ZONE_SLOT, &ZONE_KEY)
-        .ok_or(Counter::PassNotInZone)?;
-    if !in_zone(scratch, query.name_len, zone) {
-        return Err(Counter::PassNotInZone);
+pub(crate) fn zone_of(
+    scratch: &mut Scratch,
+    query: &Query,
+) -> Result<&'static ZoneConfig, Counter> {
+    let mut found = None;
+    // Unrolled by hand: as a loop the verifier could not merge its walks.
+    macro_rules! try_zone {
+        ($index:expr) => {
+            if found.is_none() && $index < MAX_ZONES as u32 {
+                let zone = ZONE
+                    .get_value(ZONE_SLOT, &$index)
+                    .ok_or(Counter::PassNotInZone)?;
+                // The zones end at the first empty entry.
+                if zone.apex_len == 0 {
+                    return Err(Counter::PassNotInZone);
+                }
+                // A copy for each zone: the compare's arithmetic links what
+                // it learns of the length back to the register it came from,
+                // and a length known differently after each zone would have
+                // the verifier walk the next zone once for each.
+                let name_len = forget_exact_value(&mut scratch.laundry, query.name_len, 0xff);
+                if in_zone(scratch, name_len, zone) {
+                    found = Some($index);
+                }
+            }
+        };
     }
-    Ok(zone)
+    try_zone!(0u32);
+    try_zone!(1u32);
+    try_zone!(2u32);
+    try_zone!(3u32);
+    try_zone!(4u32);
+    try_zone!(5u32);
+    try_zone!(6u32);
+    try_zone!(7u32);
+    let index = found.ok_or(Counter::PassNotInZone)?;
+    // Each zone matched leaves the walk knowing another index (and, in a
+    // pointer, another entry): one index again, looked up once, so that
+    // what follows is walked once, not once per zone.
+    let index = forget_exact_value(&mut scratch.laundry, index as usize, MAX_ZONES - 1) as u32;
+    ZONE.get_value(ZONE_SLOT, &index)
+        .ok_or(Counter::PassNotInZone)
 }
 
 /// Looks the name (its key built) up in the zone's table and decides on an
@@ -151,7 +187,8 @@ fn lookup(key: &NameKey, name_len: usize) -> Option<*const CompactRecord> {
 
 /// Whether the question's name is the zone's apex or below it: its last
 /// `apex_len` bytes, lowercased, are the apex, starting at a label
-/// boundary. Read from the message as sent: the key is not built yet.
+/// boundary. Read from the message as sent (the key is not built yet),
+/// eight bytes at a time.
 #[inline(always)]
 fn in_zone(scratch: &Scratch, name_len: usize, zone: &ZoneConfig) -> bool {
     let apex_len = zone.apex_len as usize;
@@ -162,24 +199,22 @@ fn in_zone(scratch: &Scratch, name_len: usize, zone: &ZoneConfig) -> bool {
     if (scratch.label_starts[start >> 6] >> (start & 63)) & 1 == 0 {
         return false;
     }
-    for i in 0..MAX_NAME_LEN {
-        if i >= apex_len {
+    let apex = zone.apex.as_ptr() as *const u64;
+    for w in 0..(MAX_NAME_LEN + 1) / 8 {
+        if 8 * w >= apex_len {
             break;
         }
-        if lowercase(scratch.msg.u8(HDR_LEN + start + i)) != zone.apex[i] {
+        // What follows the name (its type and class) is not compared.
+        let past = (8 * w + 8).saturating_sub(apex_len) & 7;
+        let mask = u64::MAX >> (8 * past);
+        let word = lowercase_word(scratch.msg.word_at(HDR_LEN + start + 8 * w)) & mask;
+        // SAFETY: word `w` of the 256-byte apex, at the start of a map
+        // value, which is 8-byte aligned; zeros after its length.
+        if word != unsafe { core::ptr::read(apex.add(w)) } {
             return false;
         }
     }
     true
-}
-
-/// `byte`, lowercased if it is an ASCII capital (RFC 4343: names compare
-/// case-insensitively, in ASCII only). Without a branch, as the key's
-/// words are: a branch a byte would make the verifier walk each byte of
-/// the comparison twice.
-#[inline(always)]
-fn lowercase(byte: u8) -> u8 {
-    lowercase_word(byte as u64) as u8
 }
 
 /// Length of the reply message.

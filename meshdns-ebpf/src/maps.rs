@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use meshdns_common::{
-    CompactRecord, Counter, Interfaces, MAX_FULL_RECORDS, NAMES_MAP_FLAGS, NameKey, NameKey48,
-    NameKey112, ServiceRecord, ZoneConfig,
+    CompactRecord, Counter, Interfaces, MAX_FULL_RECORDS, MAX_ZONES, NAMES_MAP_FLAGS, NameKey,
+    NameKey48, NameKey112, ServiceRecord, ZoneConfig,
 };
 
 use crate::MAX_HEADERS_LEN;
@@ -56,14 +56,15 @@ pub(crate) const NAMES_SLOT: u32 = 0;
 pub(crate) static NAMES_FULL: HashMap<u32, ServiceRecord> =
     HashMap::with_max_entries(MAX_FULL_RECORDS, BPF_F_NO_PREALLOC);
 
-/// The zone: apex, flags and SOA, which change together. A one-entry
-/// array (its entry `ZONE_KEY`) in the slot of a one-slot array of maps,
-/// replaced whole as the names maps are: an update in place could be read
-/// half-written, and a one-entry hash map, which an update swaps whole,
-/// costs a hash a packet; two inlined array lookups cost 4 to 6 ns less on
-/// every path through the zone check (meshdns-xdp-cost).
+/// The zones: apex, flags and SOA of each, which change together. An
+/// array of `MAX_ZONES` (the longest apex first, `NONE` after the last) in
+/// the slot of a one-slot array of maps, replaced whole as the names maps
+/// are: an update in place could be read half-written, and a hash map,
+/// which an update swaps whole, costs a hash a packet; inlined array
+/// lookups cost 4 to 6 ns less on every path through the zone check
+/// (meshdns-xdp-cost).
 #[btf_map]
-pub(crate) static ZONE: ArrayOfMaps<btf_maps::Array<ZoneConfig, 1>, 1> = ArrayOfMaps::new();
+pub(crate) static ZONE: ArrayOfMaps<btf_maps::Array<ZoneConfig, MAX_ZONES>, 1> = ArrayOfMaps::new();
 
 /// The slot of the zone's array of maps that holds its array.
 pub(crate) const ZONE_SLOT: u32 = 0;

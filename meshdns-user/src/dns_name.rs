@@ -78,6 +78,19 @@ pub fn to_text(wire: &[u8]) -> String {
     text
 }
 
+/// Whether `name` (lowercased wire format) is `apex` or below it; never
+/// for an empty apex (no zone).
+pub fn is_at_or_below(name: &[u8], apex: &[u8]) -> bool {
+    let mut rest = name;
+    while !apex.is_empty() && rest.len() >= apex.len() {
+        if rest == apex {
+            return true;
+        }
+        rest = &rest[1 + usize::from(rest[0])..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

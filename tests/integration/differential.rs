@@ -4,11 +4,14 @@
 //! field, TTLs and name case included).
 
 use hickory_proto::op::Message;
-use meshdns::resolver::Transport;
+use meshdns::resolver::{
+    Transport,
+    authority::{self, Verdict, Zones},
+};
 use meshdns_tests::{
     fixtures::{self, longest_service, services},
     frame::*,
-    xdp::{self, XDP_TX},
+    xdp::{self, XDP_PASS, XDP_TX},
 };
 
 fn queries() -> Vec<(&'static str, Query)> {
@@ -101,6 +104,106 @@ fn fast_path_and_userspace_give_the_same_answers() {
         if format!("{fast:?}") != format!("{user:?}") {
             differences.push(format!(
                 "{description}:\n  fast path: {fast:?}\n  userspace: {user:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// Several zones at once, one inside another: `mesh` (authoritative),
+/// `mesh.local` (not), and `svc.mesh` (not, inside `mesh`: its names are
+/// its own, the longer apex wins). Both paths answer the same for names in
+/// each zone, each zone's negative answers carry its own SOA, and both
+/// pass or forward alike what no zone answers.
+#[test]
+fn several_zones_answer_alike_in_both_paths_and_the_longer_apex_wins() {
+    let text = "\
+ttl: 45
+zones:
+  - name: mesh
+    authoritative: true
+  - name: mesh.local
+    soa: { minimum: 10 }
+  - name: svc.mesh
+services:
+  - name: redis
+    vips: [240.0.0.100, \"fd00:fd00::100\"]
+  - name: redis.kuma-demo
+    zone: mesh.local
+    vips: [241.0.0.1]
+  - name: api
+    zone: svc.mesh
+    vips: [242.0.0.1]
+  - name: echo_demo
+    vips: [240.0.0.5]
+";
+    let (mut fast_path, table) = fixtures::loaded_fast_path(text);
+    let resolver = fixtures::offline_resolver(table.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dig = Opt::dig();
+    let answered = [
+        ("mesh A", Query::new("redis.mesh", TYPE_A)),
+        (
+            "mesh.local A",
+            Query::new("redis.kuma-demo.mesh.local", TYPE_A),
+        ),
+        (
+            "mesh.local NODATA, its own SOA",
+            Query::new("REDIS.kuma-demo.Mesh.Local", TYPE_AAAA).with_opt(dig.clone()),
+        ),
+        ("svc.mesh, inside mesh", Query::new("api.svc.mesh", TYPE_A)),
+        (
+            "mesh NXDOMAIN",
+            Query::new("nope.mesh", TYPE_A).with_opt(dig),
+        ),
+        (
+            "mesh's empty non-terminal",
+            Query::new("kuma-demo.mesh", TYPE_A),
+        ),
+    ];
+    let mut differences = Vec::new();
+    for (description, query) in answered {
+        let (action, output) = xdp::run(&mut fast_path, &query.frame()).unwrap();
+        if action != XDP_TX {
+            differences.push(format!("{description}: the fast path passed it"));
+            continue;
+        }
+        let fast = decode_dns(&output).unwrap();
+        let client = "127.0.0.1:40053".parse().unwrap();
+        let bytes = runtime
+            .block_on(resolver.handle(&query.to_bytes(), client, Transport::Udp))
+            .expect("a reply");
+        let user = Message::from_vec(&bytes).unwrap();
+        if format!("{fast:?}") != format!("{user:?}") {
+            differences.push(format!(
+                "{description}:\n  fast path: {fast:?}\n  userspace: {user:?}"
+            ));
+        }
+    }
+    // Unknown names of the zones that are not authoritative, even inside
+    // an authoritative one, and names of no zone: passed, and forwarded.
+    let zones = Zones::of(&table);
+    for name in [
+        "nope.mesh.local",
+        "mesh.local",
+        "x.svc.mesh",
+        "svc.mesh",
+        "mesh.example",
+    ] {
+        let query = Query::new(name, TYPE_A);
+        let (action, _) = xdp::run(&mut fast_path, &query.frame()).unwrap();
+        let message = Message::from_vec(&query.to_bytes()).unwrap();
+        let forwarded = matches!(
+            authority::answer(&table, &zones, &message),
+            Verdict::Forward
+        );
+        if action != XDP_PASS || !forwarded {
+            differences.push(format!(
+                "{name}: passed {}, forwarded {forwarded}",
+                action == XDP_PASS
             ));
         }
     }

@@ -155,7 +155,7 @@ fn status_and_dump_read_the_pins_with_the_agent_running_and_stopped() {
     assert_eq!(iface["serving"], true, "{status:#}");
     assert_eq!(status["agent"]["pid"], agent.pid(), "{status:#}");
     assert_eq!(status["agent"]["command"], "meshdns");
-    assert_eq!(status["zone"], "mesh.");
+    assert_eq!(status["zones"][0]["name"], "mesh.");
     assert_eq!(status["names"], 2);
     assert_eq!(status["counters"]["answered_a"], 1, "{status:#}");
 

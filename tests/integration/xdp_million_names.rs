@@ -28,6 +28,7 @@ fn service(i: u32) -> Service {
         // Realistic lengths: Kuma-style names run 30 to 50 bytes.
         name: format!("svc-{i:07}.namespace-{:03}.svc", i % 997),
         vips: vec![IpAddr::from([240, b, c, d])],
+        zone: None,
     }
 }
 
@@ -114,6 +115,7 @@ fn more_names_of_a_class_than_its_bound_are_refused_before_any_change() {
         .map(|i| Service {
             name: format!("{}-{i:06}.{}", "l".repeat(50), "m".repeat(50)),
             vips: service(i).vips,
+            zone: None,
         })
         .collect();
     let table = Table::build(config.validate().unwrap(), &mut State::default(), 0).unwrap();

@@ -2,7 +2,7 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf};
 
-use meshdns_common::{MAX_ADDRS, MAX_SOA_NAMES_LEN};
+use meshdns_common::{MAX_ADDRS, MAX_SOA_NAMES_LEN, MAX_ZONES};
 
 use super::MAX_TTL;
 use crate::{cidr::CidrError, dns_name::NameError, vip::AllocError};
@@ -33,6 +33,14 @@ pub enum ConfigErrorKind {
     Yaml(String),
     #[error("zone {zone:?}: {error}")]
     Zone { zone: String, error: NameError },
+    #[error("zone and zones: one or the other (zone is the one-zone shorthand)")]
+    ZoneAndZones,
+    #[error("zones lists {0}; from 1 to {MAX_ZONES} are served")]
+    ZoneCount(usize),
+    #[error("zone {0:?} is listed twice")]
+    DuplicateZone(String),
+    #[error("service {service:?}: zone {zone:?} is not one of zones")]
+    UnknownZone { service: String, zone: String },
     #[error("ttl {0} is above the maximum of {MAX_TTL} (RFC 2181 §8)")]
     Ttl(u32),
     #[error("soa {field} {value:?}: {error}")]
@@ -88,7 +96,15 @@ pub(crate) fn located(text: &str, kind: ConfigErrorKind) -> (Option<usize>, Conf
 pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
     let key = |key: &str| Needle::Key(key.to_string());
     let needle = match kind {
-        ConfigErrorKind::Zone { .. } => key("zone"),
+        ConfigErrorKind::Zone { zone, .. } | ConfigErrorKind::DuplicateZone(zone) => {
+            if text.contains("zones:") {
+                Needle::Text(zone.clone())
+            } else {
+                key("zone")
+            }
+        }
+        ConfigErrorKind::ZoneAndZones | ConfigErrorKind::ZoneCount(_) => key("zones"),
+        ConfigErrorKind::UnknownZone { service, .. } => Needle::Text(service.clone()),
         ConfigErrorKind::Ttl(_) => key("ttl"),
         ConfigErrorKind::SoaName { value, .. } => Needle::Text(value.clone()),
         ConfigErrorKind::SoaNamesTooLong { .. } => key("soa"),

@@ -25,22 +25,30 @@ use crate::source::SourceConfig;
 
 pub(crate) use error::located;
 pub use error::{ConfigError, ConfigErrorKind};
+pub use meshdns_common::MAX_ZONES;
 pub use validate::{CheckedService, MAX_TTL, ResolverSettings, Services};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The zone the services live in, without a trailing dot.
-    #[serde(default = "default_zone")]
-    pub zone: String,
+    /// The zone the services live in, without a trailing dot; default
+    /// `mesh`. The one-zone shorthand of `zones`.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Several zones (at most `MAX_ZONES`): each its own apex, SOA and
+    /// `authoritative`; services are in the first unless they say.
+    #[serde(default)]
+    pub zones: Option<Vec<ZoneSettings>>,
     /// TTL of the answers, in seconds.
     #[serde(default = "default_ttl")]
     pub ttl: u32,
     /// Unknown names in the zone get NXDOMAIN (true) or go to the host's
-    /// resolver (false, the default, as Kuma does).
+    /// resolver (false, the default, as Kuma does). With `zones`, what a
+    /// zone that does not say has.
     #[serde(default)]
     pub authoritative: bool,
-    /// The zone's SOA, sent with NODATA and NXDOMAIN answers.
+    /// The zone's SOA, sent with NODATA and NXDOMAIN answers. With
+    /// `zones`, what a zone that does not say has.
     #[serde(default)]
     pub soa: Soa,
     /// Where services without `vips` get their IPv4 VIP.
@@ -99,17 +107,33 @@ impl Default for Soa {
     }
 }
 
+/// One zone of `zones:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneSettings {
+    /// The apex, without a trailing dot.
+    pub name: String,
+    /// Default: the file's `authoritative`.
+    #[serde(default)]
+    pub authoritative: Option<bool>,
+    /// Default: the file's `soa` (its names then default to this zone's).
+    #[serde(default)]
+    pub soa: Option<Soa>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
     #[serde(default)]
     pub vips: Vec<IpAddr>,
+    /// The zone its names are in, of `zones`; default the first.
+    #[serde(default)]
+    pub zone: Option<String>,
 }
 
-fn default_zone() -> String {
-    "mesh".to_string()
-}
+/// The zone of a file that names none.
+const DEFAULT_ZONE: &str = "mesh";
 
 fn default_ttl() -> u32 {
     60
@@ -204,9 +228,36 @@ impl Config {
         })
     }
 
-    /// The zone without a trailing dot.
+    /// The first zone (where services are unless they say), without a
+    /// trailing dot.
     pub fn zone(&self) -> &str {
-        self.zone.strip_suffix('.').unwrap_or(&self.zone)
+        let zone = match (&self.zone, &self.zones) {
+            (Some(zone), _) => zone.as_str(),
+            (None, Some(zones)) if !zones.is_empty() => zones[0].name.as_str(),
+            _ => DEFAULT_ZONE,
+        };
+        zone.strip_suffix('.').unwrap_or(zone)
+    }
+
+    /// Every zone with its settings, in the file's order: `zones`, or the
+    /// one `zone` with the file's own `authoritative` and `soa`.
+    pub fn zone_settings(&self) -> Vec<(&str, bool, &Soa)> {
+        fn trim(name: &str) -> &str {
+            name.strip_suffix('.').unwrap_or(name)
+        }
+        match &self.zones {
+            Some(zones) => zones
+                .iter()
+                .map(|z| {
+                    (
+                        trim(&z.name),
+                        z.authoritative.unwrap_or(self.authoritative),
+                        z.soa.as_ref().unwrap_or(&self.soa),
+                    )
+                })
+                .collect(),
+            None => vec![(self.zone(), self.authoritative, &self.soa)],
+        }
     }
 }
 
@@ -315,6 +366,7 @@ mod tests {
         let service = Service {
             name: "echo-server_echo-example_svc_1010".into(),
             vips: vec![],
+            zone: None,
         };
         assert_eq!(
             service.dns_names(),

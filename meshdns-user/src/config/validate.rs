@@ -9,7 +9,7 @@ use foldhash::{HashMap, HashMapExt as _};
 
 use meshdns_common::{MAX_ADDRS, ZoneConfig};
 
-use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, located, zone};
+use super::{Config, ConfigErrorKind, DEFAULT_STALE_MAX, MAX_ZONES, located, zone};
 use crate::{
     cidr::{Cidr, CidrError},
     dns_name,
@@ -23,11 +23,11 @@ pub const MAX_TTL: u32 = (1 << 31) - 1;
 /// A services file, checked whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Services {
-    /// The zone as the XDP program sees it: apex, flags, SOA record.
-    pub zone: ZoneConfig,
+    /// The zones as the XDP program sees them (apex, flags, SOA record), in
+    /// the file's order: services without a `zone` are in the first.
+    pub zones: Vec<ZoneConfig>,
     /// TTL of the answers, in seconds.
     pub ttl: u32,
-    pub authoritative: bool,
     /// Where services without `vips` get theirs.
     pub pools: Pools,
     /// In file order.
@@ -88,23 +88,33 @@ impl Config {
     /// copied (a million of them is most of the start's work).
     pub fn validate(mut self) -> Result<Services, ConfigErrorKind> {
         let parsed = std::mem::take(&mut self.services);
-        let zone = self.zone();
-        let apex = dns_name::from_text(zone).map_err(|error| ConfigErrorKind::Zone {
-            zone: self.zone.clone(),
-            error,
-        })?;
         if self.ttl > MAX_TTL {
             return Err(ConfigErrorKind::Ttl(self.ttl));
         }
-        let zone_config = zone::zone_config(&self, &apex)?;
+        let zones = self.zones()?;
+        let zone = self.zone();
         let pools = self.pools()?;
         let resolver = ResolverSettings {
             allow_from: self.allow_from()?,
             stale_max: self.stale_max()?,
         };
         let mut services = Vec::with_capacity(parsed.len());
+        let zone_names: Vec<&str> = self.zone_settings().iter().map(|z| z.0).collect();
         for service in parsed {
             check_vips(&service.name, &service.vips)?;
+            let zone = match &service.zone {
+                None => zone,
+                Some(wanted) => {
+                    let wanted = wanted.strip_suffix('.').unwrap_or(wanted);
+                    *zone_names
+                        .iter()
+                        .find(|z| z.eq_ignore_ascii_case(wanted))
+                        .ok_or_else(|| ConfigErrorKind::UnknownZone {
+                            service: service.name.clone(),
+                            zone: wanted.to_string(),
+                        })?
+                }
+            };
             let mut names = Vec::with_capacity(2);
             for name in service.dns_names() {
                 // Lowercased by the encoding, as the program looks names up.
@@ -128,14 +138,38 @@ impl Config {
             .map(|source| source.check().map_err(ConfigErrorKind::Source))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Services {
-            zone: zone_config,
+            zones,
             ttl: self.ttl,
-            authoritative: self.authoritative,
             pools,
             services,
             sources,
             resolver,
         })
+    }
+
+    /// Each zone as the program sees it, in the file's order: at most
+    /// `MAX_ZONES`, none twice, `zone` and `zones` not both. A zone may lie
+    /// inside another: its names are its own (the longer apex wins).
+    fn zones(&self) -> Result<Vec<ZoneConfig>, ConfigErrorKind> {
+        if self.zone.is_some() && self.zones.is_some() {
+            return Err(ConfigErrorKind::ZoneAndZones);
+        }
+        let settings = self.zone_settings();
+        if settings.is_empty() || settings.len() > MAX_ZONES {
+            return Err(ConfigErrorKind::ZoneCount(settings.len()));
+        }
+        let mut zones: Vec<ZoneConfig> = Vec::with_capacity(settings.len());
+        for (name, authoritative, soa) in settings {
+            let apex = dns_name::from_text(name).map_err(|error| ConfigErrorKind::Zone {
+                zone: name.to_string(),
+                error,
+            })?;
+            if zones.iter().any(|z| z.apex_wire() == apex.as_slice()) {
+                return Err(ConfigErrorKind::DuplicateZone(name.to_string()));
+            }
+            zones.push(zone::zone_config(name, &apex, authoritative, soa)?);
+        }
+        Ok(zones)
     }
 
     /// The resolver's client allow list, if the file sets one, checked.
@@ -356,6 +390,51 @@ mod tests {
         assert!(matches!(
             parse("ttl: 4294967295\n").unwrap_err().1,
             ConfigErrorKind::Ttl(_)
+        ));
+    }
+
+    #[test]
+    fn several_zones_are_checked_with_their_lines() {
+        let services = parse(
+            "authoritative: true\nzones:\n  - name: mesh\n  - name: mesh.local\n    authoritative: false\nservices:\n  - name: a\n    vips: [240.0.0.1]\n  - name: b\n    zone: mesh.local.\n    vips: [240.0.0.2]\n",
+        )
+        .unwrap();
+        let apexes: Vec<&[u8]> = services.zones.iter().map(|z| z.apex_wire()).collect();
+        assert_eq!(apexes, [&b"\x04mesh\x00"[..], b"\x04mesh\x05local\x00"]);
+        // The file's authoritative is the default, a zone's own wins.
+        assert!(services.zones[0].is_authoritative() && !services.zones[1].is_authoritative());
+        assert_eq!(
+            &*services.services[1].names[0],
+            b"\x01b\x04mesh\x05local\x00"
+        );
+
+        // A file, the line it is rejected at, and whether the error is the right one.
+        type Case = (&'static str, Option<usize>, fn(&ConfigErrorKind) -> bool);
+        let cases: [Case; 4] = [
+            ("zone: mesh\nzones:\n  - name: x\n", Some(2), |k| {
+                matches!(k, ConfigErrorKind::ZoneAndZones)
+            }),
+            ("zones:\n  - name: a\n  - name: A.\n", Some(3), |k| {
+                matches!(k, ConfigErrorKind::DuplicateZone(_))
+            }),
+            ("zones: []\n", Some(1), |k| {
+                matches!(k, ConfigErrorKind::ZoneCount(0))
+            }),
+            (
+                "zones:\n  - name: mesh\nservices:\n  - name: svc\n    zone: other\n",
+                Some(4),
+                |k| matches!(k, ConfigErrorKind::UnknownZone { .. }),
+            ),
+        ];
+        for (text, line, kind) in cases {
+            let (got_line, got) = parse(text).unwrap_err();
+            assert!(kind(&got), "{text}: {got}");
+            assert_eq!(got_line, line, "{text}: {got}");
+        }
+        let nine: String = (0..9).map(|i| format!("  - name: z{i}\n")).collect();
+        assert!(matches!(
+            parse(&format!("zones:\n{nine}")).unwrap_err().1,
+            ConfigErrorKind::ZoneCount(9)
         ));
     }
 }

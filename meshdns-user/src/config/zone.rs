@@ -1,15 +1,18 @@
-//! The zone as the XDP program sees it: its apex, its flags, and its SOA
+//! A zone as the XDP program sees it: its apex, its flags, and its SOA
 //! record (RFC 1035 §3.3.13) in wire format, built once from the file.
 
 use meshdns_common::{MAX_SOA_NAMES_LEN, NameKey, ZONE_AUTHORITATIVE, ZoneConfig};
 
-use super::{Config, ConfigErrorKind};
+use super::{ConfigErrorKind, Soa};
 use crate::dns_name;
 
-/// The zone's apex, flags and SOA record, from the config.
-pub(super) fn zone_config(config: &Config, apex: &[u8]) -> Result<ZoneConfig, ConfigErrorKind> {
-    let soa = &config.soa;
-    let zone = config.zone();
+/// The apex, flags and SOA record of zone `zone` (`apex` in wire format).
+pub(super) fn zone_config(
+    zone: &str,
+    apex: &[u8],
+    authoritative: bool,
+    soa: &Soa,
+) -> Result<ZoneConfig, ConfigErrorKind> {
     let name = |field: &'static str, value: &Option<String>, default: String| {
         let value = value.clone().unwrap_or(default);
         dns_name::from_text(&value).map_err(|error| ConfigErrorKind::SoaName {
@@ -46,11 +49,7 @@ pub(super) fn zone_config(config: &Config, apex: &[u8]) -> Result<ZoneConfig, Co
             .wire,
         apex_len: apex.len() as u16,
         soa_rr_len: rr.len() as u16,
-        flags: if config.authoritative {
-            ZONE_AUTHORITATIVE
-        } else {
-            0
-        },
+        flags: if authoritative { ZONE_AUTHORITATIVE } else { 0 },
         soa_rr: [0; meshdns_common::MAX_SOA_RR_LEN],
     };
     zone_config.soa_rr[..rr.len()].copy_from_slice(&rr);
@@ -65,7 +64,7 @@ mod tests {
     #[test]
     fn rfc1035_3_3_13_soa_record_with_defaults() {
         let services = Services::parse("zone: Mesh.\n").unwrap();
-        let zone = &services.zone;
+        let zone = &services.zones[0];
         assert_eq!(&zone.apex[..zone.apex_len as usize], b"\x04mesh\x00");
         let rr = &zone.soa_rr[..zone.soa_rr_len as usize];
         let mut want = vec![0, 6, 0, 1, 0, 0, 0, 30];

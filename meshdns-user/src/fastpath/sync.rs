@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use aya::maps::{Array, IterableMap as _, Map, MapData};
-use meshdns_common::{NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig};
+use meshdns_common::{MAX_ZONES, NameKey, ServiceRecord, ZONE_MAP, ZoneConfig};
 
 use super::{
     FastPath, Result, map_error,
@@ -34,14 +34,15 @@ impl FastPath {
     pub fn sync(&mut self, table: impl Into<Arc<Table>>) -> Result<SyncReport> {
         let table = table.into();
         let previous = self.in_kernel.take();
-        // A zone (its apex, or whether it is authoritative) and its names
+        // Zones (an apex, or whether it is authoritative) and their names
         // cannot change in one step. Meanwhile the program passes every
         // query to the resolver, which has the new table already, rather
-        // than answer from the new zone's rules with the old names (a name
+        // than answer from the new zones' rules with the old names (a name
         // about to be added would be NXDOMAIN). A failed sync leaves it so.
-        let zone_changes = self.zone()?.as_ref() != Some(table.zone());
+        let zones = table.zone_entries();
+        let zone_changes = self.zones()? != Some(zones);
         if zone_changes {
-            self.set_zone(&ZoneConfig::NONE)?;
+            self.set_zones(&[ZoneConfig::NONE; MAX_ZONES])?;
         }
 
         let names = &mut self.names;
@@ -107,31 +108,39 @@ impl FastPath {
         // New maps into their slots, filled, before the zone says to use them.
         names.install()?;
         if zone_changes {
-            self.set_zone(table.zone())?;
+            self.set_zones(&zones)?;
         }
         self.in_kernel = Some(table);
         Ok(report)
     }
 
-    /// The zone the program uses now, if any (or if it can be known: a
-    /// zone the agent cannot read is as none, and is written again).
-    fn zone(&self) -> Result<Option<ZoneConfig>> {
-        Ok(self
-            .zone_map
-            .as_ref()
-            .and_then(|map| map.get(&ZONE_KEY, 0).ok()))
+    /// The zones the program uses now, if they can be known (zones the
+    /// agent cannot read are as none, and are written again).
+    fn zones(&self) -> Result<Option<[ZoneConfig; MAX_ZONES]>> {
+        Ok(self.zone_map.as_ref().and_then(zone_entries))
     }
 
-    /// Replaces the zone the program uses, in one update: a new one-entry
-    /// array holding it goes into the zone's slot.
-    pub fn set_zone(&mut self, zone: &ZoneConfig) -> Result<()> {
+    /// Replaces the zones the program uses, in one update: a new array
+    /// holding them (see `ZoneConfig`) goes into the zone's slot.
+    pub fn set_zones(&mut self, zones: &[ZoneConfig; MAX_ZONES]) -> Result<()> {
         let mut map: Array<MapData, ZoneConfig> =
-            Array::create(1, 0).map_err(map_error(ZONE_MAP))?;
-        map.set(ZONE_KEY, zone, 0).map_err(map_error(ZONE_MAP))?;
+            Array::create(MAX_ZONES as u32, 0).map_err(map_error(ZONE_MAP))?;
+        for (index, zone) in (0..).zip(zones) {
+            map.set(index, zone, 0).map_err(map_error(ZONE_MAP))?;
+        }
         self.zone.put(map.map())?;
         self.zone_map = Some(map);
         Ok(())
     }
+}
+
+/// Every entry of a zones array, if each can be read.
+pub fn zone_entries(map: &Array<MapData, ZoneConfig>) -> Option<[ZoneConfig; MAX_ZONES]> {
+    let mut zones = [ZoneConfig::NONE; MAX_ZONES];
+    for (index, zone) in (0..).zip(&mut zones) {
+        *zone = map.get(&index, 0).ok()?;
+    }
+    Some(zones)
 }
 
 /// The names `read` (what the maps held) has and `table` does not.
@@ -142,7 +151,7 @@ fn gone<'a>(
     read.keys().filter(|key| table.get(key).is_none()).copied()
 }
 
-/// The one-entry zone array in the zone's slot, if it can be had (see
+/// The zones array in the zone's slot, if it can be had (see
 /// [`Slot::current`]).
 pub fn zone_array(zone: &Slot, role: Role) -> Result<Option<Array<MapData, ZoneConfig>>> {
     zone.current(role)?

@@ -21,7 +21,7 @@ use super::{InspectError, Pinned, Result, frame};
 use crate::{
     fastpath::{FastPath, Pins, XDP_PASS, XDP_TX},
     resolver::{
-        authority::{self, Verdict, Zone},
+        authority::{self, Verdict, Zones},
         stats,
     },
     source::provenance::Provenance,
@@ -135,7 +135,7 @@ pub fn lookup(
             // A name that makes no key is forwarded on the zone alone.
             let key = authority::key_of(question.name()).unwrap_or(NameKey::ZERO);
             let table = pinned.table_for(&key)?;
-            let zone = Zone::of(&table);
+            let zone = Zones::of(&table);
             lookup.agent = Some(match authority::answer(&table, &zone, &query) {
                 Verdict::Answer(reply) => AgentVerdict {
                     action: "answers",

@@ -19,7 +19,7 @@ use std::{
 
 use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
 use meshdns_common::{
-    COUNTERS_MAP, Counter, NAMES_MAPS, NameKey, ServiceRecord, ZONE_KEY, ZONE_MAP, ZoneConfig,
+    COUNTERS_MAP, Counter, MAX_ZONES, NAMES_MAPS, NameKey, ServiceRecord, ZONE_MAP, ZoneConfig,
 };
 use serde::Serialize;
 
@@ -124,10 +124,12 @@ impl Pinned {
         })
     }
 
-    pub fn zone(&self) -> Result<ZoneConfig> {
+    /// The zones array as the program reads it (`ZoneConfig::NONE` after
+    /// the last zone).
+    pub fn zones(&self) -> Result<[ZoneConfig; MAX_ZONES]> {
         self.zone
             .as_ref()
-            .and_then(|zone| zone.get(&ZONE_KEY, 0).ok())
+            .and_then(fastpath::sync::zone_entries)
             .ok_or_else(|| InspectError::NoZone(self.pins.maps_dir()))
     }
 
@@ -147,7 +149,7 @@ impl Pinned {
     /// every name would take seconds at a million.
     pub fn table_for(&self, key: &NameKey) -> Result<Table> {
         let record = self.names.get(key)?.map(|record| (*key, record));
-        Ok(Table::from_kernel(self.zone()?, record))
+        Ok(Table::from_kernel(&self.zones()?, record))
     }
 
     pub fn counters(&self) -> Result<Counters> {
@@ -181,8 +183,7 @@ pub struct Status {
     pub interfaces: Vec<Interface>,
     /// The agent process that runs the attached program, if one does.
     pub agent: Option<process::Agent>,
-    pub zone: String,
-    pub authoritative: bool,
+    pub zones: Vec<ZoneView>,
     pub names: usize,
     pub counters: BTreeMap<&'static str, u64>,
     pub answered: u64,
@@ -191,6 +192,47 @@ pub struct Status {
     /// its state folder; empty if it lists none, or the folder is not
     /// there).
     pub sources: Vec<SourceSummary>,
+}
+
+/// A zone, as `status` and `dump` show it.
+#[derive(Debug, Serialize)]
+pub struct ZoneView {
+    /// The apex, with its trailing dot.
+    pub name: String,
+    pub authoritative: bool,
+}
+
+impl ZoneView {
+    /// The zones the program uses, in the order it walks them.
+    fn all(zones: &[ZoneConfig; MAX_ZONES]) -> Vec<Self> {
+        zones
+            .iter()
+            .filter(|z| z.apex_len > 0)
+            .map(|z| Self {
+                name: dns_name::to_text(z.apex_wire()),
+                authoritative: z.is_authoritative(),
+            })
+            .collect()
+    }
+
+    /// `mesh. (authoritative), mesh.local.`; `none` while the agent
+    /// changes zones (every query is passed meanwhile).
+    fn list(zones: &[Self]) -> String {
+        if zones.is_empty() {
+            return "none (every query passed)".into();
+        }
+        zones
+            .iter()
+            .map(|z| {
+                if z.authoritative {
+                    format!("{} (authoritative)", z.name)
+                } else {
+                    z.name.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// One interface with a pinned link.
@@ -211,7 +253,7 @@ pub struct Interface {
 
 pub fn status(pins: &Pins, provenance: Option<Provenance>) -> Result<Status> {
     let pinned = Pinned::open(pins)?;
-    let zone = pinned.zone()?;
+    let zones = ZoneView::all(&pinned.zones()?);
     let names = pinned.name_count()?;
     let counters = pinned.counters()?;
     let interfaces: Vec<Interface> = pins
@@ -225,8 +267,7 @@ pub fn status(pins: &Pins, provenance: Option<Provenance>) -> Result<Status> {
         maps_dir: pins.maps_dir(),
         interfaces,
         agent: process::running_program(&programs),
-        zone: dns_name::to_text(zone.apex_wire()),
-        authoritative: zone.is_authoritative(),
+        zones,
         names,
         counters: counters_by_name(&counters),
         answered: counters.answered(),
@@ -304,14 +345,9 @@ impl fmt::Display for Status {
         }
         writeln!(
             f,
-            "table:      {} names in zone {}{}",
+            "table:      {} names in zones {}",
             self.names,
-            self.zone,
-            if self.authoritative {
-                " (authoritative)"
-            } else {
-                ""
-            }
+            ZoneView::list(&self.zones)
         )?;
         writeln!(
             f,
@@ -342,8 +378,7 @@ impl fmt::Display for Status {
 /// `meshdns dump`: every name in the kernel's table.
 #[derive(Debug, Serialize)]
 pub struct Dump {
-    pub zone: String,
-    pub authoritative: bool,
+    pub zones: Vec<ZoneView>,
     pub names: Vec<Name>,
 }
 
@@ -361,7 +396,7 @@ pub struct Name {
 
 pub fn dump(pins: &Pins, provenance: Option<&Provenance>) -> Result<Dump> {
     let pinned = Pinned::open(pins)?;
-    let zone = pinned.zone()?;
+    let zones = ZoneView::all(&pinned.zones()?);
     let mut names: Vec<Name> = pinned
         .records()?
         .into_iter()
@@ -379,11 +414,7 @@ pub fn dump(pins: &Pins, provenance: Option<&Provenance>) -> Result<Dump> {
         })
         .collect();
     names.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Dump {
-        zone: dns_name::to_text(zone.apex_wire()),
-        authoritative: zone.is_authoritative(),
-        names,
-    })
+    Ok(Dump { zones, names })
 }
 
 impl fmt::Display for Dump {
@@ -414,14 +445,9 @@ impl fmt::Display for Dump {
         }
         write!(
             f,
-            "{} names in zone {}{}",
+            "{} names in zones {}",
             self.names.len(),
-            self.zone,
-            if self.authoritative {
-                " (authoritative)"
-            } else {
-                ""
-            }
+            ZoneView::list(&self.zones)
         )
     }
 }

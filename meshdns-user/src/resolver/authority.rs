@@ -1,7 +1,7 @@
-//! Answers for names in the mesh zone, from the same table and by the same
-//! rules as the XDP program, so a query gets the same answer whichever path
-//! it takes; plus what only userspace answers (other types, ANY, the apex's
-//! SOA).
+//! Answers for names in the mesh's zones, from the same table and by the
+//! same rules as the XDP program, so a query gets the same answer whichever
+//! path it takes; plus what only userspace answers (other types, ANY, the
+//! apex's SOA).
 
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, ResponseCode},
@@ -11,7 +11,7 @@ use hickory_proto::{
     },
     serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _},
 };
-use meshdns_common::{EDNS_UDP_PAYLOAD_SIZE, NameKey};
+use meshdns_common::{EDNS_UDP_PAYLOAD_SIZE, NameKey, ZoneConfig};
 
 use crate::table::Table;
 
@@ -24,7 +24,7 @@ pub enum Verdict {
     Answer(Message),
 }
 
-/// The zone apex and its SOA record as hickory records, decoded from the
+/// A zone's apex and its SOA record as hickory records, decoded from the
 /// very bytes the XDP program sends.
 pub struct Zone {
     apex: Name,
@@ -33,10 +33,8 @@ pub struct Zone {
 }
 
 impl Zone {
-    pub fn of(table: &Table) -> Self {
-        let zone = table.zone();
-        let apex_wire = zone.apex_wire();
-        let mut rr = apex_wire.to_vec();
+    fn of(zone: &ZoneConfig) -> Self {
+        let mut rr = zone.apex_wire().to_vec();
         rr.extend_from_slice(&zone.soa_rr[..usize::from(zone.soa_rr_len)]);
         let mut decoder = BinDecoder::new(&rr);
         let soa = Record::read(&mut decoder).expect("the table's SOA record is well formed");
@@ -48,6 +46,20 @@ impl Zone {
     }
 }
 
+/// The table's zones, as the program walks them: the longest apex first.
+pub struct Zones(Vec<Zone>);
+
+impl Zones {
+    pub fn of(table: &Table) -> Self {
+        Self(table.zones().iter().map(Zone::of).collect())
+    }
+
+    /// The zone that holds `name`: the innermost that it is in.
+    pub fn of_name(&self, name: &Name) -> Option<&Zone> {
+        self.0.iter().find(|zone| zone.apex.zone_of(name))
+    }
+}
+
 /// The table's key for `name`: its wire format, lowercased.
 pub fn key_of(name: &Name) -> Option<NameKey> {
     name.to_bytes()
@@ -56,12 +68,12 @@ pub fn key_of(name: &Name) -> Option<NameKey> {
 }
 
 /// Decides on a query with one question (the caller checked).
-pub fn answer(table: &Table, zone: &Zone, query: &Message) -> Verdict {
+pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
     let question = &query.queries[0];
     let name = question.name();
-    if !zone.apex.zone_of(name) {
+    let Some(zone) = zones.of_name(name) else {
         return Verdict::Forward;
-    }
+    };
     let Some(key) = key_of(name) else {
         return Verdict::Forward;
     };

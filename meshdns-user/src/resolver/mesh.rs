@@ -5,7 +5,7 @@ use std::{net::IpAddr, sync::Arc};
 use hickory_proto::op::Message;
 
 use super::{
-    authority::{self, Verdict, Zone},
+    authority::{self, Verdict, Zones},
     cache::{Cache, Key, Limits, Templates},
     wire::{Copied, Template},
 };
@@ -15,7 +15,7 @@ use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
 /// the zone view of it, who may ask, and the replies given from it so far.
 pub struct Mesh {
     pub table: Arc<Table>,
-    pub(super) zone: Zone,
+    pub(super) zones: Zones,
     pub(super) allow_from: Vec<Cidr>,
     /// The zone's replies as bytes, for the fast lane (`wire`): made the
     /// first time a question is answered the whole way, kept as long as
@@ -40,14 +40,14 @@ impl Mesh {
         settings: &ResolverSettings,
         default_allow_from: &[Cidr],
     ) -> Self {
-        let zone = Zone::of(&table);
+        let zones = Zones::of(&table);
         let allow_from = settings
             .allow_from
             .clone()
             .unwrap_or_else(|| default_allow_from.to_vec());
         Self {
             table,
-            zone,
+            zones,
             allow_from,
             replies: Cache::new(MESH_REPLIES),
         }
@@ -63,7 +63,7 @@ impl Mesh {
         }
         let reply = |edns: bool| match authority::answer(
             &self.table,
-            &self.zone,
+            &self.zones,
             &key.template_query(edns)?,
         ) {
             Verdict::Answer(reply) => Some(reply),

@@ -20,7 +20,7 @@ use super::{
     authority::{self, Verdict},
     cache::{Key, Lookup},
     reply::{PLAIN_UDP_REPLY, answer_for, client_limit, error_reply, formerr, reply_limit},
-    wire::{QueryView, is_at_or_below},
+    wire::QueryView,
 };
 
 /// What [`Resolver::handle_now`] did.
@@ -95,7 +95,7 @@ impl Resolver {
             return None;
         }
         let name = query.lowercase_name();
-        let in_zone = is_at_or_below(&name, mesh.table.zone().apex_wire());
+        let in_zone = mesh.table.zone_of(&name).is_some();
         let key = Key {
             name,
             qtype: RecordType::from(query.qtype),
@@ -155,7 +155,7 @@ impl Resolver {
             dnssec_ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         };
 
-        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zone, &query) {
+        if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zones, &query) {
             self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
             mesh.remember(key);
             return Ok(reply);

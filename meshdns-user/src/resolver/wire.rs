@@ -80,19 +80,6 @@ impl<'a> QueryView<'a> {
     }
 }
 
-/// Whether `name` (lowercased wire format) is `apex` or below it; never
-/// for an empty apex (no zone).
-pub fn is_at_or_below(name: &[u8], apex: &[u8]) -> bool {
-    let mut rest = name;
-    while !apex.is_empty() && rest.len() >= apex.len() {
-        if rest == apex {
-            return true;
-        }
-        rest = &rest[1 + usize::from(rest[0])..];
-    }
-    false
-}
-
 /// EDNS options whose data hickory decodes (and may reject, answering
 /// FORMERR the whole way): client subnet (RFC 7871), and DAU, DHU, N3U
 /// (RFC 6975). The lane leaves queries with them to the whole way.

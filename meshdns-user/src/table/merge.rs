@@ -12,9 +12,9 @@ use std::{
     sync::Arc,
 };
 
-use meshdns_common::ServiceRecord;
+use meshdns_common::{ServiceRecord, ZoneConfig};
 
-use super::{Entry, record_of};
+use super::{Entry, record_of, zone_of};
 use crate::{dns_name, source::SourceName};
 
 /// The names a source gives, for [`Table::build_with_sources`](super::Table::build_with_sources).
@@ -46,10 +46,10 @@ pub struct Merged {
 const WARNINGS_PER_SOURCE: usize = 5;
 
 /// Adds each source's names to `entries` (the services file's, in wire
-/// format, lowercased) where they are in the zone of `apex` and free.
+/// format, lowercased) where they are in one of `zones` and free.
 pub(super) fn merge(
     entries: &mut BTreeMap<Box<[u8]>, Entry>,
-    apex: &[u8],
+    zones: &[ZoneConfig],
     sources: &[SourceNames<'_>],
 ) -> Vec<Merged> {
     let mut merged = Vec::with_capacity(sources.len());
@@ -73,13 +73,9 @@ pub(super) fn merge(
                     continue;
                 }
             };
-            if !in_zone(&wire, apex) {
+            if zone_of(zones, &wire).is_none() {
                 counts.outside_zone += 1;
-                warn(format_args!(
-                    "{:?} left out: outside the zone {}",
-                    name.name,
-                    dns_name::to_text(apex)
-                ));
+                warn(format_args!("{:?} left out: outside the zones", name.name));
                 continue;
             }
             let record = record_of(&name.addresses, source.ttl);
@@ -119,18 +115,6 @@ pub(super) fn merge(
         merged.push(counts);
     }
     merged
-}
-
-/// Whether `wire` is `apex` or below it, at a label boundary.
-fn in_zone(wire: &[u8], apex: &[u8]) -> bool {
-    let mut at = 0;
-    while at < wire.len() {
-        if wire[at..] == *apex {
-            return true;
-        }
-        at += 1 + wire[at] as usize;
-    }
-    false
 }
 
 /// Whether two records answer alike (TTLs aside): the same name given

@@ -10,10 +10,11 @@ use std::{
     sync::Arc,
 };
 
-use meshdns_common::{MAX_ADDRS, NameClass, NameKey, ServiceRecord, ZoneConfig};
+use meshdns_common::{MAX_ADDRS, MAX_ZONES, NameClass, NameKey, ServiceRecord, ZoneConfig};
 
 use crate::{
     config::{ConfigErrorKind, Services, located},
+    dns_name,
     vip::{AllocError, Request, State},
 };
 
@@ -32,11 +33,13 @@ pub struct Entry {
     pub record: ServiceRecord,
 }
 
-/// Every name the zone answers for, keyed as the XDP program looks them up,
-/// and the zone itself.
+/// Every name the zones answer for, keyed as the XDP program looks them up,
+/// and the zones themselves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    zone: ZoneConfig,
+    /// The longest apex first, as the program walks them (a name is in the
+    /// first that holds it).
+    zones: Vec<ZoneConfig>,
     /// By the name in wire format, lowercased, as long as it is (not as a
     /// 256-byte `NameKey`: at a million names that is a quarter of a GB).
     /// Wire names are self-delimiting, so this orders them as `NameKey`s do.
@@ -111,13 +114,14 @@ impl Table {
         // and left the nodes partly empty. The names are unique: the
         // services were checked.
         let mut entries = BTreeMap::from_iter(entries);
+        let zones = longest_first(services.zones);
         // The sources' names after the file's, which win.
-        let merged = merge::merge(&mut entries, services.zone.apex_wire(), sources);
-        if services.authoritative {
-            add_empty_names(&mut entries, services.zone.apex_wire(), services.ttl);
+        let merged = merge::merge(&mut entries, &zones, sources);
+        for zone in zones.iter().filter(|z| z.is_authoritative()) {
+            add_empty_names(&mut entries, &zones, zone, services.ttl);
         }
         let table = Self {
-            zone: services.zone,
+            zones,
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
             sources: sources.iter().map(|s| Arc::from(s.id)).collect(),
@@ -129,7 +133,7 @@ impl Table {
     /// read back from the pinned maps by `meshdns lookup` and `dump`, which
     /// need no services file. The kernel knows no service names.
     pub fn from_kernel(
-        zone: ZoneConfig,
+        zones: &[ZoneConfig; MAX_ZONES],
         records: impl IntoIterator<Item = (NameKey, ServiceRecord)>,
     ) -> Self {
         let entries: BTreeMap<Box<[u8]>, Entry> = records
@@ -146,7 +150,7 @@ impl Table {
             })
             .collect();
         Self {
-            zone,
+            zones: longest_first(zones.iter().filter(|z| z.apex_len > 0).copied().collect()),
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
             sources: Vec::new(),
@@ -161,9 +165,25 @@ impl Table {
         self.sources.get(index).map(|id| &**id)
     }
 
-    /// The zone as the XDP program sees it.
-    pub fn zone(&self) -> &ZoneConfig {
-        &self.zone
+    /// The zones as the XDP program sees them, the longest apex first.
+    pub fn zones(&self) -> &[ZoneConfig] {
+        &self.zones
+    }
+
+    /// The zones as the program's array holds them: the longest apex
+    /// first, `ZoneConfig::NONE` after the last.
+    pub fn zone_entries(&self) -> [ZoneConfig; MAX_ZONES] {
+        let mut entries = [ZoneConfig::NONE; MAX_ZONES];
+        for (entry, zone) in entries.iter_mut().zip(&self.zones) {
+            *entry = *zone;
+        }
+        entries
+    }
+
+    /// The zone `wire` (a name in wire format, lowercased) is in, if any:
+    /// the one with the longest apex that it is or is below.
+    pub fn zone_of(&self, wire: &[u8]) -> Option<&ZoneConfig> {
+        zone_of(&self.zones, wire)
     }
 
     pub fn len(&self) -> usize {
@@ -265,15 +285,40 @@ fn key_of(wire: &[u8]) -> NameKey {
     NameKey::from_wire(wire).expect("a table holds well-formed names")
 }
 
-/// Adds the apex and every empty non-terminal (a name with no records of
-/// its own but names below it, such as `svc.1010.mesh` for
-/// `echo-server.echo-example.svc.1010.mesh`) as names without addresses:
-/// they exist, so an authoritative zone must answer them NODATA, not
-/// NXDOMAIN (RFC 8020).
-fn add_empty_names(entries: &mut BTreeMap<Box<[u8]>, Entry>, apex: &[u8], ttl: u32) {
+/// `zones` in the order the program walks them: the longest apex first,
+/// so that the first to hold a name is the innermost.
+fn longest_first(mut zones: Vec<ZoneConfig>) -> Vec<ZoneConfig> {
+    zones.sort_by(|a, b| b.apex_len.cmp(&a.apex_len).then(a.apex.cmp(&b.apex)));
+    zones
+}
+
+/// The first of `zones` (the longest apex first) that `wire` is the apex
+/// of or below, at a label boundary.
+pub(crate) fn zone_of<'a>(zones: &'a [ZoneConfig], wire: &[u8]) -> Option<&'a ZoneConfig> {
+    zones
+        .iter()
+        .find(|zone| dns_name::is_at_or_below(wire, zone.apex_wire()))
+}
+
+/// Adds the apex of `zone` and every empty non-terminal of its names (a
+/// name with no records of its own but names below it, such as
+/// `svc.1010.mesh` for `echo-server.echo-example.svc.1010.mesh`) as names
+/// without addresses: they exist, so an authoritative zone must answer them
+/// NODATA, not NXDOMAIN (RFC 8020). A name of a zone inside `zone` has
+/// its non-terminals there, not here.
+fn add_empty_names(
+    entries: &mut BTreeMap<Box<[u8]>, Entry>,
+    zones: &[ZoneConfig],
+    zone: &ZoneConfig,
+    ttl: u32,
+) {
+    let apex = zone.apex_wire();
     // Many names share each parent: each is copied once.
     let mut empty = BTreeSet::from([apex]);
     for key in entries.keys() {
+        if zone_of(zones, key).map(ZoneConfig::apex_wire) != Some(apex) {
+            continue;
+        }
         let mut wire: &[u8] = key;
         // Strip the first label while what is left is below the apex.
         while wire.len() > apex.len() {
@@ -429,7 +474,7 @@ mod tests {
         }
         let apex = NameKey::from_wire(b"\x04mesh\x00").unwrap();
         assert!(table.get(&apex).is_some());
-        assert!(table.zone().is_authoritative());
+        assert!(table.zones()[0].is_authoritative());
 
         // Not authoritative: only the services' own names.
         let table = Table::parse(&text.replace("true", "false")).unwrap();

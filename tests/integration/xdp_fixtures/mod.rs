@@ -124,7 +124,9 @@ fn fixtures_through_bpf_prog_test_run() {
 #[test]
 fn with_no_zone_every_query_passes_untouched() {
     let mut fast_path = fast_path(Zone::Authoritative);
-    fast_path.set_zone(&ZoneConfig::NONE).unwrap();
+    fast_path
+        .set_zones(&[ZoneConfig::NONE; meshdns_common::MAX_ZONES])
+        .unwrap();
     for query in [
         Query::new("redis.mesh", TYPE_A),
         Query::new("redis.mesh", TYPE_AAAA),
