@@ -127,7 +127,11 @@ impl Registry {
         self.read_sources(&services.sources);
         let mut hasher = DefaultHasher::new();
         text_hash.hash(&mut hasher);
-        for (_, state, _) in &self.sources {
+        // Each source's names framed by its place and count: the same
+        // names moved from one source to another are another table.
+        for (index, (_, state, _)) in self.sources.iter().enumerate() {
+            index.hash(&mut hasher);
+            state.names().count().hash(&mut hasher);
             state.names().for_each(|name| name.hash(&mut hasher));
         }
         let hash = if self.sources.is_empty() {

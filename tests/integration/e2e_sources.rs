@@ -245,3 +245,27 @@ fn kuma_cps_names_are_answered_in_the_kernel_and_outlive_its_failures() {
         .wait_for_log("serving the names kuma-cp last gave", Duration::ZERO)
         .unwrap();
 }
+
+#[test]
+fn a_source_folder_made_after_the_agent_started_is_read_as_it_comes() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let mut volume = ConfigMapVolume::new("e2e-kuma-vips-later");
+    std::fs::remove_dir(&volume.dir).unwrap();
+    let config = lab.write_services(&format!(
+        "zone: mesh\nservices: []\nsources:\n  - kuma_vips: {}\n",
+        volume.dir.display()
+    ));
+    let mut agent = lab.start_agent(&config, &[]).unwrap();
+    agent
+        .wait_for_log("its last good names keep serving", Duration::ZERO)
+        .unwrap();
+
+    // The kubelet mounts the volume late: the folder, then its data.
+    std::fs::create_dir(&volume.dir).unwrap();
+    volume.publish(&[("default", DEMO_MESH)]);
+    agent
+        .wait_for_log("fast path table updated", Duration::from_secs(5))
+        .unwrap();
+    answered_by_the_kernel(&lab, &[("web.mesh", "30 IN A 240.0.0.3")]);
+}

@@ -70,6 +70,10 @@ pub struct Options {
 /// came back.
 const LINK_CHECK: Duration = Duration::from_secs(2);
 
+/// How often `/metrics`' view of the polled sources is refreshed between
+/// reloads (their polls succeed or fail without changing the table).
+const SOURCE_STATUS: Duration = Duration::from_secs(1);
+
 /// A started agent: attached, listening, with capabilities dropped.
 pub struct Agent {
     serving: Serving,
@@ -134,7 +138,19 @@ impl Agent {
         let Reload::Changed { table, settings } = first else {
             unreachable!("the first read is always a change");
         };
-        changes.watch(&registry.watch_paths());
+        // The sources' folders are known once the file is read: watched
+        // now, and read once more if that added a watch, so that a change
+        // made between the read and the watch is not missed.
+        let mut changes = changes;
+        let (table, settings) = if changes.watch(&registry.watch_paths()) {
+            let _context = runtime.enter();
+            match registry.reload()? {
+                Reload::Changed { table, settings } => (table, settings),
+                Reload::Unchanged => (table, settings),
+            }
+        } else {
+            (table, settings)
+        };
         // Up before the attach, so /readyz can say "not yet".
         let agent = Arc::new(AgentState::default());
         agent.names.store(table.len() as u64, Ordering::Relaxed);
@@ -245,6 +261,7 @@ impl Serving {
     async fn serve(&mut self) -> Result<&'static str> {
         let mut links = tokio::time::interval(LINK_CHECK);
         let source_changes = self.reconciler.source_changes();
+        let mut source_status = tokio::time::interval(SOURCE_STATUS);
         loop {
             let retry_at = self.reconciler.retry_at();
             let why = tokio::select! {
@@ -257,6 +274,10 @@ impl Serving {
                     "file changed"
                 }
                 () = source_changes.notified() => "a source changed",
+                _ = source_status.tick() => {
+                    self.reconciler.refresh_sources();
+                    continue;
+                }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
                 _ = links.tick(), if self.fast_path.is_some() => {
                     if let (Some(fast_path), Some(mode)) = (self.fast_path.as_mut(), self.options.xdp_mode) {
@@ -266,7 +287,10 @@ impl Serving {
                 }
             };
             self.reconciler.reload(why, self.fast_path.as_mut());
-            self.changes.watch(&self.reconciler.watch_paths());
+            if self.changes.watch(&self.reconciler.watch_paths()) {
+                self.reconciler
+                    .reload("a source's folder now watched", self.fast_path.as_mut());
+            }
         }
     }
 

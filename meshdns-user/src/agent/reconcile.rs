@@ -44,6 +44,14 @@ impl Reconciler {
         }
     }
 
+    /// Refreshes what `/metrics` says of the sources: a polled source's
+    /// health changes between reloads (each good poll is a success, even
+    /// one that changes nothing).
+    pub fn refresh_sources(&mut self) {
+        *self.agent.sources.lock().unwrap_or_else(|e| e.into_inner()) =
+            self.registry.source_status();
+    }
+
     /// Notified when a polled source has news.
     pub fn source_changes(&self) -> Arc<tokio::sync::Notify> {
         self.registry.source_changes()

@@ -56,6 +56,8 @@ impl Signals {
 /// registry's call.
 pub struct ConfigWatch {
     events: inotify::EventStream<Vec<u8>>,
+    /// The folders watched so far.
+    watched: std::collections::HashSet<PathBuf>,
     /// An event was read and the folder is settling: `next` may be dropped
     /// then (it is one branch of a `select!`), and must not lose it.
     settling: bool,
@@ -73,25 +75,47 @@ impl ConfigWatch {
             _ => Path::new("."),
         };
         let inotify = Inotify::init().map_err(AgentError::Inotify)?;
-        let watch = Self {
+        let mut watch = Self {
             events: inotify
                 .into_event_stream(vec![0; 4096])
                 .map_err(AgentError::Inotify)?,
+            watched: std::collections::HashSet::new(),
             settling: false,
         };
         watch.add(dir)?;
+        watch.watched.insert(dir.to_path_buf());
         Ok(watch)
     }
 
-    /// Watches `dirs` too (the sources' folders); a folder watched already
-    /// is left as it is. A folder that does not exist yet is logged and
-    /// tried again at the next call: a source may appear after the agent.
-    pub fn watch(&self, dirs: &[PathBuf]) {
+    /// Watches `dirs` too (the sources' folders), and the folder each is
+    /// in (the nearest that exists), so that a folder made, removed or
+    /// made again is seen. Returns whether a watch was added: the caller
+    /// reads the sources again then, since a change made before the watch
+    /// would not be seen.
+    pub fn watch(&mut self, dirs: &[PathBuf]) -> bool {
+        let mut added = false;
         for dir in dirs {
-            if let Err(error) = self.add(dir) {
-                tracing::warn!("{error}; its changes are read at the next reload");
+            let ancestor = dir
+                .ancestors()
+                .skip(1)
+                .find(|a| a.is_dir())
+                .map(Path::to_path_buf);
+            for dir in std::iter::once(dir.clone()).chain(ancestor) {
+                if self.watched.contains(&dir) || !dir.is_dir() {
+                    continue;
+                }
+                match self.add(&dir) {
+                    Ok(()) => {
+                        self.watched.insert(dir);
+                        added = true;
+                    }
+                    Err(error) => {
+                        tracing::warn!("{error}; its changes are read at the next reload");
+                    }
+                }
             }
         }
+        added
     }
 
     fn add(&self, dir: &Path) -> Result<()> {
@@ -101,8 +125,10 @@ impl ConfigWatch {
                 dir,
                 WatchMask::CLOSE_WRITE
                     | WatchMask::MOVED_TO
+                    | WatchMask::MOVED_FROM
                     | WatchMask::CREATE
-                    | WatchMask::DELETE,
+                    | WatchMask::DELETE
+                    | WatchMask::DELETE_SELF,
             )
             .map(|_| ())
             .map_err(|source| AgentError::Watch {

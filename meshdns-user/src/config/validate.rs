@@ -137,6 +137,15 @@ impl Config {
             .iter()
             .map(|source| source.check().map_err(ConfigErrorKind::Source))
             .collect::<Result<Vec<_>, _>>()?;
+        // Two sources alike would fight over one saved file and one series.
+        for (i, source) in sources.iter().enumerate() {
+            if sources[..i].iter().any(|s| s.id() == source.id()) {
+                return Err(ConfigErrorKind::Source(format!(
+                    "{} is listed twice",
+                    source.id()
+                )));
+            }
+        }
         Ok(Services {
             zones,
             ttl: self.ttl,

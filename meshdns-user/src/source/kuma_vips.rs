@@ -46,7 +46,7 @@ pub const KUMA_ZONE: &str = "mesh";
 const SERVICE_TAG: &str = "kuma.io/service";
 
 /// What kind of entry gave a name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntryKind {
     /// A service (type 0, origin `svc`): `<service>.mesh`.
     Service,
@@ -245,9 +245,11 @@ fn with_outbounds(
 }
 
 /// Shape 4, as `ToVirtualOutboundView` reads it: each address of each
-/// outbound is an entry, its type from its origin.
+/// outbound is an entry, its type from its origin; the first address of an
+/// entry (type and name) is its address, later ones only add outbounds.
 fn tag_first(view: TagFirst) -> Vec<HostnameEntry> {
     let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (service, outbound) in view.v {
         for address in outbound.oe.into_iter().flat_map(|entry| entry.ap) {
             let origin = address.o.unwrap_or_default();
@@ -257,6 +259,9 @@ fn tag_first(view: TagFirst) -> Vec<HostnameEntry> {
                 EntryKind::Service => service.clone(),
                 EntryKind::Host | EntryKind::Fqdn => address.d.unwrap_or_else(|| written.clone()),
             };
+            if !seen.insert((kind, name.clone())) {
+                continue;
+            }
             entries.push(HostnameEntry {
                 kind: Ok(kind),
                 name,

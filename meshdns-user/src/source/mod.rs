@@ -82,12 +82,16 @@ const MAX_DEFAULT_TIMEOUT: u64 = 10;
 #[serde(untagged)]
 pub enum KumaVipsConfig {
     Path(PathBuf),
-    #[serde(rename_all = "snake_case")]
-    Full {
-        path: PathBuf,
-        #[serde(default = "kuma_ttl")]
-        ttl: u32,
-    },
+    Full(KumaVipsFull),
+}
+
+/// The long form of `kuma_vips`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KumaVipsFull {
+    pub path: PathBuf,
+    #[serde(default = "kuma_ttl")]
+    pub ttl: u32,
 }
 
 fn kuma_ttl() -> u32 {
@@ -111,7 +115,7 @@ impl SourceConfig {
         };
         let (path, ttl) = match config {
             KumaVipsConfig::Path(path) => (path.clone(), KUMA_TTL),
-            KumaVipsConfig::Full { path, ttl } => (path.clone(), *ttl),
+            KumaVipsConfig::Full(full) => (full.path.clone(), full.ttl),
         };
         if ttl > MAX_TTL {
             return Err(format!("ttl {ttl} is more than {MAX_TTL}"));
@@ -129,6 +133,12 @@ impl KumaCpConfig {
             .url
             .parse()
             .map_err(|e| format!("kuma_cp url {:?}: {e}", self.url))?;
+        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(format!(
+                "kuma_cp url {:?}: no user or password in the URL (it would be sent as the Host)",
+                self.url
+            ));
+        }
         if url.scheme_str() != Some("http") || url.host().is_none() {
             return Err(format!(
                 "kuma_cp url {:?}: http://HOST[:PORT] (kuma-cp's API on 5681) is what is supported",
@@ -177,7 +187,7 @@ impl Source {
     pub fn id(&self) -> String {
         match self {
             Source::KumaVips { path, .. } => format!("kuma_vips:{}", path.display()),
-            Source::KumaCp { cp, .. } => format!("kuma_cp:{}", cp.url),
+            Source::KumaCp { cp, .. } => format!("kuma_cp:{}", cp.id()),
         }
     }
 
@@ -301,6 +311,12 @@ impl SourceState {
         }
     }
 
+    /// A polled source's health now, without reading its names: its
+    /// poller's, which changes between reloads.
+    pub fn polled(&self) -> Option<kuma_cp::Polled> {
+        self.poller.as_ref().map(kuma_cp::Poller::polled)
+    }
+
     fn read_polled(&mut self, cp: &kuma_cp::KumaCp, context: &ReadContext) {
         if self.poller.is_none() {
             if tokio::runtime::Handle::try_current().is_err() {
@@ -308,7 +324,7 @@ impl SourceState {
                     .push("kuma_cp is polled by the agent; there is no runtime here".into());
                 return;
             }
-            let saved = kuma_cp::saved_path(&context.state_dir, &cp.url);
+            let saved = kuma_cp::saved_path(&context.state_dir, cp);
             self.poller = Some(kuma_cp::Poller::start(
                 cp.clone(),
                 saved,
@@ -339,10 +355,14 @@ fn vip_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
             continue;
         }
         // Following symlinks: a ConfigMap volume's files are links into
-        // `..data`.
+        // `..data`. A link left dangling while the kubelet swaps versions
+        // is a key on its way out, not an error.
         let file = entry.path();
-        if std::fs::metadata(&file)?.is_file() {
-            files.push(file);
+        match std::fs::metadata(&file) {
+            Ok(metadata) if metadata.is_file() => files.push(file),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
         }
     }
     files.sort();
@@ -396,12 +416,24 @@ impl SourceStatus {
         }
     }
 
-    /// Takes in how the read that left `state` went.
+    /// Takes in how the read that left `state` went: a failed read of
+    /// files counts one failure; a polled source counts its failed polls.
     pub fn record(&mut self, state: &SourceState) {
         self.up = state.up();
         self.last_success = state.last_success;
-        if !self.up {
-            self.failures += 1;
+        match state.polled() {
+            Some(polled) => self.failures = polled.failures,
+            None if !self.up => self.failures += 1,
+            None => {}
+        }
+    }
+
+    /// Takes in a polled source's health between reloads.
+    pub fn refresh(&mut self, state: &SourceState) {
+        if let Some(polled) = state.polled() {
+            self.up = polled.error.is_none() && polled.last_success.is_some();
+            self.last_success = polled.last_success;
+            self.failures = polled.failures;
         }
     }
 }

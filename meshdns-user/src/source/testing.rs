@@ -99,8 +99,14 @@ impl Drop for FakeKumaCp {
     }
 }
 
-/// A MeshService page as kuma-cp lists it, `next` pointing at `next`.
-fn services_page(base: &str, items: &[(&str, &str, &str)], next: Option<&str>) -> String {
+/// A MeshService page as kuma-cp lists it: `total` the whole list's,
+/// `next` pointing at `next`.
+fn services_page(
+    base: &str,
+    total: usize,
+    items: &[(&str, &str, &str)],
+    next: Option<&str>,
+) -> String {
     let items: Vec<String> = items
         .iter()
         .map(|(name, hostname, ip)| {
@@ -111,8 +117,7 @@ fn services_page(base: &str, items: &[(&str, &str, &str)], next: Option<&str>) -
         .collect();
     let next = next.map_or("null".to_string(), |n| format!("\"{base}{n}\""));
     format!(
-        r#"{{"total":{},"items":[{}],"next":{next}}}"#,
-        items.len(),
+        r#"{{"total":{total},"items":[{}],"next":{next}}}"#,
         items.join(",")
     )
 }
@@ -128,16 +133,21 @@ pub fn kuma_cp_pages(base: &str, redis_vip: &str) -> HashMap<String, String> {
             r#"{"total":1,"items":[{"type":"Mesh","name":"default"}],"next":null}"#.to_string(),
         ),
         (
+            "/meshes/default".to_string(),
+            r#"{"type":"Mesh","name":"default"}"#.to_string(),
+        ),
+        (
             "/meshes/default/meshservices".to_string(),
             services_page(
                 base,
+                2,
                 &[("redis", "redis.svc.mesh.local", redis_vip)],
                 Some("/meshes/default/meshservices?offset=1"),
             ),
         ),
         (
             "/meshes/default/meshservices?offset=1".to_string(),
-            services_page(base, &[("web", "web.svc.mesh.local", "241.0.0.2")], None),
+            services_page(base, 2, &[("web", "web.svc.mesh.local", "241.0.0.2")], None),
         ),
         (
             "/meshes/default/meshexternalservices".to_string(),
@@ -202,7 +212,9 @@ impl FakeKumaCp {
     }
 }
 
-/// kuma-cp's answer: the page, with a strong ETag of its bytes, or 304.
+/// The stand-in's answer: the page, with an ETag of its bytes, or 304
+/// (kuma-cp's list endpoints send no ETag as of 2.14; a proxy in front of
+/// it, or a later version, may: the poller handles both).
 async fn answer(
     script: &Mutex<Script>,
     not_modified: &AtomicUsize,
@@ -230,10 +242,11 @@ async fn answer(
     let Some(page) = page else {
         return status(StatusCode::NOT_FOUND);
     };
-    let etag = format!(
-        "\"{:x}\"",
-        page.len() * 31 + page.bytes().map(usize::from).sum::<usize>()
-    );
+    // FNV-1a of the bytes: any change is another tag.
+    let hash = page.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let etag = format!("\"{hash:016x}\"");
     if request
         .headers()
         .get("if-none-match")

@@ -134,3 +134,36 @@ fn sources_are_written_as_a_path_or_with_a_ttl() {
     assert_eq!(line, Some(2), "{kind}");
     assert!(crate::config::Config::parse("sources:\n  - kuma_cpx: /x\n").is_err());
 }
+
+#[test]
+fn sources_that_would_mislead_are_refused() {
+    for (text, why) in [
+        ("sources:\n  - kuma_vips: {path: /x, tll: 60}\n", "line 2"),
+        (
+            "sources:\n  - kuma_vips: /x\n  - kuma_vips: /x\n",
+            "listed twice",
+        ),
+        (
+            "sources:\n  - kuma_cp: {url: \"http://u:p@cp:5681\"}\n",
+            "no user or password",
+        ),
+        (
+            "sources:\n  - kuma_cp: {url: \"https://cp:5682\"}\n",
+            "http://",
+        ),
+        (
+            "sources:\n  - kuma_cp: {url: \"http://cp:5681\", meshes: [\"a/b\"]}\n",
+            "not a mesh name",
+        ),
+    ] {
+        let (_, kind) = crate::config::Services::parse(text).unwrap_err();
+        assert!(kind.to_string().contains(why), "{text}: {kind}");
+    }
+    // An IPv6 literal is a URL like any other.
+    let services =
+        crate::config::Services::parse("sources:\n  - kuma_cp: {url: \"http://[fd00::1]:5681\"}\n")
+            .unwrap();
+    assert!(
+        matches!(&services.sources[0], Source::KumaCp { cp, .. } if cp.url.host() == Some("[fd00::1]"))
+    );
+}

@@ -28,6 +28,9 @@ pub const SERVICE_KINDS: [&str; 3] = [
 /// One page of a list.
 #[derive(Debug, Deserialize)]
 pub struct Page<T> {
+    /// How many items the whole list has.
+    #[serde(default)]
+    pub total: Option<usize>,
     pub items: Vec<T>,
     /// The next page's URL, absolute as kuma-cp writes it.
     #[serde(default)]
@@ -92,7 +95,7 @@ pub fn page<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Page<T>, Page
 
 /// The names a service answers: each hostname with every VIP. A service
 /// without VIPs or without hostnames (not yet given any) answers nothing;
-/// VIPs that are not addresses are skipped, and so returned apart for a
+/// VIPs that are not addresses are skipped, and returned apart for a
 /// warning.
 pub fn names_of(service: &Service) -> (Vec<SourceName>, Vec<String>) {
     let Some(status) = &service.status else {

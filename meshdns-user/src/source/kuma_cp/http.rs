@@ -61,6 +61,8 @@ async fn exchange(uri: &Uri, etag: Option<&str>) -> Result<Fetched, (Option<Stat
     if uri.scheme_str() != Some("http") {
         return Err((None, "only http:// is supported".into()));
     }
+    // An IPv6 literal is written in brackets, which are not the address.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     let stream = TcpStream::connect((host, uri.port_u16().unwrap_or(80)))
         .await
         .map_err(|e| failed(&e))?;

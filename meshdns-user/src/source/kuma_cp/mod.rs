@@ -62,7 +62,10 @@ pub struct Polled {
     pub names: Option<Vec<SourceName>>,
     /// The last poll's failure, if it failed.
     pub error: Option<String>,
+    /// When a poll last succeeded, whether or not it changed anything.
     pub last_success: Option<SystemTime>,
+    /// Polls that failed since the poller started.
+    pub failures: u64,
 }
 
 /// The task polling one kuma-cp; stopped when dropped.
@@ -83,7 +86,7 @@ impl Poller {
     /// `changed` is notified whenever the names or the health change.
     pub fn start(source: KumaCp, saved: PathBuf, changed: Arc<Notify>) -> Self {
         let polled = Arc::new(Mutex::new(Polled {
-            names: load(&saved, &source.url),
+            names: load(&saved, &source),
             ..Polled::default()
         }));
         let task = tokio::spawn(run(source, saved, polled.clone(), changed));
@@ -101,35 +104,48 @@ impl Poller {
 
 async fn run(source: KumaCp, saved: PathBuf, polled: Arc<Mutex<Polled>>, changed: Arc<Notify>) {
     let mut cache = Cache::default();
-    let mut failures: u32 = 0;
+    let mut failures_in_a_row: u32 = 0;
     loop {
         let result = poll(&source, &mut cache).await;
-        let wake = {
+        let (wake, to_save) = {
             let mut polled = polled.lock().unwrap_or_else(|e| e.into_inner());
             match result {
-                Ok(names) => {
-                    failures = 0;
+                Ok(Poll { names, warnings }) => {
+                    failures_in_a_row = 0;
                     let new = polled.names.as_ref() != Some(&names);
+                    // Logged when they change, not at every poll.
                     if new {
-                        save(&saved, &source.url, &names);
+                        for warning in warnings {
+                            tracing::warn!(url = %source.url, "{warning}");
+                        }
                     }
                     let recovered = polled.error.take().is_some();
-                    polled.names = Some(names);
+                    // The first success wakes the agent too: until then
+                    // the source is not up.
+                    let first = polled.last_success.is_none();
                     polled.last_success = Some(SystemTime::now());
-                    new || recovered
+                    let to_save = new.then(|| names.clone());
+                    polled.names = Some(names);
+                    (new || recovered || first, to_save)
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
+                    failures_in_a_row = failures_in_a_row.saturating_add(1);
+                    polled.failures += 1;
                     let first = polled.error.is_none();
                     polled.error = Some(error);
-                    first
+                    (first, None)
                 }
             }
         };
+        // Written off the lock and off the runtime's threads: two fsyncs.
+        if let Some(names) = to_save {
+            let (saved, id) = (saved.clone(), source.id());
+            let _ = tokio::task::spawn_blocking(move || save(&saved, &id, &names)).await;
+        }
         if wake {
             changed.notify_one();
         }
-        tokio::time::sleep(backoff(source.interval, failures)).await;
+        tokio::time::sleep(backoff(source.interval, failures_in_a_row)).await;
     }
 }
 
@@ -140,55 +156,103 @@ fn backoff(interval: Duration, failures: u32) -> Duration {
     doubled.min(MAX_BACKOFF.max(interval))
 }
 
-/// Each page's last body and its ETag, so that a 304 is the body again.
+/// Each page's last body and its ETag, so that a 304 is the body again;
+/// only the pages of the last poll are kept.
 #[derive(Default)]
 struct Cache(HashMap<String, (String, Bytes)>);
 
+/// What one good poll gave: the names, and warnings about services whose
+/// VIPs are not addresses.
+struct Poll {
+    names: Vec<SourceName>,
+    warnings: Vec<String>,
+}
+
 /// One poll: every mesh's services, every page; the first failure fails
 /// the poll (a partial table would drop names that still exist).
-async fn poll(source: &KumaCp, cache: &mut Cache) -> Result<Vec<SourceName>, String> {
+async fn poll(source: &KumaCp, cache: &mut Cache) -> Result<Poll, String> {
+    let mut read = Cache::default();
     let meshes = match &source.meshes {
-        Some(meshes) => meshes.clone(),
-        None => list::<Mesh>(source, "/meshes", cache)
+        Some(meshes) => {
+            for mesh in meshes {
+                // A mesh that does not exist is a mistake in the file, not
+                // an empty mesh.
+                if let Fetched::NotFound = get(
+                    &at(&source.url, &format!("/meshes/{mesh}"))?,
+                    None,
+                    source.timeout,
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                {
+                    return Err(format!("{}: no mesh {mesh:?}", source.url));
+                }
+            }
+            meshes.clone()
+        }
+        None => list::<Mesh>(source, "/meshes", cache, &mut read)
             .await?
-            .unwrap_or_default()
+            .ok_or_else(|| {
+                format!(
+                    "{}: GET /meshes is not found: not kuma-cp's API?",
+                    source.url
+                )
+            })?
             .into_iter()
             .map(|mesh| mesh.name)
             .collect(),
     };
-    let mut names = Vec::new();
+    let mut poll = Poll {
+        names: Vec::new(),
+        warnings: Vec::new(),
+    };
     for mesh in &meshes {
         for kind in SERVICE_KINDS {
             let path = format!("/meshes/{mesh}/{kind}");
             // Not found: a kuma-cp without this kind of resource.
-            for service in list::<Service>(source, &path, cache)
-                .await?
-                .unwrap_or_default()
-            {
+            let services = list::<Service>(source, &path, cache, &mut read).await?;
+            for service in services.unwrap_or_default() {
                 let (found, bad) = api::names_of(&service);
-                for warning in bad {
-                    tracing::warn!(url = %source.url, mesh, "{warning}");
-                }
-                names.extend(found);
+                poll.warnings
+                    .extend(bad.into_iter().map(|w| format!("mesh {mesh}: {w}")));
+                poll.names.extend(found);
             }
         }
     }
-    Ok(names)
+    *cache = read;
+    Ok(poll)
 }
 
 /// Every item of the list at `path`, page by page; `None` if kuma-cp has
-/// no such list.
+/// no such list (a 404 for its first page). Each page's body goes into
+/// `read`, for the next poll's 304s.
 async fn list<T: serde::de::DeserializeOwned>(
     source: &KumaCp,
     path: &str,
-    cache: &mut Cache,
+    cache: &Cache,
+    read: &mut Cache,
 ) -> Result<Option<Vec<T>>, String> {
     let mut items = Vec::new();
+    let mut total = None;
     let mut next = Some(path.to_string());
-    for _ in 0..MAX_PAGES {
+    let mut seen = std::collections::HashSet::new();
+    for page_number in 0..MAX_PAGES {
         let Some(path_and_query) = next.take() else {
+            // Items that moved between pages (a service removed while the
+            // list was read) would leave one out: read again next poll.
+            if let Some(total) = total
+                && total != items.len()
+            {
+                return Err(format!(
+                    "{path}: {} items read of {total}: the list changed while it was read",
+                    items.len()
+                ));
+            }
             return Ok(Some(items));
         };
+        if !seen.insert(path_and_query.clone()) {
+            return Err(format!("{path}: next leads back to {path_and_query}"));
+        }
         let uri = at(&source.url, &path_and_query)?;
         let key = uri.to_string();
         let etag = cache.0.get(&key).map(|(etag, _)| etag.as_str());
@@ -196,24 +260,24 @@ async fn list<T: serde::de::DeserializeOwned>(
             .await
             .map_err(|e| e.to_string())?
         {
-            Fetched::NotFound => return Ok(None),
+            Fetched::NotFound if page_number == 0 => return Ok(None),
+            Fetched::NotFound => return Err(format!("{key}: not found, a page into the list")),
             Fetched::NotModified => match cache.0.get(&key) {
-                Some((_, body)) => body.clone(),
+                Some(kept) => {
+                    read.0.insert(key.clone(), kept.clone());
+                    kept.1.clone()
+                }
                 None => return Err(format!("{key}: 304 for a page never read")),
             },
             Fetched::Body { etag, body } => {
-                match etag {
-                    Some(etag) => {
-                        cache.0.insert(key.clone(), (etag, body.clone()));
-                    }
-                    None => {
-                        cache.0.remove(&key);
-                    }
+                if let Some(etag) = etag {
+                    read.0.insert(key.clone(), (etag, body.clone()));
                 }
                 body
             }
         };
         let page: Page<T> = api::page(&body).map_err(|e| format!("{key}: {e}"))?;
+        total = total.or(page.total);
         items.extend(page.items);
         // Only the path of `next` is followed, on the configured server:
         // kuma-cp writes it absolute, from the Host it was asked by.
@@ -251,26 +315,35 @@ fn at(base: &Uri, path_and_query: &str) -> Result<Uri, String> {
 /// The last good names, as saved.
 #[derive(Serialize, Deserialize)]
 struct Saved {
+    /// [`KumaCp::id`] of the poller that saved them.
     url: String,
     names: Vec<SourceName>,
 }
 
-/// Where a poller of `url` keeps its last good names in `state_dir`.
-pub fn saved_path(state_dir: &Path, url: &Uri) -> PathBuf {
-    // FNV-1a: a stable file name per URL, whatever characters it has.
-    let hash = url
-        .to_string()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+impl KumaCp {
+    /// What the saved names are of: the URL and the meshes asked.
+    pub fn id(&self) -> String {
+        match &self.meshes {
+            None => self.url.to_string(),
+            Some(meshes) => format!("{} meshes={}", self.url, meshes.join(",")),
+        }
+    }
+}
+
+/// Where a poller of `source` keeps its last good names in `state_dir`.
+pub fn saved_path(state_dir: &Path, source: &KumaCp) -> PathBuf {
+    // FNV-1a: a stable file name per source, whatever characters it has.
+    let hash = source.id().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     state_dir.join(format!("kuma-cp-{hash:016x}.json"))
 }
 
-fn load(path: &Path, url: &Uri) -> Option<Vec<SourceName>> {
+fn load(path: &Path, source: &KumaCp) -> Option<Vec<SourceName>> {
     let text = std::fs::read(path).ok()?;
+    let url = &source.url;
     match serde_json::from_slice::<Saved>(&text) {
-        Ok(saved) if saved.url == url.to_string() => {
+        Ok(saved) if saved.url == source.id() => {
             tracing::info!(%url, names = saved.names.len(), "serving the names kuma-cp last gave until it answers");
             Some(saved.names)
         }
@@ -282,9 +355,9 @@ fn load(path: &Path, url: &Uri) -> Option<Vec<SourceName>> {
     }
 }
 
-fn save(path: &Path, url: &Uri, names: &[SourceName]) {
+fn save(path: &Path, source_id: &str, names: &[SourceName]) {
     let saved = Saved {
-        url: url.to_string(),
+        url: source_id.to_string(),
         names: names.to_vec(),
     };
     let result = serde_json::to_vec(&saved)

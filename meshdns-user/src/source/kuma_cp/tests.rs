@@ -158,3 +158,58 @@ fn next_pages_are_asked_of_the_configured_server() {
         "http://cp/kuma/meshes?offset=1"
     );
 }
+
+#[tokio::test]
+async fn a_missing_mesh_a_missing_api_or_a_list_that_moved_fail_the_poll() {
+    let poll_once = |server: &FakeKumaCp, meshes: Option<Vec<String>>| {
+        let source = KumaCp {
+            meshes,
+            ..source(server.addr)
+        };
+        async move {
+            poll(&source, &mut Cache::default())
+                .await
+                .map(|p| p.names.len())
+        }
+    };
+    let server = FakeKumaCp::start(0, |base| kuma_cp_pages(base, "241.0.0.1")).await;
+    assert_eq!(
+        poll_once(&server, Some(vec!["default".into()])).await,
+        Ok(3)
+    );
+    let error = poll_once(&server, Some(vec!["typo".into()]))
+        .await
+        .unwrap_err();
+    assert!(error.contains("no mesh \"typo\""), "{error}");
+
+    // No /meshes at all: not kuma-cp's API, not an empty one.
+    let server = FakeKumaCp::start(0, |base| {
+        let mut pages = kuma_cp_pages(base, "241.0.0.1");
+        pages.remove("/meshes");
+        pages
+    })
+    .await;
+    let error = poll_once(&server, None).await.unwrap_err();
+    assert!(error.contains("not kuma-cp's API"), "{error}");
+
+    // A service removed between the pages: fewer items than the total.
+    let server = FakeKumaCp::start(0, |base| {
+        let mut pages = kuma_cp_pages(base, "241.0.0.1");
+        let second = "/meshes/default/meshservices?offset=1".to_string();
+        pages.insert(second, r#"{"total":2,"items":[],"next":null}"#.into());
+        pages
+    })
+    .await;
+    let error = poll_once(&server, None).await.unwrap_err();
+    assert!(error.contains("1 items read of 2"), "{error}");
+
+    // A second page that is gone: an error, not the end of the list.
+    let server = FakeKumaCp::start(0, |base| {
+        let mut pages = kuma_cp_pages(base, "241.0.0.1");
+        pages.remove("/meshes/default/meshservices?offset=1");
+        pages
+    })
+    .await;
+    let error = poll_once(&server, None).await.unwrap_err();
+    assert!(error.contains("a page into the list"), "{error}");
+}

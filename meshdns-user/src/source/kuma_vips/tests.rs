@@ -202,3 +202,11 @@ fn dns_names_are_what_govalidator_calls_so() {
         assert!(!is_dns_name(name), "{name}");
     }
 }
+
+#[test]
+fn a_tag_first_entry_keeps_its_first_address_as_kuma_cp_reads_it() {
+    // Two outbounds of one service (other tags, other ports): one entry,
+    // the first address (`ToVirtualOutboundView`).
+    let text = r#"{"v":{"web":{"oe":[{"t":{"version":"1"},"ap":[{"a":"240.0.0.7","p":80,"o":"svc"}]},{"t":{"version":"2"},"ap":[{"a":"240.0.0.8","p":81,"o":"svc"}]}]}}}"#;
+    assert_eq!(names(text), pairs(&[("web.mesh", "240.0.0.7")]));
+}
