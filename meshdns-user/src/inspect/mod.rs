@@ -9,6 +9,7 @@
 mod frame;
 pub mod lookup;
 mod process;
+mod zone_view;
 
 use std::{
     collections::BTreeMap,
@@ -32,6 +33,7 @@ use crate::{
 };
 
 pub use lookup::lookup;
+pub use zone_view::ZoneView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -192,47 +194,6 @@ pub struct Status {
     /// its state folder; empty if it lists none, or the folder is not
     /// there).
     pub sources: Vec<SourceSummary>,
-}
-
-/// A zone, as `status` and `dump` show it.
-#[derive(Debug, Serialize)]
-pub struct ZoneView {
-    /// The apex, with its trailing dot.
-    pub name: String,
-    pub authoritative: bool,
-}
-
-impl ZoneView {
-    /// The zones the program uses, in the order it walks them.
-    fn all(zones: &[ZoneConfig; MAX_ZONES]) -> Vec<Self> {
-        zones
-            .iter()
-            .filter(|z| z.apex_len > 0)
-            .map(|z| Self {
-                name: dns_name::to_text(z.apex_wire()),
-                authoritative: z.is_authoritative(),
-            })
-            .collect()
-    }
-
-    /// `mesh. (authoritative), mesh.local.`; `none` while the agent
-    /// changes zones (every query is passed meanwhile).
-    fn list(zones: &[Self]) -> String {
-        if zones.is_empty() {
-            return "none (every query passed)".into();
-        }
-        zones
-            .iter()
-            .map(|z| {
-                if z.authoritative {
-                    format!("{} (authoritative)", z.name)
-                } else {
-                    z.name.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// One interface with a pinned link.

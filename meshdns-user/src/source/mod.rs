@@ -8,8 +8,10 @@
 //!   - kuma_cp: {url: "http://kuma-control-plane.kuma-system:5681"}
 //! ```
 //!
-//! - this module: the sources as the file lists them, and reading one
-//!   into names, keeping each file's last good names when it breaks;
+//! - this module: a source, checked, and its state: reading one into
+//!   names, keeping each file's last good names when it breaks;
+//! - `config`: the sources as the file writes them, and their checks;
+//! - `files`: a source's files, as a ConfigMap volume lays them out;
 //! - [`kuma_vips`]: Kuma's VIP list format (protocol only);
 //! - [`kuma_cp`]: kuma-cp's API, polled by a task of its own;
 //! - [`provenance`]: which source each name came from, for `dump`,
@@ -19,166 +21,32 @@
 //! or parsed, or a kuma-cp that does not answer, keeps serving what it last
 //! gave, and says so in the log and in `/metrics` (`meshdns_source_up`).
 
+mod config;
+mod files;
 pub mod kuma_cp;
 pub mod kuma_vips;
 pub mod provenance;
+
+pub use config::{KumaCpConfig, KumaVipsConfig, KumaVipsFull, SourceConfig};
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod testing;
 
-use std::{
-    collections::BTreeMap,
-    net::IpAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::SystemTime,
-};
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, sync::Arc, time::SystemTime};
 
 use serde::Deserialize;
 use tokio::sync::Notify;
 
-use crate::{config::MAX_TTL, table::Merged};
+use crate::table::Merged;
 
 /// TTL of the names a Kuma source gives unless it says otherwise: what
 /// Kuma's data plane answers with (`dns_generator.go`).
 pub const KUMA_TTL: u32 = 30;
-
-/// A source as the services file writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum SourceConfig {
-    /// Kuma's VIP lists, each mesh's `kuma-<mesh>-dns-vips` ConfigMap's
-    /// `config`: one file, or a folder of them (a ConfigMap volume, or a
-    /// projected volume of several).
-    KumaVips(KumaVipsConfig),
-    /// kuma-cp's REST API: MeshService, MeshExternalService and
-    /// MeshMultiZoneService hostnames with their VIPs.
-    KumaCp(KumaCpConfig),
-}
-
-/// `kuma_cp: {url: URL, meshes: [...], interval: 5s, timeout: 5s, ttl: 30}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KumaCpConfig {
-    pub url: String,
-    #[serde(default)]
-    pub meshes: Option<Vec<String>>,
-    #[serde(default = "default_interval")]
-    pub interval: crate::config::Duration,
-    #[serde(default)]
-    pub timeout: Option<crate::config::Duration>,
-    #[serde(default = "kuma_ttl")]
-    pub ttl: u32,
-}
-
-fn default_interval() -> crate::config::Duration {
-    crate::config::Duration::Seconds(5)
-}
-
-/// The longest request timeout taken by default.
-const MAX_DEFAULT_TIMEOUT: u64 = 10;
-
-/// `kuma_vips: PATH`, or `kuma_vips: {path: PATH, ttl: SECONDS}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum KumaVipsConfig {
-    Path(PathBuf),
-    Full(KumaVipsFull),
-}
-
-/// The long form of `kuma_vips`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KumaVipsFull {
-    pub path: PathBuf,
-    #[serde(default = "kuma_ttl")]
-    pub ttl: u32,
-}
-
-fn kuma_ttl() -> u32 {
-    KUMA_TTL
-}
 
 /// A source, checked: what the registry reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     KumaVips { path: PathBuf, ttl: u32 },
     KumaCp { cp: kuma_cp::KumaCp, ttl: u32 },
-}
-
-impl SourceConfig {
-    /// Checks what the schema cannot: a TTL a resolver accepts, a URL, a
-    /// duration.
-    pub fn check(&self) -> Result<Source, String> {
-        let config = match self {
-            SourceConfig::KumaVips(config) => config,
-            SourceConfig::KumaCp(config) => return config.check(),
-        };
-        let (path, ttl) = match config {
-            KumaVipsConfig::Path(path) => (path.clone(), KUMA_TTL),
-            KumaVipsConfig::Full(full) => (full.path.clone(), full.ttl),
-        };
-        if ttl > MAX_TTL {
-            return Err(format!("ttl {ttl} is more than {MAX_TTL}"));
-        }
-        if path.as_os_str().is_empty() {
-            return Err("kuma_vips needs a path".into());
-        }
-        Ok(Source::KumaVips { path, ttl })
-    }
-}
-
-impl KumaCpConfig {
-    fn check(&self) -> Result<Source, String> {
-        let url: hyper::Uri = self
-            .url
-            .parse()
-            .map_err(|e| format!("kuma_cp url {:?}: {e}", self.url))?;
-        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(format!(
-                "kuma_cp url {:?}: no user or password in the URL (it would be sent as the Host)",
-                self.url
-            ));
-        }
-        if url.scheme_str() != Some("http") || url.host().is_none() {
-            return Err(format!(
-                "kuma_cp url {:?}: http://HOST[:PORT] (kuma-cp's API on 5681) is what is supported",
-                self.url
-            ));
-        }
-        if let Some(meshes) = &self.meshes
-            && let Some(bad) = meshes.iter().find(|m| {
-                m.is_empty()
-                    || !m
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            })
-        {
-            return Err(format!("kuma_cp mesh {bad:?} is not a mesh name"));
-        }
-        let interval = self.interval.seconds()?;
-        if interval == 0 {
-            return Err("kuma_cp interval must be at least 1s".into());
-        }
-        let timeout = match &self.timeout {
-            Some(timeout) => timeout.seconds()?,
-            None => interval.min(MAX_DEFAULT_TIMEOUT),
-        };
-        if timeout == 0 {
-            return Err("kuma_cp timeout must be at least 1s".into());
-        }
-        if self.ttl > MAX_TTL {
-            return Err(format!("ttl {} is more than {MAX_TTL}", self.ttl));
-        }
-        Ok(Source::KumaCp {
-            cp: kuma_cp::KumaCp {
-                url,
-                meshes: self.meshes.clone(),
-                interval: std::time::Duration::from_secs(interval),
-                timeout: std::time::Duration::from_secs(timeout),
-            },
-            ttl: self.ttl,
-        })
-    }
 }
 
 impl Source {
@@ -282,7 +150,7 @@ impl SourceState {
             Source::KumaVips { path, .. } => path,
             Source::KumaCp { cp, .. } => return self.read_polled(cp, context),
         };
-        let files = match vip_files(path) {
+        let files = match files::vip_files(path) {
             Ok(files) => files,
             Err(source) => {
                 // The folder itself is gone or unreadable: keep everything.
@@ -299,7 +167,7 @@ impl SourceState {
         let keys: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         self.files.retain(|file, _| keys.contains(file));
         for (file, key) in files.iter().zip(keys) {
-            match read_vip_file(file) {
+            match files::read_vip_file(file) {
                 Ok(names) => {
                     self.files.insert(key, names);
                 }
@@ -339,56 +207,6 @@ impl SourceState {
         }
         self.last_success = polled.last_success;
     }
-}
-
-/// The VIP lists of a source: the file itself, or the files of the folder
-/// in name order, without what a ConfigMap volume keeps beside them (its
-/// `..data` symlink and timestamped folders start with dots).
-fn vip_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if !std::fs::metadata(path)?.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        // Following symlinks: a ConfigMap volume's files are links into
-        // `..data`. A link left dangling while the kubelet swaps versions
-        // is a key on its way out, not an error.
-        let file = entry.path();
-        match std::fs::metadata(&file) {
-            Ok(metadata) if metadata.is_file() => files.push(file),
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error),
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn read_vip_file(path: &Path) -> Result<Vec<SourceName>, SourceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SourceError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let list = kuma_vips::parse(&text).map_err(|source| SourceError::KumaVips {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    for skipped in &list.skipped {
-        tracing::warn!(path = %path.display(), entry = skipped.entry, "VIP list entry skipped: {}", skipped.reason);
-    }
-    Ok(list
-        .names
-        .into_iter()
-        .map(|name| SourceName {
-            name: name.name,
-            addresses: vec![name.address],
-        })
-        .collect())
 }
 
 /// How a source is doing, for `/metrics`.
