@@ -37,7 +37,10 @@ pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
 pub use record::{CompactRecord, MAX_ADDRS, ServiceRecord};
-pub use zone::{MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, MAX_ZONES, ZONE_AUTHORITATIVE, ZoneConfig};
+pub use zone::{
+    EXACT_NAMES_ENTRY, MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, MAX_ZONES, ZONE_AUTHORITATIVE,
+    ZONE_EXACT_NAMES, ZoneConfig,
+};
 
 /// Names of the hash maps from a name to its [`CompactRecord`], one per
 /// [`NameClass`]: [`NameKey48`], [`NameKey112`] and [`NameKey`] keys.

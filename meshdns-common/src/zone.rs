@@ -15,6 +15,18 @@ pub const MAX_SOA_NAMES_LEN: usize = MAX_SOA_RR_LEN - 10 - 20;
 /// `flags` bit: unknown names in the zone get NXDOMAIN instead of being passed.
 pub const ZONE_AUTHORITATIVE: u32 = 1;
 
+/// `flags` bit of the first entry: the table holds names outside every
+/// zone (Kuma's hosts and virtual outbounds, answered as written), and the
+/// last entry, [`EXACT_NAMES_ENTRY`], stands for them: no apex, no SOA (a
+/// NODATA for such a name carries none), not authoritative (an unknown
+/// name outside the zones is passed). Without it a name outside the zones
+/// costs no lookup.
+pub const ZONE_EXACT_NAMES: u32 = 2;
+
+/// The entry that stands for the names outside every zone, when the first
+/// entry says there are any; the zones then number one fewer.
+pub const EXACT_NAMES_ENTRY: u32 = MAX_ZONES as u32 - 1;
+
 /// Most zones the fast path answers for at once (`mesh` and `mesh.local`
 /// for Kuma, and room for more).
 pub const MAX_ZONES: usize = 8;

@@ -4,9 +4,9 @@
 //! frame.
 
 use meshdns_common::{
-    CompactRecord, Counter, EDNS_UDP_PAYLOAD_SIZE, MAX_ADDRS, MAX_NAME_LEN, MAX_SOA_RR_LEN,
-    MAX_ZONES, NameClass, NameKey, NameKey48, NameKey112, ServiceRecord, ZoneConfig,
-    name::lowercase_word,
+    CompactRecord, Counter, EDNS_UDP_PAYLOAD_SIZE, EXACT_NAMES_ENTRY, MAX_ADDRS, MAX_NAME_LEN,
+    MAX_SOA_RR_LEN, MAX_ZONES, NameClass, NameKey, NameKey48, NameKey112, ServiceRecord,
+    ZONE_EXACT_NAMES, ZoneConfig, name::lowercase_word,
 };
 
 use crate::checksum;
@@ -44,29 +44,38 @@ enum Addresses {
 /// comparing a few bytes per zone, without a key built or a hash lookup.
 /// Every name in the table is in a zone, so this loses no answer.
 #[inline(always)]
+// The unrolled walk's last step sets `ended` for no step after it.
+#[allow(unused_assignments)]
 pub(crate) fn zone_of(
     scratch: &mut Scratch,
     query: &Query,
 ) -> Result<&'static ZoneConfig, Counter> {
     let mut found = None;
+    let mut ended = false;
+    let mut exact_names = false;
     // Unrolled by hand: as a loop the verifier could not merge its walks.
     macro_rules! try_zone {
         ($index:expr) => {
-            if found.is_none() && $index < MAX_ZONES as u32 {
+            if found.is_none() && !ended && $index < MAX_ZONES as u32 {
                 let zone = ZONE
                     .get_value(ZONE_SLOT, &$index)
                     .ok_or(Counter::PassNotInZone)?;
+                if $index == 0 {
+                    exact_names = zone.flags & ZONE_EXACT_NAMES != 0;
+                }
                 // The zones end at the first empty entry.
                 if zone.apex_len == 0 {
-                    return Err(Counter::PassNotInZone);
-                }
-                // A copy for each zone: the compare's arithmetic links what
-                // it learns of the length back to the register it came from,
-                // and a length known differently after each zone would have
-                // the verifier walk the next zone once for each.
-                let name_len = forget_exact_value(&mut scratch.laundry, query.name_len, 0xff);
-                if in_zone(scratch, name_len, zone) {
-                    found = Some($index);
+                    ended = true;
+                } else {
+                    // A copy for each zone: the compare's arithmetic links
+                    // what it learns of the length back to the register it
+                    // came from, and a length known differently after each
+                    // zone would have the verifier walk the next zone once
+                    // for each.
+                    let name_len = forget_exact_value(&mut scratch.laundry, query.name_len, 0xff);
+                    if in_zone(scratch, name_len, zone) {
+                        found = Some($index);
+                    }
                 }
             }
         };
@@ -79,7 +88,13 @@ pub(crate) fn zone_of(
     try_zone!(5u32);
     try_zone!(6u32);
     try_zone!(7u32);
-    let index = found.ok_or(Counter::PassNotInZone)?;
+    // A name in no zone may still be one of the names outside them, if
+    // the table has any: looked up then, and only then.
+    let index = match found {
+        Some(index) => index,
+        None if exact_names => EXACT_NAMES_ENTRY,
+        None => return Err(Counter::PassNotInZone),
+    };
     // Each zone matched leaves the walk knowing another index (and, in a
     // pointer, another entry): one index again, looked up once, so that
     // what follows is walked once, not once per zone.
@@ -128,6 +143,11 @@ pub(crate) fn decide(
             } else {
                 available
             };
+            // The names outside the zones have no SOA for a NODATA: the
+            // resolver answers that.
+            if answers == 0 && zone_ref.apex_len == 0 {
+                return Err(Counter::PassNotInZone);
+            }
             Decision {
                 counter: if answers == 0 {
                     Counter::AnsweredNodata
@@ -140,6 +160,10 @@ pub(crate) fn decide(
             }
         }
         None => {
+            // Not one of the names outside the zones: in no zone.
+            if zone_ref.apex_len == 0 {
+                return Err(Counter::PassNotInZone);
+            }
             if !zone_ref.is_authoritative() {
                 return Err(Counter::PassUnknownName);
             }

@@ -3,10 +3,17 @@
 //! the same message (decoded by hickory-proto and compared whole: every
 //! field, TTLs and name case included).
 
-use hickory_proto::op::Message;
-use meshdns::resolver::{
-    Transport,
-    authority::{self, Verdict, Zones},
+use hickory_proto::op::{Message, ResponseCode};
+use meshdns::{
+    config::Services,
+    fastpath::FastPath,
+    resolver::{
+        Transport,
+        authority::{self, Verdict, Zones},
+    },
+    source::SourceName,
+    table::{SourceNames, Table},
+    vip::State,
 };
 use meshdns_tests::{
     fixtures::{self, longest_service, services},
@@ -185,27 +192,126 @@ services:
     }
     // Unknown names of the zones that are not authoritative, even inside
     // an authoritative one, and names of no zone: passed, and forwarded.
-    let zones = Zones::of(&table);
-    for name in [
-        "nope.mesh.local",
-        "mesh.local",
-        "x.svc.mesh",
-        "svc.mesh",
-        "mesh.example",
+    differences.extend(
+        [
+            "nope.mesh.local",
+            "mesh.local",
+            "x.svc.mesh",
+            "svc.mesh",
+            "mesh.example",
+        ]
+        .map(|name| Query::new(name, TYPE_A))
+        .iter()
+        .filter_map(|query| not_ours(&mut fast_path, &table, query)),
+    );
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// `None` if the fast path passes `query` and the resolver's rules forward
+/// it (neither answers it); else what each did.
+fn not_ours(fast_path: &mut FastPath, table: &Table, query: &Query) -> Option<String> {
+    let (action, _) = xdp::run(fast_path, &query.frame()).unwrap();
+    let message = Message::from_vec(&query.to_bytes()).unwrap();
+    let forwarded = matches!(
+        authority::answer(table, &Zones::of(table), &message),
+        Verdict::Forward
+    );
+    (action != XDP_PASS || !forwarded).then(|| {
+        format!(
+            "{query:?}: passed {}, forwarded {forwarded}",
+            action == XDP_PASS
+        )
+    })
+}
+
+/// Names outside every zone that a source gives (Kuma's hosts and virtual
+/// outbounds, answered as written): A and AAAA answered alike by both
+/// paths; the family a name lacks passed by the fast path and answered by
+/// the resolver, NOERROR with no records and no SOA (no zone of ours holds
+/// the name); other names and types passed and forwarded.
+#[test]
+fn names_outside_the_zones_answer_alike_and_their_nodata_is_the_resolvers() {
+    meshdns_tests::require_root();
+    let services = Services::parse(
+        "zone: mesh\nauthoritative: true\nservices:\n  - name: redis\n    vips: [240.0.0.100]\n",
+    )
+    .unwrap();
+    let given = [
+        SourceName {
+            name: "httpbin.org".into(),
+            addresses: vec!["240.0.0.3".parse().unwrap()],
+        },
+        SourceName {
+            name: "api.example.com".into(),
+            addresses: vec!["fd00::5".parse().unwrap()],
+        },
+    ];
+    let sources = [SourceNames {
+        id: "test",
+        ttl: 30,
+        names: given.iter().collect(),
+    }];
+    let (table, _) =
+        Table::build_with_sources(services, &sources, &mut State::default(), 0).unwrap();
+    let mut fast_path = FastPath::load().unwrap();
+    fast_path.sync(table.clone()).unwrap();
+    let resolver = fixtures::offline_resolver(table.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = |query: &Query| {
+        let client = "127.0.0.1:40053".parse().unwrap();
+        let bytes = runtime
+            .block_on(resolver.handle(&query.to_bytes(), client, Transport::Udp))
+            .expect("a reply");
+        Message::from_vec(&bytes).unwrap()
+    };
+    let mut differences = Vec::new();
+    for (description, query) in [
+        ("A", Query::new("httpbin.org", TYPE_A)),
+        (
+            "A, EDNS, 0x20",
+            Query::new("HttpBin.ORG", TYPE_A).with_opt(Opt::dig()),
+        ),
+        ("AAAA", Query::new("api.example.com", TYPE_AAAA)),
+        ("in a zone still", Query::new("redis.mesh", TYPE_A)),
     ] {
-        let query = Query::new(name, TYPE_A);
-        let (action, _) = xdp::run(&mut fast_path, &query.frame()).unwrap();
-        let message = Message::from_vec(&query.to_bytes()).unwrap();
-        let forwarded = matches!(
-            authority::answer(&table, &zones, &message),
-            Verdict::Forward
-        );
-        if action != XDP_PASS || !forwarded {
+        let (action, output) = xdp::run(&mut fast_path, &query.frame()).unwrap();
+        if action != XDP_TX {
+            differences.push(format!("{description}: the fast path passed it"));
+            continue;
+        }
+        let (fast, user) = (decode_dns(&output).unwrap(), handle(&query));
+        if format!("{fast:?}") != format!("{user:?}") {
             differences.push(format!(
-                "{name}: passed {}, forwarded {forwarded}",
-                action == XDP_PASS
+                "{description}:\n  fast path: {fast:?}\n  userspace: {user:?}"
             ));
         }
     }
+    // The missing family: the resolver's NODATA, without an SOA.
+    let query = Query::new("httpbin.org", TYPE_AAAA);
+    let (action, _) = xdp::run(&mut fast_path, &query.frame()).unwrap();
+    let reply = handle(&query);
+    if action != XDP_PASS
+        || reply.metadata.response_code != ResponseCode::NoError
+        || !reply.answers.is_empty()
+        || !reply.authorities.is_empty()
+        || !reply.metadata.authoritative
+    {
+        differences.push(format!(
+            "httpbin.org AAAA: passed {}, {reply:?}",
+            action == XDP_PASS
+        ));
+    }
+    // Not the table's: passed, and forwarded.
+    differences.extend(
+        [
+            Query::new("other.org", TYPE_A),
+            Query::new("httpbin.org", TYPE_MX),
+        ]
+        .iter()
+        .filter_map(|query| not_ours(&mut fast_path, &table, query)),
+    );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }

@@ -73,6 +73,8 @@ fn a_configmap_swap_changes_the_fast_paths_answers_and_a_broken_one_changes_noth
             ("backend_kuma-demo_svc_80.mesh", "30 IN A 240.0.0.2"),
             ("backend.kuma-demo.svc.80.mesh", "30 IN A 240.0.0.2"),
             ("web.mesh", "30 IN A 240.0.0.3"),
+            // A host entry, outside the zone: answered as written.
+            ("kuma.io", "30 IN A 240.0.1.4"),
             // The services file's own name, with its TTL.
             ("redis.mesh", "60 IN A 240.0.0.100"),
         ],
@@ -98,9 +100,9 @@ fn a_configmap_swap_changes_the_fast_paths_answers_and_a_broken_one_changes_noth
     let status = meshdns_json(&lab, &["status"]).unwrap();
     assert_eq!(status["sources"][0]["id"], source_id.as_str());
     assert_eq!(status["sources"][0]["up"], true);
-    // backend's two names and web; Kuma's redis and the host entry left out.
-    assert_eq!(status["sources"][0]["names"], 3);
-    assert_eq!(status["sources"][0]["left_out"], 2);
+    // backend's two names, web and the host kuma.io; Kuma's redis left out.
+    assert_eq!(status["sources"][0]["names"], 4);
+    assert_eq!(status["sources"][0]["left_out"], 1);
 
     // A new version of the ConfigMap under load: the answers move to it,
     // and only the names that changed are touched.

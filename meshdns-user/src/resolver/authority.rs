@@ -13,7 +13,7 @@ use hickory_proto::{
 };
 use meshdns_common::{EDNS_UDP_PAYLOAD_SIZE, NameKey, ZoneConfig};
 
-use crate::table::Table;
+use crate::table::{Entry, Table};
 
 /// What the zone says about a query.
 pub enum Verdict {
@@ -71,11 +71,11 @@ pub fn key_of(name: &Name) -> Option<NameKey> {
 pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
     let question = &query.queries[0];
     let name = question.name();
-    let Some(zone) = zones.of_name(name) else {
-        return Verdict::Forward;
-    };
     let Some(key) = key_of(name) else {
         return Verdict::Forward;
+    };
+    let Some(zone) = zones.of_name(name) else {
+        return exact_answer(table, &key, query);
     };
     let mut reply = reply_to(query);
     let entry = match table.get(&key) {
@@ -89,23 +89,14 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
     };
     let ttl = entry.record.ttl;
     let record = |data: RData| Record::from_rdata(name.clone(), ttl, data);
-    let v4 = entry
-        .record
-        .v4()
-        .iter()
-        .map(|a| record(RData::A(A(std::net::Ipv4Addr::from(*a)))));
-    let v6 = entry
-        .record
-        .v6()
-        .iter()
-        .map(|a| record(RData::AAAA(AAAA(std::net::Ipv6Addr::from(*a)))));
+    let (v4, v6) = address_records(name, entry);
     let answers: Vec<Record> = match question.query_type() {
-        RecordType::A => v4.collect(),
-        RecordType::AAAA => v6.collect(),
+        RecordType::A => v4,
+        RecordType::AAAA => v6,
         // RFC 8482 §4.2: a subset of the records, or a synthesized HINFO
         // where there are none.
         RecordType::ANY => {
-            let all: Vec<Record> = v4.chain(v6).collect();
+            let all: Vec<Record> = v4.into_iter().chain(v6).collect();
             if all.is_empty() {
                 vec![record(RData::HINFO(HINFO::new(
                     "RFC8482".into(),
@@ -128,6 +119,40 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
         reply.add_answers(answers);
     }
     Verdict::Answer(reply)
+}
+
+/// A name outside every zone that the table holds (a source's host,
+/// answered as written): its A or AAAA records, or for the family it lacks
+/// NOERROR with no records and no SOA (no zone of ours holds it). Other
+/// types, and names the table does not hold, are the upstreams'.
+fn exact_answer(table: &Table, key: &NameKey, query: &Message) -> Verdict {
+    let question = &query.queries[0];
+    let Some(entry) = table.get(key) else {
+        return Verdict::Forward;
+    };
+    let (v4, v6) = address_records(question.name(), entry);
+    let answers = match question.query_type() {
+        RecordType::A => v4,
+        RecordType::AAAA => v6,
+        _ => return Verdict::Forward,
+    };
+    let mut reply = reply_to(query);
+    reply.add_answers(answers);
+    Verdict::Answer(reply)
+}
+
+/// `entry`'s A and AAAA records, owned by `name` as the question spells it.
+fn address_records(name: &Name, entry: &Entry) -> (Vec<Record>, Vec<Record>) {
+    let ttl = entry.record.ttl;
+    let record = |data: RData| Record::from_rdata(name.clone(), ttl, data);
+    let v4 = entry.record.v4().iter();
+    let v6 = entry.record.v6().iter();
+    (
+        v4.map(|a| record(RData::A(A(std::net::Ipv4Addr::from(*a)))))
+            .collect(),
+        v6.map(|a| record(RData::AAAA(AAAA(std::net::Ipv6Addr::from(*a)))))
+            .collect(),
+    )
 }
 
 /// The header and question of a reply to `query`, as the fast path writes

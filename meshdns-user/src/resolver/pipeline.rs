@@ -95,7 +95,7 @@ impl Resolver {
             return None;
         }
         let name = query.lowercase_name();
-        let in_zone = mesh.table.zone_of(&name).is_some();
+        let in_zone = mesh.table.answers_for(&name);
         let key = Key {
             name,
             qtype: RecordType::from(query.qtype),

@@ -5,14 +5,15 @@
 //! order (a folder's files by name). A name already taken is not added;
 //! if it would have answered differently, that is a conflict: a warning
 //! and a count, never a refused table. A source name that is not a valid
-//! DNS name, or is outside the zone, is left out and counted too.
+//! DNS name is left out and counted too; one outside every zone is
+//! answered as written (exact), if the zones leave room for such names.
 
 use std::{
     collections::{BTreeMap, btree_map::Entry as Slot},
     sync::Arc,
 };
 
-use meshdns_common::{ServiceRecord, ZoneConfig};
+use meshdns_common::{MAX_ZONES, ServiceRecord, ZoneConfig};
 
 use super::{Entry, record_of, zone_of};
 use crate::{dns_name, source::SourceName};
@@ -35,7 +36,9 @@ pub struct Merged {
     /// Names the file or an earlier source (or file) had already, with
     /// another answer.
     pub conflicts: usize,
-    /// Names outside the zone: not served.
+    /// Of `names`, those outside every zone, answered as written.
+    pub exact: usize,
+    /// Names outside the zones left out: 8 zones leave no room for them.
     pub outside_zone: usize,
     /// Names that are not valid DNS names.
     pub invalid: usize,
@@ -73,9 +76,16 @@ pub(super) fn merge(
                     continue;
                 }
             };
-            if zone_of(zones, &wire).is_none() {
+            // A name in no zone is answered as written (Kuma's data plane
+            // looks every query up in its table), if the program's array
+            // has an entry left to stand for such names.
+            let exact = zone_of(zones, &wire).is_none();
+            if exact && zones.len() >= MAX_ZONES {
                 counts.outside_zone += 1;
-                warn(format_args!("{:?} left out: outside the zones", name.name));
+                warn(format_args!(
+                    "{:?} left out: outside the zones, and {MAX_ZONES} zones leave no room for names outside them",
+                    name.name
+                ));
                 continue;
             }
             let record = record_of(&name.addresses, source.ttl);
@@ -87,6 +97,7 @@ pub(super) fn merge(
                         record,
                     });
                     counts.names += 1;
+                    counts.exact += usize::from(exact);
                 }
                 Slot::Occupied(taken) => {
                     if !answers_alike(&taken.get().record, &record) {

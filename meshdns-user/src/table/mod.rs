@@ -10,7 +10,10 @@ use std::{
     sync::Arc,
 };
 
-use meshdns_common::{MAX_ADDRS, MAX_ZONES, NameClass, NameKey, ServiceRecord, ZoneConfig};
+use meshdns_common::{
+    EXACT_NAMES_ENTRY, MAX_ADDRS, MAX_ZONES, NameClass, NameKey, ServiceRecord, ZONE_EXACT_NAMES,
+    ZoneConfig,
+};
 
 use crate::{
     config::{ConfigErrorKind, Services, located},
@@ -50,6 +53,9 @@ pub struct Table {
     /// The ids of the sources its names came from, in the order of
     /// `sources:` (an entry's `source` less one).
     sources: Vec<Arc<str>>,
+    /// Whether some names are in no zone (a source's hosts, answered as
+    /// written): the program looks names outside the zones up only then.
+    exact_names: bool,
 }
 
 impl Table {
@@ -121,6 +127,7 @@ impl Table {
             add_empty_names(&mut entries, &zones, zone, services.ttl);
         }
         let table = Self {
+            exact_names: entries.keys().any(|key| zone_of(&zones, key).is_none()),
             zones,
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
@@ -154,6 +161,7 @@ impl Table {
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
             sources: Vec::new(),
+            exact_names: zones[0].flags & ZONE_EXACT_NAMES != 0,
         }
     }
 
@@ -171,13 +179,25 @@ impl Table {
     }
 
     /// The zones as the program's array holds them: the longest apex
-    /// first, `ZoneConfig::NONE` after the last.
+    /// first, `ZoneConfig::NONE` after the last; with names outside the
+    /// zones, the first says so and the last entry stands for them (see
+    /// `ZONE_EXACT_NAMES`).
     pub fn zone_entries(&self) -> [ZoneConfig; MAX_ZONES] {
         let mut entries = [ZoneConfig::NONE; MAX_ZONES];
         for (entry, zone) in entries.iter_mut().zip(&self.zones) {
             *entry = *zone;
         }
+        if self.exact_names {
+            entries[0].flags |= ZONE_EXACT_NAMES;
+            entries[EXACT_NAMES_ENTRY as usize] = ZoneConfig::NONE;
+        }
         entries
+    }
+
+    /// Whether `wire` is ours to answer: in a zone, or one of the names
+    /// outside them.
+    pub fn answers_for(&self, wire: &[u8]) -> bool {
+        self.zone_of(wire).is_some() || (self.exact_names && self.entries.contains_key(wire))
     }
 
     /// The zone `wire` (a name in wire format, lowercased) is in, if any:
