@@ -271,3 +271,61 @@ fn a_source_folder_made_after_the_agent_started_is_read_as_it_comes() {
         .unwrap();
     answered_by_the_kernel(&lab, &[("web.mesh", "30 IN A 240.0.0.3")]);
 }
+
+/// Kuma's two kinds of names at once, as one agent serves them: `mesh`
+/// (authoritative) from the VIP lists and `mesh.local` (not) from kuma-cp,
+/// each zone with its own rules, answered by the kernel on a real veth.
+#[test]
+fn mesh_and_mesh_local_at_once_each_by_its_own_rules() {
+    let mut lab = Lab::new().unwrap();
+    lab.enable_peer_napi().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kuma_cp = fake_kuma_cp(&lab, &runtime);
+    let mut volume = ConfigMapVolume::new("e2e-two-zones");
+    volume.publish(&[("demo", DEMO_MESH)]);
+    let config = lab.write_services(&format!(
+        "zones:\n  - name: mesh\n    authoritative: true\n  - name: mesh.local\n    soa: {{minimum: 10}}\nsources:\n  - kuma_vips: {}\n  - kuma_cp: {{url: \"http://{}\", interval: 1s}}\n",
+        volume.dir.display(),
+        kuma_cp.addr
+    ));
+    let _agent = lab.start_agent(&config, &[]).unwrap();
+    // kuma-cp's names come with its first poll, before or after the start.
+    let wait_for = |lab: &Lab, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lab.dig_records(SERVER_V4, name, "A").1.is_empty() {
+            assert!(Instant::now() < deadline, "{name} never answered");
+            sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&lab, "redis.svc.mesh.local");
+    answered_by_the_kernel(
+        &lab,
+        &[
+            ("web.mesh", "30 IN A 240.0.0.3"),
+            ("redis.svc.mesh.local", "30 IN A 241.0.0.1"),
+        ],
+    );
+
+    // An unknown name: NXDOMAIN from the kernel in mesh (authoritative),
+    // with mesh's SOA; passed in mesh.local, whose NODATA carries its own.
+    let before = lab.fast_path_counters().unwrap();
+    let (status, records) = lab.dig_records(SERVER_V4, "nope.mesh", "A");
+    assert!(status.contains("status: NXDOMAIN"), "{status}");
+    assert!(
+        records[0].starts_with("mesh. 30 IN SOA ns.mesh. hostmaster.mesh."),
+        "{records:?}"
+    );
+    let (status, records) = lab.dig_records(SERVER_V4, "web.svc.mesh.local", "AAAA");
+    assert!(status.contains("status: NOERROR"), "{status}");
+    assert!(
+        records[0].starts_with("mesh.local. 10 IN SOA ns.mesh.local. hostmaster.mesh.local."),
+        "{records:?}"
+    );
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::AnsweredNxdomain), 1, "{moved}");
+    assert_eq!(moved.get(Counter::AnsweredNodata), 1, "{moved}");
+    let before = lab.fast_path_counters().unwrap();
+    lab.dig_records(SERVER_V4, "nope.mesh.local", "A");
+    let moved = lab.fast_path_counters().unwrap().since(&before);
+    assert_eq!(moved.get(Counter::PassUnknownName), 1, "{moved}");
+}
