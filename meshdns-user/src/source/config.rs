@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{KUMA_TTL, Source, kuma_cp};
+use super::{KUMA_TTL, Source, kuma_cp, kuma_vips};
 use crate::config::MAX_TTL;
 
 /// A source as the services file writes it.
@@ -43,12 +43,41 @@ fn default_interval() -> crate::config::Duration {
 /// The longest request timeout taken by default.
 const MAX_DEFAULT_TIMEOUT: u64 = 10;
 
-/// `kuma_vips: PATH`, or `kuma_vips: {path: PATH, ttl: SECONDS}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+/// `kuma_vips: PATH`, or `kuma_vips: {path: PATH, ttl: SECONDS, domain:
+/// DOMAIN}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KumaVipsConfig {
     Path(PathBuf),
     Full(KumaVipsFull),
+}
+
+/// A string is the path; a map the long form, read as such so that its
+/// errors (an unknown key, a TTL that is not a number) are its own, with
+/// their position, not "no variant matched".
+impl<'de> Deserialize<'de> for KumaVipsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = KumaVipsConfig;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path, or {path, ttl, domain}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<Self::Value, E> {
+                Ok(KumaVipsConfig::Path(PathBuf::from(path)))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                KumaVipsFull::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(KumaVipsConfig::Full)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// The long form of `kuma_vips`.
@@ -58,6 +87,13 @@ pub struct KumaVipsFull {
     pub path: PathBuf,
     #[serde(default = "kuma_ttl")]
     pub ttl: u32,
+    /// kuma-cp's `dns_server.domain`: where service entries answer.
+    #[serde(default = "kuma_domain")]
+    pub domain: String,
+}
+
+fn kuma_domain() -> String {
+    kuma_vips::KUMA_ZONE.to_string()
 }
 
 fn kuma_ttl() -> u32 {
@@ -72,17 +108,21 @@ impl SourceConfig {
             SourceConfig::KumaVips(config) => config,
             SourceConfig::KumaCp(config) => return config.check(),
         };
-        let (path, ttl) = match config {
-            KumaVipsConfig::Path(path) => (path.clone(), KUMA_TTL),
-            KumaVipsConfig::Full(full) => (full.path.clone(), full.ttl),
+        let (path, ttl, domain) = match config {
+            KumaVipsConfig::Path(path) => (path.clone(), KUMA_TTL, kuma_domain()),
+            KumaVipsConfig::Full(full) => (full.path.clone(), full.ttl, full.domain.clone()),
         };
+        let domain = domain.strip_suffix('.').unwrap_or(&domain).to_string();
+        if let Err(error) = crate::dns_name::from_text(&domain) {
+            return Err(format!("kuma_vips domain {domain:?}: {error}"));
+        }
         if ttl > MAX_TTL {
             return Err(format!("ttl {ttl} is more than {MAX_TTL}"));
         }
         if path.as_os_str().is_empty() {
             return Err("kuma_vips needs a path".into());
         }
-        Ok(Source::KumaVips { path, ttl })
+        Ok(Source::KumaVips { path, ttl, domain })
     }
 }
 

@@ -33,12 +33,12 @@ pub(super) fn vip_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-pub(super) fn read_vip_file(path: &Path) -> Result<Vec<SourceName>, SourceError> {
+pub(super) fn read_vip_file(path: &Path, domain: &str) -> Result<Vec<SourceName>, SourceError> {
     let text = std::fs::read_to_string(path).map_err(|source| SourceError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let list = kuma_vips::parse(&text).map_err(|source| SourceError::KumaVips {
+    let list = kuma_vips::parse(&text, domain).map_err(|source| SourceError::KumaVips {
         path: path.to_path_buf(),
         source,
     })?;

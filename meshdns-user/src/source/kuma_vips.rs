@@ -39,7 +39,8 @@ use std::{
 
 use serde::Deserialize;
 
-/// The zone Kuma's data plane answers service entries in.
+/// The zone Kuma's data plane answers service entries in, unless kuma-cp
+/// is set to another (`dns_server.domain`).
 pub const KUMA_ZONE: &str = "mesh";
 
 /// The tag that names a service (`mesh_proto.ServiceTag`).
@@ -164,9 +165,10 @@ struct HostnameEntry {
     key: String,
 }
 
-/// Reads a VIP list. An empty text is an empty list, as kuma-cp reads an
-/// empty `config`.
-pub fn parse(text: &str) -> Result<VipList, KumaVipsError> {
+/// Reads a VIP list whose services answer in `domain` (Kuma's default,
+/// [`KUMA_ZONE`], or kuma-cp's `dns_server.domain`). An empty text is an
+/// empty list, as kuma-cp reads an empty `config`.
+pub fn parse(text: &str, domain: &str) -> Result<VipList, KumaVipsError> {
     if text.trim().is_empty() {
         return Ok(VipList::default());
     }
@@ -188,7 +190,7 @@ pub fn parse(text: &str) -> Result<VipList, KumaVipsError> {
     // Kuma's order (`HostnameEntries`): by type, then by name; stable, so
     // a tag-first service's addresses stay in the order written.
     entries.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    Ok(names_of(entries))
+    Ok(names_of(entries, domain))
 }
 
 /// Shapes 1 and 2: kuma-cp reads every key as `<type>:<name>` if every
@@ -304,7 +306,7 @@ fn typed_key(key: &str) -> Option<(Result<EntryKind, u64>, &str)> {
 
 /// The names each entry answers as (`VIPOutbounds`), each once: the
 /// last entry to give a name wins.
-fn names_of(entries: Vec<HostnameEntry>) -> VipList {
+fn names_of(entries: Vec<HostnameEntry>, domain: &str) -> VipList {
     let mut list = VipList::default();
     let mut at = HashMap::<String, usize>::new();
     let mut add = |list: &mut VipList, name: String, address, kind| {
@@ -345,8 +347,8 @@ fn names_of(entries: Vec<HostnameEntry>) -> VipList {
         };
         match kind {
             EntryKind::Service => {
-                let name = format!("{}.{KUMA_ZONE}", entry.name);
-                let dotted = format!("{}.{KUMA_ZONE}", entry.name.replace('_', "."));
+                let name = format!("{}.{domain}", entry.name);
+                let dotted = format!("{}.{domain}", entry.name.replace('_', "."));
                 let distinct = dotted != name;
                 add(&mut list, name, address, kind);
                 if distinct {

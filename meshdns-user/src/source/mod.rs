@@ -45,8 +45,16 @@ pub const KUMA_TTL: u32 = 30;
 /// A source, checked: what the registry reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    KumaVips { path: PathBuf, ttl: u32 },
-    KumaCp { cp: kuma_cp::KumaCp, ttl: u32 },
+    KumaVips {
+        path: PathBuf,
+        ttl: u32,
+        /// Where its service entries answer (`<service>.<domain>`).
+        domain: String,
+    },
+    KumaCp {
+        cp: kuma_cp::KumaCp,
+        ttl: u32,
+    },
 }
 
 impl Source {
@@ -146,8 +154,8 @@ impl SourceState {
     /// first read, and is read from what the poller has.
     pub fn read(&mut self, source: &Source, context: &ReadContext) {
         self.errors.clear();
-        let path = match source {
-            Source::KumaVips { path, .. } => path,
+        let (path, domain) = match source {
+            Source::KumaVips { path, domain, .. } => (path, domain),
             Source::KumaCp { cp, .. } => return self.read_polled(cp, context),
         };
         let files = match files::vip_files(path) {
@@ -167,7 +175,7 @@ impl SourceState {
         let keys: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         self.files.retain(|file, _| keys.contains(file));
         for (file, key) in files.iter().zip(keys) {
-            match files::read_vip_file(file) {
+            match files::read_vip_file(file, domain) {
                 Ok(names) => {
                     self.files.insert(key, names);
                 }

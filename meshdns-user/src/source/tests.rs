@@ -7,6 +7,7 @@ fn source(path: &Path) -> Source {
     Source::KumaVips {
         path: path.to_path_buf(),
         ttl: KUMA_TTL,
+        domain: "mesh".into(),
     }
 }
 
@@ -112,7 +113,7 @@ fn one_file_is_a_source_too() {
 #[test]
 fn sources_are_written_as_a_path_or_with_a_ttl() {
     let config = crate::config::Config::parse(
-        "sources:\n  - kuma_vips: /run/meshdns/kuma-vips\n  - kuma_vips: {path: /x.json, ttl: 60}\n",
+        "sources:\n  - kuma_vips: /run/meshdns/kuma-vips\n  - kuma_vips: {path: /x.json, ttl: 60, domain: kuma.}\n",
     )
     .unwrap();
     let checked: Vec<Source> = config.sources.iter().map(|s| s.check().unwrap()).collect();
@@ -121,11 +122,13 @@ fn sources_are_written_as_a_path_or_with_a_ttl() {
         [
             Source::KumaVips {
                 path: "/run/meshdns/kuma-vips".into(),
-                ttl: KUMA_TTL
+                ttl: KUMA_TTL,
+                domain: "mesh".into(),
             },
             Source::KumaVips {
                 path: "/x.json".into(),
-                ttl: 60
+                ttl: 60,
+                domain: "kuma".into(),
             },
         ]
     );
@@ -140,7 +143,14 @@ fn sources_are_written_as_a_path_or_with_a_ttl() {
 #[test]
 fn sources_that_would_mislead_are_refused() {
     for (text, why) in [
-        ("sources:\n  - kuma_vips: {path: /x, tll: 60}\n", "line 2"),
+        (
+            "sources:\n  - kuma_vips: {path: /x, tll: 60}\n",
+            "unknown field `tll`",
+        ),
+        (
+            "sources:\n  - kuma_vips: {path: /x, domain: \"a..b\"}\n",
+            "domain",
+        ),
         (
             "sources:\n  - kuma_vips: /x\n  - kuma_vips: /x\n",
             "listed twice",

@@ -8,7 +8,7 @@ use super::*;
 
 /// `(name, address)` of each name, in order.
 fn names(text: &str) -> Vec<(String, String)> {
-    parse(text)
+    parse(text, KUMA_ZONE)
         .unwrap_or_else(|e| panic!("{e}"))
         .names
         .into_iter()
@@ -51,7 +51,7 @@ fn shape_1_service_to_vip() {
 #[test]
 fn shape_2_typed_keys() {
     let text = r#"{"0:backend_2":"240.0.1.1","0:frontend_2":"240.0.1.3","1:host.com":"240.0.1.4"}"#;
-    let list = parse(text).unwrap();
+    let list = parse(text, KUMA_ZONE).unwrap();
     assert_eq!(
         names(text),
         pairs(&[
@@ -100,7 +100,7 @@ fn shape_3_entries_with_outbounds() {
 fn shape_4_tag_first() {
     // testdata/full_example_tag_first.golden.json.
     let text = r#"{"v":{"demo-app_kuma-demo_svc_5000":{"oe":[{"ap":[{"a":"10.43.96.209","p":5000,"o":"k8s"},{"a":"240.0.0.2","o":"svc"}]}]},"httpbin":{"oe":[{"ap":[{"a":"240.0.0.2","p":443,"o":"svc"},{"a":"240.0.0.3","d":"httpbin.org","p":443,"o":"external-service:httpbin"},{"a":"240.0.0.5","d":"httpbin.mesh","p":80,"o":"virtual-outbound:default"}]}]},"redis_kuma-demo_svc_6379":{"oe":[{"ap":[{"a":"10.43.224.70","p":6379,"o":"k8s"},{"a":"240.0.0.1","o":"svc"},{"a":"240.0.0.6","d":"redis_kuma-demo_svc_6379.mesh","p":80,"o":"virtual-outbound:default"}]}]}}}"#;
-    let list = parse(text).unwrap();
+    let list = parse(text, KUMA_ZONE).unwrap();
     // Kubernetes hosts named by their ClusterIP are not names; the
     // virtual outbounds' domains, later in Kuma's order, win over the
     // services' own names.
@@ -123,15 +123,15 @@ fn shape_4_tag_first() {
 
 #[test]
 fn an_empty_config_is_an_empty_list() {
-    assert_eq!(parse("").unwrap(), VipList::default());
-    assert_eq!(parse("{}").unwrap(), VipList::default());
-    assert_eq!(parse(r#"{"v":{}}"#).unwrap(), VipList::default());
+    assert_eq!(parse("", KUMA_ZONE).unwrap(), VipList::default());
+    assert_eq!(parse("{}", KUMA_ZONE).unwrap(), VipList::default());
+    assert_eq!(parse(r#"{"v":{}}"#, KUMA_ZONE).unwrap(), VipList::default());
 }
 
 #[test]
 fn unknown_entry_types_and_bad_addresses_are_skipped_with_a_reason() {
     let text = r#"{"0:a":"240.0.0.1","7:future":"240.0.0.2","1:bad":"240.0.0.300","0:none":""}"#;
-    let list = parse(text).unwrap();
+    let list = parse(text, KUMA_ZONE).unwrap();
     assert_eq!(names(text), pairs(&[("a.mesh", "240.0.0.1")]));
     let skipped: Vec<(&str, &str)> = list
         .skipped
@@ -149,18 +149,22 @@ fn unknown_entry_types_and_bad_addresses_are_skipped_with_a_reason() {
 
 #[test]
 fn malformed_json_is_refused_with_its_position() {
-    let error = parse("{\n  \"0:a\": \"240.0.0.1\",\n  \"0:b\" \"240.0.0.2\"\n}").unwrap_err();
+    let error = parse(
+        "{\n  \"0:a\": \"240.0.0.1\",\n  \"0:b\" \"240.0.0.2\"\n}",
+        KUMA_ZONE,
+    )
+    .unwrap_err();
     let KumaVipsError::Json { line, column, .. } = error else {
         panic!("{error:?}");
     };
     assert_eq!((line, column), (3, 9));
     // Half a file, as a writer that is not done leaves it.
     assert!(matches!(
-        parse(r#"{"0:a": {"address": "240.0.0.1", "outb"#),
+        parse(r#"{"0:a": {"address": "240.0.0.1", "outb"#, KUMA_ZONE),
         Err(KumaVipsError::Json { line: 1, .. })
     ));
     // A wrong type inside a known shape, with its position.
-    let error = parse("{\"v\": {\"a\": {\"oe\": 5}}}").unwrap_err();
+    let error = parse("{\"v\": {\"a\": {\"oe\": 5}}}", KUMA_ZONE).unwrap_err();
     assert!(
         matches!(error, KumaVipsError::Json { line: 1, .. }),
         "{error}"
@@ -175,12 +179,15 @@ fn documents_of_no_known_shape_are_refused() {
         r#"{"a": "240.0.0.1", "b": {"address": "240.0.0.2"}}"#,
     ] {
         assert!(
-            matches!(parse(text), Err(KumaVipsError::Shape(_))),
+            matches!(parse(text, KUMA_ZONE), Err(KumaVipsError::Shape(_))),
             "{text}"
         );
     }
     assert_eq!(
-        parse(r#"{"0:a": {"address": "240.0.0.1", "outbounds": []}}"#),
+        parse(
+            r#"{"0:a": {"address": "240.0.0.1", "outbounds": []}}"#,
+            KUMA_ZONE
+        ),
         Err(KumaVipsError::NoOutbounds("0:a".into()))
     );
 }
@@ -209,4 +216,12 @@ fn a_tag_first_entry_keeps_its_first_address_as_kuma_cp_reads_it() {
     // the first address (`ToVirtualOutboundView`).
     let text = r#"{"v":{"web":{"oe":[{"t":{"version":"1"},"ap":[{"a":"240.0.0.7","p":80,"o":"svc"}]},{"t":{"version":"2"},"ap":[{"a":"240.0.0.8","p":81,"o":"svc"}]}]}}}"#;
     assert_eq!(names(text), pairs(&[("web.mesh", "240.0.0.7")]));
+}
+
+#[test]
+fn services_answer_in_kuma_cps_domain() {
+    // kuma-cp with `dns_server.domain: kuma`.
+    let list = parse(r#"{"backend_2":"240.0.1.1"}"#, "kuma").unwrap();
+    let names: Vec<&str> = list.names.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["backend_2.kuma", "backend.2.kuma"]);
 }
