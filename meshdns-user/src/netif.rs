@@ -171,6 +171,39 @@ impl XdpAttachMode {
 /// its own pair, with its own mode, so a caller looking for one program
 /// finds how that one runs.
 pub fn xdp_attached(ifindex: u32) -> std::io::Result<Vec<(XdpAttachMode, u32)>> {
+    Ok(xdp_of(&get_link(ifindex)?))
+}
+
+/// The programs named by a link's `IFLA_XDP` attribute.
+fn xdp_of(link: &LinkMessage) -> Vec<(XdpAttachMode, u32)> {
+    let xdp = link
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            LinkAttribute::Xdp(xdp) => Some(xdp.as_slice()),
+            _ => None,
+        });
+    xdp.map_or_else(Vec::new, xdp_programs)
+}
+
+/// The programs named by the `IFLA_XDP` attribute of an RTM_NEWLINK reply.
+#[cfg(test)]
+fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Vec<(XdpAttachMode, u32)>> {
+    Ok(xdp_of(&parse_link(reply)?))
+}
+
+/// Whether interface `ifindex` is one end of a veth pair (its link kind,
+/// over rtnetlink, as `ip -d link` shows it).
+pub fn is_veth(ifindex: u32) -> std::io::Result<bool> {
+    use netlink_packet_route::link::{InfoKind, LinkInfo};
+    Ok(get_link(ifindex)?.attributes.iter().any(|attribute| {
+        matches!(attribute, LinkAttribute::LinkInfo(infos)
+            if infos.iter().any(|info| matches!(info, LinkInfo::Kind(InfoKind::Veth))))
+    }))
+}
+
+/// The kernel's RTM_NEWLINK for interface `ifindex` (RTM_GETLINK).
+fn get_link(ifindex: u32) -> std::io::Result<LinkMessage> {
     use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
     let mut link = LinkMessage::default();
     link.header.index = ifindex;
@@ -181,7 +214,7 @@ pub fn xdp_attached(ifindex: u32) -> std::io::Result<Vec<(XdpAttachMode, u32)>> 
     // Port 0: the kernel.
     socket.send_to(&request, &SocketAddr::new(0, 0), 0)?;
     let (reply, _) = socket.recv_from_full()?;
-    parse_xdp_attached(&reply)
+    parse_link(&reply)
 }
 
 /// A netlink message with `header` (its length and type filled in) and
@@ -194,24 +227,16 @@ fn emit(header: NetlinkHeader, payload: NetlinkPayload<RouteNetlinkMessage>) -> 
     bytes
 }
 
-/// The programs named by the `IFLA_XDP` attribute of an RTM_NEWLINK reply.
-fn parse_xdp_attached(reply: &[u8]) -> std::io::Result<Vec<(XdpAttachMode, u32)>> {
+/// The link of an RTM_NEWLINK reply.
+fn parse_link(reply: &[u8]) -> std::io::Result<LinkMessage> {
     let bad = |what: String| std::io::Error::other(format!("rtnetlink: {what}"));
     let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(reply)
         .map_err(|error| bad(error.to_string()))?;
-    let link = match message.payload {
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => link,
-        NetlinkPayload::Error(error) => return Err(error.to_io()),
-        other => return Err(bad(format!("not a link message: {other:?}"))),
-    };
-    let xdp = link
-        .attributes
-        .iter()
-        .find_map(|attribute| match attribute {
-            LinkAttribute::Xdp(xdp) => Some(xdp.as_slice()),
-            _ => None,
-        });
-    Ok(xdp.map_or_else(Vec::new, xdp_programs))
+    match message.payload {
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => Ok(link),
+        NetlinkPayload::Error(error) => Err(error.to_io()),
+        other => Err(bad(format!("not a link message: {other:?}"))),
+    }
 }
 
 /// The programs in an `IFLA_XDP` attribute (`rtnl_xdp_fill` in the

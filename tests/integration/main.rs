@@ -16,6 +16,7 @@ mod e2e_fastpath;
 mod e2e_inspect;
 mod e2e_metrics;
 mod e2e_resolver;
+mod e2e_routed;
 mod e2e_sources;
 mod resolver_coalescing;
 mod xdp_fixtures;

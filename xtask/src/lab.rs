@@ -102,7 +102,14 @@ pub fn run(root: &Path, target: &Path) -> anyhow::Result<()> {
     );
     let mut agent = Command::new(target.join("meshdns"));
     agent
-        .args(["run", "--iface", HOST_IF, "--config"])
+        .args([
+            "run",
+            "--iface",
+            HOST_IF,
+            "--xdp-mode",
+            "driver",
+            "--config",
+        ])
         .arg(&config)
         // The lab's own pins and VIP state, removed with it.
         .args([

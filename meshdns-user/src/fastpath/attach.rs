@@ -25,7 +25,8 @@ use crate::netif::{self, XdpAttachMode};
 /// fast path has no `FastPath` at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachMode {
-    /// Driver (native) mode if the driver supports it, else generic (SKB) mode.
+    /// Driver (native) mode if the driver supports it, else generic (SKB)
+    /// mode; generic mode on a veth (see [`FastPath::attach`]).
     Auto,
     /// Driver (native) mode only: in the NIC driver, before any allocation.
     Driver,
@@ -68,7 +69,11 @@ enum AttachedLink {
 impl FastPath {
     /// Attaches the program to `iface`, for as long as this value lives.
     /// In `Auto` mode a driver without native XDP gets the program in
-    /// generic mode, with a warning.
+    /// generic mode, with a warning; so does a veth, without one: a pod's
+    /// host-side end on a routed CNI. Driver-mode `XDP_TX` on a veth needs
+    /// NAPI on the other end, inside the pod, which is not the agent's to
+    /// turn on, and without it the replies are dropped; in generic mode
+    /// `XDP_TX` leaves through the veth's own transmit, and is answered.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<&Attachment> {
         let (id, mode) = self.attach_new(iface, mode)?;
         Ok(self.attached(Attachment {
@@ -105,6 +110,10 @@ impl FastPath {
         match mode {
             AttachMode::Driver => attach(xdp, XdpAttachMode::Driver),
             AttachMode::Generic => attach(xdp, XdpAttachMode::Generic),
+            AttachMode::Auto if netif::index(iface).is_some_and(|i| netif::is_veth(i).unwrap_or(false)) => {
+                tracing::info!(iface, "a veth: generic (SKB) mode, whose XDP_TX needs nothing of the other end (--xdp-mode driver if it has NAPI)");
+                attach(xdp, XdpAttachMode::Generic)
+            }
             AttachMode::Auto => attach(xdp, XdpAttachMode::Driver).or_else(|error| {
                 tracing::warn!(%error, "no driver-mode XDP here; falling back to generic (SKB) mode, which is much slower");
                 attach(xdp, XdpAttachMode::Generic)
