@@ -148,14 +148,15 @@ impl Registry {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let settings = services.resolver.clone();
-        let parsed = (!services.sources.is_empty()).then(|| (text_hash, services.clone()));
-        let ids: Vec<String> = self.sources.iter().map(|(s, _, _)| s.id()).collect();
+        // Kept for the sources' next change, unless kept already.
+        let cached = matches!(&self.parsed, Some((hash, _)) if *hash == text_hash);
+        let parsed =
+            (!cached && !services.sources.is_empty()).then(|| (text_hash, services.clone()));
         let names: Vec<SourceNames<'_>> = self
             .sources
             .iter()
-            .zip(&ids)
-            .map(|((source, state, _), id)| SourceNames {
-                id,
+            .map(|(source, state, status)| SourceNames {
+                id: &status.id,
                 ttl: source.ttl(),
                 names: state.names().collect(),
             })
@@ -172,7 +173,9 @@ impl Registry {
             tracing::error!(path = %self.state_path.display(), %error, "cannot save the VIP state; VIPs may change on restart");
         }
         self.loaded = Some(hash);
-        self.parsed = parsed;
+        if !cached {
+            self.parsed = parsed;
+        }
         self.write_provenance(Some(&table));
         Ok(Reload::Changed {
             table: Arc::new(table),
