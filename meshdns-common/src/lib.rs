@@ -32,7 +32,7 @@ pub mod record;
 pub mod zone;
 
 pub use counter::Counter;
-pub use interface::{InterfaceMac, Interfaces, MAX_INTERFACES};
+pub use interface::{InterfaceMac, MAX_INTERFACES};
 pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
@@ -56,8 +56,8 @@ pub const NAMES_MAPS: [&str; 4] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NAME
 /// Name of the one-slot array of maps whose slot holds the array of the
 /// zones, [`MAX_ZONES`] [`ZoneConfig`]s.
 pub const ZONE_MAP: &str = "ZONE";
-/// Name of the one-entry array of [`Interfaces`]. Not pinned: each agent
-/// fills its program's own, before attaching.
+/// Name of the hash map of ifindex to [`InterfaceMac`]. Not pinned: each
+/// agent fills its program's own, before attaching.
 pub const INTERFACES_MAP: &str = "INTERFACES";
 /// Name of the per-CPU array of `u64` counters indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
@@ -69,6 +69,13 @@ pub const PASS_PROGRAM: &str = "meshdns_pass";
 /// Name of the benchmark's floor: an XDP program that swaps addresses and
 /// returns `XDP_TX`, doing no DNS work.
 pub const FLOOR_PROGRAM: &str = "meshdns_floor";
+/// Name of a TC classifier for the tests: counts the IPv4 UDP packets to
+/// port 53 it sees in [`LAB_TC_SEEN_MAP`] and hands every packet on, as a
+/// CNI's program beside meshdns would.
+pub const TC_COUNT_PROGRAM: &str = "meshdns_tc_count";
+/// Name of the one-entry per-CPU array of `u64` that [`TC_COUNT_PROGRAM`]
+/// counts in.
+pub const LAB_TC_SEEN_MAP: &str = "LAB_TC_SEEN";
 
 /// Upper bound on the names of each class the fast path holds: the largest
 /// `max_entries` a class's map grows to (the agent sizes each by the table;

@@ -14,6 +14,8 @@
 //!    name's last bytes with the apex (most of a node's names leave here);
 //!    `parse::build_name_key` builds the key a word at a time, and
 //!    `answer::decide` looks it up: an answer, NODATA, NXDOMAIN, or a pass;
+//!    `scope::check_interface` then passes a frame that was sent to another
+//!    host (the checks with a map lookup of their own come last);
 //! 4. `answer::build_reply` writes what the reply appends to the question
 //!    (answers or SOA, and OPT) into a per-CPU section buffer, summing it;
 //! 5. `send::send_reply` resizes the frame, rewrites the header's flags and
@@ -48,16 +50,22 @@ mod maps;
 mod never;
 mod packet;
 mod parse;
+mod scope;
 mod send;
 mod verifier;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 use meshdns_common::Counter;
 
 use crate::answer::{build_reply, decide, zone_of};
 use crate::maps::{SCRATCH, count};
 use crate::packet::UDP_HDR_LEN;
 use crate::parse::{build_name_key, parse_query, parse_transport};
+use crate::scope::check_interface;
 use crate::send::send_reply;
 
 const DNS_PORT: u16 = 53;
@@ -102,6 +110,18 @@ pub fn meshdns_floor(ctx: XdpContext) -> u32 {
     }
 }
 
+/// For the tests: a TC classifier that counts the DNS queries it sees and
+/// hands every packet on (`TC_ACT_UNSPEC`: to the next program with TCX),
+/// as a CNI's program on a pod's interface would.
+#[classifier]
+pub fn meshdns_tc_count(ctx: TcContext) -> i32 {
+    lab::count_dns(&ctx);
+    TC_ACT_UNSPEC
+}
+
+/// `TC_ACT_UNSPEC`: no verdict; TCX runs the next program.
+const TC_ACT_UNSPEC: i32 = -1;
+
 enum Outcome {
     /// `XDP_PASS`, frame untouched, for this reason.
     Pass(Counter),
@@ -128,6 +148,7 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
     let query = parse_query(ctx, &transport, scratch)?;
     let zone = zone_of(scratch, &query)?;
     let query = build_name_key(scratch, query);
+    check_interface(ctx)?;
     let decision = decide(scratch, &query, zone)?;
     let reply = build_reply(&mut scratch.section, &query, &decision);
     send_reply(ctx, &transport, scratch, &query, &reply)?;

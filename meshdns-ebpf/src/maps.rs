@@ -5,11 +5,11 @@ use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray},
 };
 use meshdns_common::{
-    CompactRecord, Counter, Interfaces, MAX_FULL_RECORDS, MAX_ZONES, NAMES_MAP_FLAGS, NameKey,
-    NameKey48, NameKey112, ServiceRecord, ZoneConfig,
+    CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_ZONES,
+    NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, ServiceRecord, ZoneConfig,
 };
 
 use crate::MAX_HEADERS_LEN;
@@ -69,11 +69,13 @@ pub(crate) static ZONE: ArrayOfMaps<btf_maps::Array<ZoneConfig, MAX_ZONES>, 1> =
 /// The slot of the zone's array of maps that holds its array.
 pub(crate) const ZONE_SLOT: u32 = 0;
 
-/// The interfaces the program is attached to and their MACs: see
-/// `Interfaces`. An interface not in it (BPF_PROG_TEST_RUN's loopback) gets
-/// no MAC check.
+/// The interfaces the program is attached to, by ifindex, and their MACs:
+/// see `InterfaceMac`. An interface not in it (BPF_PROG_TEST_RUN's
+/// loopback) gets no MAC check. Not preallocated, as the names maps: an
+/// interface's entry is replaced whole.
 #[map]
-pub(crate) static INTERFACES: Array<Interfaces> = Array::with_max_entries(1, 0);
+pub(crate) static INTERFACES: HashMap<u32, InterfaceMac> =
+    HashMap::with_max_entries(MAX_INTERFACES, BPF_F_NO_PREALLOC);
 
 /// What happened to each packet, per CPU, indexed by `Counter`.
 #[map]

@@ -4,43 +4,14 @@
 
 use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
 use meshdns_common::{
-    Counter, MAX_INTERFACES, MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey,
-    name::lowercase_word,
+    Counter, MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, name::lowercase_word,
 };
 
 use crate::DNS_PORT;
 use crate::dns::*;
-use crate::maps::{INTERFACES, Scratch};
+use crate::maps::Scratch;
 use crate::packet::*;
 use crate::verifier::forget_exact_value;
-
-/// Whether `dst` is the MAC of the interface the frame came in on, if the
-/// agent listed that interface.
-#[inline(always)]
-fn to_this_interface(ctx: &XdpContext, dst: &[u8; 6]) -> bool {
-    let Some(interfaces) = INTERFACES.get(0) else {
-        return true;
-    };
-    // SAFETY: reading a field of the context the kernel passed.
-    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    for i in 0..MAX_INTERFACES {
-        if i >= interfaces.count as usize {
-            break;
-        }
-        let entry = &interfaces.entries[i];
-        if entry.ifindex == ifindex {
-            return same_mac(&entry.mac, dst);
-        }
-    }
-    true
-}
-
-/// Compares two MAC addresses byte by byte (an array comparison would call
-/// compiler-builtins' `bcmp`).
-#[inline(always)]
-fn same_mac(a: &[u8; 6], b: &[u8; 6]) -> bool {
-    a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5]
-}
 
 /// Where the DNS message is in the frame.
 pub(crate) struct Transport {
@@ -70,11 +41,6 @@ pub(crate) fn parse_transport(ctx: &XdpContext, laundry: &mut u64) -> Result<Tra
     // Only frames sent to us alone: a multicast or broadcast query has no
     // single server to answer it.
     if eth.dst[0] & 1 != 0 {
-        return Err(Counter::PassNotUnicast);
-    }
-    // And to this interface: in promiscuous mode frames for other hosts
-    // come here too.
-    if !to_this_interface(ctx, &eth.dst) {
         return Err(Counter::PassNotUnicast);
     }
     let mut ether_type = u16::from_be_bytes(eth.ether_type);

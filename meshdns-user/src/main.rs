@@ -11,6 +11,7 @@ use meshdns::{
     agent::{Agent, Options},
     fastpath::{self, AttachMode, Pins},
     inspect,
+    netif::IfacePattern,
     source::provenance::Provenance,
 };
 
@@ -61,10 +62,19 @@ enum Command {
     /// the services file until SIGINT or SIGTERM. The program stays
     /// attached after exit (pinned), so restarts and upgrades lose nothing.
     Run {
-        /// Interface whose incoming DNS queries the fast path answers
-        /// (repeatable: one program, a pinned link per interface).
-        #[arg(long = "iface", value_name = "IF", required = true)]
-        ifaces: Vec<String>,
+        /// Interface whose incoming DNS queries the fast path answers, or a
+        /// glob pattern for interfaces that come and go, quoted (`'cali*'`,
+        /// `'lxc*'`: a pod's veth each). Repeatable and mixed: one program,
+        /// a pinned link per interface. A name is waited for at start; a
+        /// pattern's interfaces are attached as they appear. Several may
+        /// be given in one, separated by commas (`--iface 'cali*,eth0'`).
+        #[arg(
+            long = "iface",
+            value_name = "IF|PATTERN",
+            required = true,
+            value_delimiter = ','
+        )]
+        ifaces: Vec<IfacePattern>,
         /// The services file (YAML); changes apply as they are saved, and on SIGHUP.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -97,10 +107,11 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9153")]
         metrics_addr: SocketAddr,
     },
-    /// Detach the fast path from an interface and remove its pins.
+    /// Detach the fast path from an interface, or from every interface a
+    /// pattern matches, and remove their pins.
     Detach {
-        #[arg(long, value_name = "IF")]
-        iface: String,
+        #[arg(long, value_name = "IF|PATTERN")]
+        iface: IfacePattern,
         #[command(flatten)]
         pins: PinDir,
     },
@@ -229,10 +240,27 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Detach { iface, pins } => {
             let pins = pins.pins();
-            if fastpath::remove_pins(&pins, &iface)? {
-                tracing::info!(iface, "detached; pins removed from {}", pins.dir.display());
-            } else {
-                tracing::info!(iface, "nothing was pinned in {}", pins.dir.display());
+            let matched: Vec<String> = match iface.name() {
+                Some(name) => vec![name.to_string()],
+                None => pins
+                    .linked_interfaces()
+                    .into_iter()
+                    .filter(|linked| iface.matches(linked))
+                    .collect(),
+            };
+            let mut detached = 0;
+            for name in &matched {
+                if fastpath::remove_pins(&pins, name)? {
+                    tracing::info!(
+                        iface = name,
+                        "detached; pins removed from {}",
+                        pins.dir.display()
+                    );
+                    detached += 1;
+                }
+            }
+            if detached == 0 {
+                tracing::info!(%iface, "nothing was pinned in {}", pins.dir.display());
             }
             Ok(())
         }

@@ -8,7 +8,7 @@ use meshdns_common::Counter;
 use meshdns_tests::{
     fixtures::LAB_SERVICES,
     frame::{Query, TYPE_A},
-    lab::{Agent, Lab, PeerNapi, SERVER_V4, SERVER_V6},
+    lab::{Agent, Lab, PeerNapi, SERVER_V4, SERVER_V6, agent_args},
 };
 
 /// The lab's services, with a Kuma name and eight IPv6 VIPs (the
@@ -316,20 +316,7 @@ fn a_taken_over_link_keeps_its_mode_and_the_agent_says_so() {
         lab.pin_dir.to_string_lossy().into_owned(),
         lab.state_dir.to_string_lossy().into_owned(),
     );
-    let args = |mode| {
-        [
-            "--xdp-mode",
-            mode,
-            "--pin-dir",
-            &pin_dir,
-            "--state-dir",
-            &state_dir,
-            "--listen",
-            "127.0.0.1:53",
-            "--upstream",
-            "127.0.0.1:54",
-        ]
-    };
+    let args = |mode| agent_args(&pin_dir, &state_dir, &["--xdp-mode", mode]);
     let first = Agent::start(&lab.server, &lab.server_if, &config, &args("skb")).unwrap();
     assert!(first.stop().unwrap().success());
     let mut second = Agent::start(&lab.server, &lab.server_if, &config, &args("driver")).unwrap();

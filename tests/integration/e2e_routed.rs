@@ -1,208 +1,29 @@
-//! A routed CNI, as Calico lays a node out: each pod's veth has its host
-//! end in the node's namespace and its pod end with a /32, a default route
-//! through a link-local gateway that proxy ARP on the host end answers, and
-//! nothing of meshdns's (no XDP program, no GRO setting) on the pod's side.
-//! The cluster DNS address is not local to the node. The agent attaches in
-//! its automatic mode, which on a veth is generic (SKB) mode: driver mode's
-//! `XDP_TX` would need NAPI on the pod's end.
+//! Pods of a routed CNI (`routed::RoutedNode`), answered by the kernel
+//! program on their host-side veths, which the agent finds by pattern and
+//! follows as pods come and go. The agent attaches in its automatic mode,
+//! which on a veth is generic (SKB) mode: driver mode's `XDP_TX` would need
+//! NAPI on the pod's end, which is not the agent's to touch.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
-use meshdns_tests::lab::{Agent, Netns};
-use meshdns_topology::{End, Veth};
-use serde_json::Value;
+use meshdns_tests::{
+    load::{Load, Outcome},
+    routed::{CLUSTER_DNS, RoutedNode, counter},
+    tc::TcCounter,
+};
 
-/// As many pods as the program's interface list holds today
-/// (`MAX_INTERFACES`); the 32, and 1,024, wait for that list to
-/// become a map.
-const PODS: usize = meshdns_common::MAX_INTERFACES;
-/// The cluster DNS Service's address: not an address of the node.
-const CLUSTER_DNS: &str = "198.19.0.10";
+const SERVICES: &str =
+    "zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n";
 
-/// The node and its pods, removed on drop: the veths, then the
-/// namespaces (fields drop in order).
-struct RoutedNode {
-    /// Held only to be deleted first.
-    _veths: Vec<Veth>,
-    node: Netns,
-    pods: Vec<Netns>,
-    host_ends: Vec<String>,
-    /// The agent's pins and files.
-    dir: PathBuf,
-}
-
-impl Drop for RoutedNode {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = std::fs::remove_dir_all(self.pin_dir());
-    }
-}
-
-impl RoutedNode {
-    fn new(pods: usize) -> Self {
-        meshdns_tests::require_root();
-        let tag = std::process::id() % 100_000;
-        let node = Netns::new(format!("mdr{tag}n")).unwrap();
-        node.command("sysctl")
-            .args(["-qw", "net.ipv4.ip_forward=1"])
-            .status()
-            .unwrap();
-        // The node's uplink and default route: proxy ARP answers for the
-        // pods' gateway only with a route to it out of another interface,
-        // as a real node has.
-        // A veth whose far end stays in the node: this kernel has no
-        // dummy device.
-        node.ip(&[
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink-far",
-        ])
-        .unwrap();
-        node.ip(&["link", "set", "uplink-far", "up"]).unwrap();
-        node.ip(&["link", "set", "uplink", "up"]).unwrap();
-        node.ip(&["addr", "add", "10.255.255.1/24", "dev", "uplink"])
-            .unwrap();
-        node.ip(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.255.255.254",
-            "dev",
-            "uplink",
-        ])
-        .unwrap();
-        let mut pod_namespaces = Vec::new();
-        let mut host_ends = Vec::new();
-        let mut veths = Vec::new();
-        for i in 0..pods {
-            let pod = Netns::new(format!("mdr{tag}p{i}")).unwrap();
-            let host_end = format!("r{tag}h{i}");
-            let address = format!("198.18.8.{}", i + 1);
-            // Addressed by `ip` below: a /32 and the routes Calico sets.
-            let veth = Veth::create(
-                Some(&node),
-                End {
-                    iface: &host_end,
-                    addresses: &[],
-                },
-                &pod,
-                End {
-                    iface: "eth0",
-                    addresses: &[],
-                },
-            )
-            .unwrap();
-            veths.push(veth);
-            pod.ip(&["addr", "add", &format!("{address}/32"), "dev", "eth0"])
-                .unwrap();
-            pod.ip(&[
-                "route",
-                "add",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ])
-            .unwrap();
-            pod.ip(&[
-                "route",
-                "add",
-                "default",
-                "via",
-                "169.254.1.1",
-                "dev",
-                "eth0",
-            ])
-            .unwrap();
-            node.command("sysctl")
-                .args(["-qw", &format!("net.ipv4.conf.{host_end}.proxy_arp=1")])
-                .status()
-                .unwrap();
-            node.ip(&["route", "add", &format!("{address}/32"), "dev", &host_end])
-                .unwrap();
-            pod_namespaces.push(pod);
-            host_ends.push(host_end);
-        }
-        let dir = std::env::temp_dir().join(format!("meshdns-routed-{tag}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self {
-            _veths: veths,
-            node,
-            pods: pod_namespaces,
-            host_ends,
-            dir,
-        }
-    }
-
-    fn pin_dir(&self) -> PathBuf {
-        PathBuf::from(format!(
-            "/sys/fs/bpf/meshdns-routed-{}",
-            std::process::id() % 100_000
-        ))
-    }
-
-    /// The agent on every host end, in automatic mode.
-    fn start_agent(&self, services: &str) -> Agent {
-        let config = self.dir.join("services.yaml");
-        std::fs::write(&config, services).unwrap();
-        let pin_dir = self.pin_dir().to_string_lossy().into_owned();
-        let state_dir = self.dir.join("state").to_string_lossy().into_owned();
-        let mut args: Vec<&str> = vec![
-            "--pin-dir",
-            &pin_dir,
-            "--state-dir",
-            &state_dir,
-            "--listen",
-            "127.0.0.1:53",
-            "--upstream",
-            "127.0.0.1:54",
-            "--detach-on-exit",
-        ];
-        for host_end in &self.host_ends[1..] {
-            args.extend(["--iface", host_end]);
-        }
-        let mut agent = Agent::spawn(&self.node, &self.host_ends[0], &config, &args).unwrap();
-        agent
-            .wait_for_log("capabilities dropped", Duration::from_secs(30))
-            .unwrap();
-        agent
-    }
-
-    /// `meshdns status --json` in the node's namespace.
-    fn status(&self) -> Value {
-        let pin_dir = self.pin_dir().to_string_lossy().into_owned();
-        let output = self
-            .node
-            .nsenter(Agent::binary().unwrap())
-            .args(["status", "--pin-dir", &pin_dir, "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-}
-
-fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name].as_u64().unwrap_or(0)
-}
+const PODS: usize = 32;
 
 #[test]
 fn every_pod_of_a_routed_cni_is_answered_by_the_kernel_without_touching_the_pod() {
-    let node = RoutedNode::new(PODS);
-    let _agent = node.start_agent(
-        "zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n",
-    );
+    let node = RoutedNode::new("all", PODS);
+    let _agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
     let status = node.status();
     let interfaces = status["interfaces"].as_array().unwrap();
     assert_eq!(interfaces.len(), PODS);
@@ -213,12 +34,13 @@ fn every_pod_of_a_routed_cni_is_answered_by_the_kernel_without_touching_the_pod(
         );
         assert_eq!(interface["serving"], true, "{interface}");
     }
+    node.assert_ready(PODS, 0);
 
     let before = node.status();
-    for (i, pod) in node.pods.iter().enumerate() {
+    for pod in node.pods() {
         for (qtype, want) in [("A", "240.0.0.100"), ("AAAA", "fd00:fd00::100")] {
-            let answer = pod.dig(CLUSTER_DNS, &["redis.mesh", qtype, "+short"]);
-            assert_eq!(answer.trim(), want, "pod {i}, {qtype}");
+            let answer = pod.netns.dig(CLUSTER_DNS, &["redis.mesh", qtype, "+short"]);
+            assert_eq!(answer.trim(), want, "{}, {qtype}", pod.host_end);
         }
     }
     let after = node.status();
@@ -233,11 +55,275 @@ fn every_pod_of_a_routed_cni_is_answered_by_the_kernel_without_touching_the_pod(
     // Another name passes to the node's stack, where nothing answers for
     // the cluster DNS address here: no reply, and the program passed it.
     let before = node.status();
-    let answer = node.pods[0].dig(CLUSTER_DNS, &["example.org", "A", "+time=1"]);
+    let answer = node
+        .pod(0)
+        .netns
+        .dig(CLUSTER_DNS, &["example.org", "A", "+time=1"]);
     assert!(!answer.contains("status: NOERROR"), "{answer}");
     let after = node.status();
     assert_eq!(
         counter(&after, "pass_not_in_zone") - counter(&before, "pass_not_in_zone"),
         1
+    );
+}
+
+/// Asks `redis.mesh` from `pod` until the kernel answers, for at most
+/// `within` from the pod's interface appearing; how long it took.
+fn first_answer(node: &RoutedNode, pod: usize, within: Duration) -> Option<Duration> {
+    let pod = node.pod(pod);
+    while pod.created.elapsed() < within {
+        let answer = pod.netns.dig(
+            CLUSTER_DNS,
+            &["redis.mesh", "A", "+short", "+time=1", "+tries=1"],
+        );
+        if answer.trim() == "240.0.0.100" {
+            return Some(pod.created.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn pods_that_come_are_answered_within_a_second_and_pods_that_go_leave_no_pin() {
+    let mut node = RoutedNode::new("new", 2);
+    let mut agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    assert_eq!(node.pinned().len(), 2);
+
+    for _ in 0..4 {
+        let pod = node.add_pod();
+        let took = first_answer(&node, pod, Duration::from_secs(1));
+        assert!(
+            took.is_some(),
+            "{}: not answered within 1 s of its interface appearing; the agent logged:\n{}",
+            node.pod(pod).host_end,
+            agent.lines().join("\n")
+        );
+        eprintln!(
+            "{}: answered {:?} after its interface appeared",
+            node.pod(pod).host_end,
+            took.unwrap()
+        );
+    }
+    assert_eq!(node.pinned().len(), 6);
+
+    let gone = node.pod(1).host_end.clone();
+    node.remove_pod(1);
+    agent
+        .wait_for_log(&format!("pin removed iface={gone}"), Duration::from_secs(5))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while node.pinned().contains(&gone) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!node.pinned().contains(&gone), "{gone}'s pin is left");
+    assert_eq!(node.pinned().len(), 5);
+    // A pod that replaces it under the same name (Calico names the veth by
+    // the pod) is attached anew.
+    let again = node.add_pod();
+    assert!(first_answer(&node, again, Duration::from_secs(1)).is_some());
+    let failures: Vec<&String> = agent
+        .lines()
+        .iter()
+        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "pods that came and went: {failures:#?}"
+    );
+    node.assert_ready(6, 0);
+}
+
+#[test]
+fn an_agent_restarted_under_load_from_pods_loses_no_fast_path_answer() {
+    let node = RoutedNode::new("rst", 4);
+    let mut agent = Some(node.start_agent(SERVICES, &[]));
+    let server: SocketAddr = format!("{CLUSTER_DNS}:53").parse().unwrap();
+    let before = node.status();
+    let loads: Vec<Load> = node
+        .pods()
+        .map(|pod| Load::start(&pod.netns, server, &["redis.mesh"]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A rolling update (SIGTERM), then a crash (kill -9), each followed by
+    // a new agent that takes the pinned links over.
+    agent.take().unwrap().stop().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let restarted = node.start_agent(SERVICES, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    restarted.kill().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut last = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let reports: Vec<_> = loads.into_iter().map(|load| load.stop().unwrap()).collect();
+    let after = node.status();
+    let mut sent = 0;
+    for report in &reports {
+        report.assert_seen(
+            "redis.mesh",
+            &[Outcome::Answer(vec!["240.0.0.100".parse().unwrap()])],
+            "every query answered across two restarts",
+        );
+        sent += report.sent;
+    }
+    assert!(sent > 100, "a steady load: {sent} queries");
+    assert_eq!(
+        counter(&after, "answered_a") - counter(&before, "answered_a"),
+        sent,
+        "every answer from the kernel program (nothing listens on the cluster DNS address)"
+    );
+    last.wait_for_log("took over the pinned link", Duration::from_secs(1))
+        .unwrap();
+}
+
+#[test]
+fn another_tc_program_on_a_pod_interface_sees_every_packet_meshdns_does_not_answer() {
+    let node = RoutedNode::new("tc", 2);
+    // What a CNI attaches: a program on the interface's ingress, here one
+    // that counts the DNS queries it sees, there before meshdns.
+    let tc = TcCounter::attach(&node.node, &node.pod(0).host_end).unwrap();
+    let _agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    let before = (tc.seen().unwrap(), node.status());
+    let pod = &node.pod(0).netns;
+    for _ in 0..5 {
+        let answer = pod.dig(CLUSTER_DNS, &["redis.mesh", "A", "+short"]);
+        assert_eq!(answer.trim(), "240.0.0.100");
+    }
+    for i in 0..3 {
+        pod.dig(
+            CLUSTER_DNS,
+            &[&format!("name{i}.example.org"), "A", "+time=1", "+tries=1"],
+        );
+    }
+    let after = (tc.seen().unwrap(), node.status());
+    assert_eq!(
+        counter(&after.1, "answered_a") - counter(&before.1, "answered_a"),
+        5
+    );
+    assert_eq!(
+        after.0 - before.0,
+        3,
+        "the TC program sees the three queries meshdns passed, and none it answered"
+    );
+}
+
+#[test]
+fn an_interface_running_another_xdp_program_is_skipped_and_counted() {
+    let node = RoutedNode::new("oth", 3);
+    let taken = node.pod(1).host_end.clone();
+    let bin_dir = meshdns_tests::lab::Agent::binary().unwrap();
+    let _other =
+        meshdns_topology::XdpHelper::attach(bin_dir.parent().unwrap(), &node.node, &taken, "pass")
+            .unwrap();
+    let mut agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    let skipped = agent
+        .wait_for_log(
+            &format!("the interface is skipped iface={taken}"),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    assert!(skipped.contains("WARN"), "{skipped}");
+    // Ready: one pod's interface does not take the node's DNS out.
+    node.assert_ready(2, 1);
+    assert!(!node.pinned().contains(&taken));
+    for i in [0, 2] {
+        let answer = node
+            .pod(i)
+            .netns
+            .dig(CLUSTER_DNS, &["redis.mesh", "A", "+short"]);
+        assert_eq!(answer.trim(), "240.0.0.100");
+    }
+    let (_, metrics) = node.node.http_get("127.0.0.1:9153", "/metrics").unwrap();
+    let line = format!(
+        "meshdns_interfaces{{pattern=\"{}\",state=\"skipped\"}} 1",
+        node.pattern()
+    );
+    assert!(metrics.contains(&line), "{line} in {metrics}");
+}
+
+/// The kernel's memory in use, in KiB: slab, per-CPU and vmalloc, where
+/// links, maps and interfaces live.
+fn kernel_memory_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    meminfo
+        .lines()
+        .filter(|line| {
+            ["Slab:", "Percpu:", "VmallocUsed:"]
+                .iter()
+                .any(|k| line.starts_with(k))
+        })
+        .map(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// Waits until `/readyz` says `attached` of the pattern's interfaces are
+/// attached; how long that took.
+fn wait_attached(node: &RoutedNode, attached: usize, within: Duration) -> Duration {
+    let start = Instant::now();
+    let want = node.interfaces_line(attached, 0);
+    loop {
+        let readyz = node.readyz();
+        if readyz.contains(&want) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "{want}: {readyz}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_thousand_interfaces_are_attached_as_they_come_and_forgotten_as_they_go() {
+    const MANY: usize = 1000;
+    let node = RoutedNode::new("big", 1);
+    let mut agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    wait_attached(&node, 1, Duration::from_secs(5));
+    let before = kernel_memory_kib();
+
+    // A thousand appearing at once while the agent runs.
+    let start = Instant::now();
+    node.add_bare_interfaces(MANY);
+    let created = start.elapsed();
+    let attached = created + wait_attached(&node, 1 + MANY, Duration::from_secs(60));
+    let memory = kernel_memory_kib().saturating_sub(before);
+    assert_eq!(node.pinned().len(), 1 + MANY);
+    eprintln!(
+        "{MANY} interfaces: created in {created:?}, all attached {attached:?} after the first appeared; kernel memory +{memory} KiB with them (interfaces included)"
+    );
+    // The pod's interface still answers, its entry among a thousand.
+    let answer = node
+        .pod(0)
+        .netns
+        .dig(CLUSTER_DNS, &["redis.mesh", "A", "+short"]);
+    assert_eq!(answer.trim(), "240.0.0.100");
+
+    // And gone at once: every pin removed.
+    node.delete_bare_interfaces(MANY);
+    wait_attached(&node, 1, Duration::from_secs(60));
+    assert_eq!(node.pinned().len(), 1);
+
+    // An agent started with a thousand there attaches them all before it
+    // says it is up.
+    node.add_bare_interfaces(MANY);
+    wait_attached(&node, 1 + MANY, Duration::from_secs(60));
+    agent.signal(libc::SIGTERM);
+    agent
+        .wait_for_log("detached from", Duration::from_secs(60))
+        .unwrap();
+    drop(agent);
+    let without = kernel_memory_kib();
+    let start = Instant::now();
+    let _agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    let started = start.elapsed();
+    wait_attached(&node, 1 + MANY, Duration::from_secs(1));
+    let memory = kernel_memory_kib().saturating_sub(without);
+    eprintln!(
+        "an agent started beside {MANY} interfaces: up and attached to all in {started:?} (the program's load and verification included); kernel memory +{memory} KiB (the program, its maps and {} links)",
+        MANY + 1
     );
 }

@@ -203,25 +203,8 @@ impl Lab {
     ) -> anyhow::Result<Agent> {
         let pin_dir = self.pin_dir.to_string_lossy().into_owned();
         let state_dir = self.state_dir.to_string_lossy().into_owned();
-        let mut args = vec![
-            "--xdp-mode",
-            "driver",
-            "--pin-dir",
-            &pin_dir,
-            "--state-dir",
-            &state_dir,
-        ];
-        // The resolver stays off the veth unless a test asks, so an answer on
-        // it can only come from XDP; and it never forwards beyond the
-        // namespace (the host's resolv.conf is not a test's to use): its
-        // default upstream is a closed port on the namespace's loopback.
-        if !extra.contains(&"--listen") {
-            args.extend(["--listen", "127.0.0.1:53"]);
-        }
-        if !extra.contains(&"--upstream") {
-            args.extend(["--upstream", "127.0.0.1:54"]);
-        }
-        args.extend_from_slice(extra);
+        let mut args = vec!["--xdp-mode", "driver"];
+        args.extend(agent_args(&pin_dir, &state_dir, extra));
         Agent::spawn(&self.server, iface, config, &args)
     }
 
@@ -339,6 +322,23 @@ pub fn counters_of_program(prog_id: u32) -> anyhow::Result<Counters> {
         }
     }
     bail!("program {prog_id} has no {COUNTERS_MAP} map")
+}
+
+/// The arguments a test's agent runs with, then `extra`: its pin and state
+/// folders; the resolver off the veths unless `extra` says `--listen`, so
+/// an answer on one can only come from XDP; and never forwarding beyond
+/// the namespace (the host's resolv.conf is not a test's to use): unless
+/// `extra` says `--upstream`, a closed port on the namespace's loopback.
+pub fn agent_args<'a>(pin_dir: &'a str, state_dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--pin-dir", pin_dir, "--state-dir", state_dir];
+    if !extra.contains(&"--listen") {
+        args.extend(["--listen", "127.0.0.1:53"]);
+    }
+    if !extra.contains(&"--upstream") {
+        args.extend(["--upstream", "127.0.0.1:54"]);
+    }
+    args.extend_from_slice(extra);
+    args
 }
 
 /// `meshdns run`, as a child process in a namespace; stopped on drop.

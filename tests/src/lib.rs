@@ -6,6 +6,8 @@ pub mod fixtures;
 pub mod frame;
 pub mod lab;
 pub mod load;
+pub mod routed;
+pub mod tc;
 pub mod unbound;
 pub mod xdp;
 

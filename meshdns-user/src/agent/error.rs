@@ -42,16 +42,22 @@ pub enum AgentError {
     #[error(transparent)]
     Listen(#[from] ListenError),
     /// No `--listen`, and the interfaces have no address to default to.
-    #[error("{} has no address to listen on; give --listen", ifaces.join(", "))]
-    NoListenAddress { ifaces: Vec<String> },
+    #[error("no address to listen on: the interfaces of --iface {ifaces} have none; give --listen")]
+    NoListenAddress { ifaces: String },
     /// An interface's addresses, read for the default `--listen` and
     /// `allow_from`.
-    #[error("reading the addresses of {iface}")]
+    #[error("reading the addresses of {ifaces}")]
     Addresses {
-        iface: String,
+        ifaces: String,
         #[source]
         source: io::Error,
     },
+    /// Subscribing to rtnetlink's announcements of interfaces.
+    #[error("subscribing to the kernel's announcements of interfaces")]
+    LinkEvents(#[source] io::Error),
+    /// Listing the interfaces over rtnetlink.
+    #[error("listing the interfaces")]
+    Links(#[source] io::Error),
     /// Setting up inotify, or reading its events.
     #[error("inotify")]
     Inotify(#[source] io::Error),

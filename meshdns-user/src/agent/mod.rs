@@ -7,8 +7,9 @@
 //! until SIGINT or SIGTERM.
 //!
 //! - [`watch`]: signals and the services file's changes;
-//! - [`fast_path`]: the program loaded, filled and attached, and attached
-//!   again to interfaces that come back;
+//! - [`fast_path`]: the program loaded and filled;
+//! - [`interfaces`]: where it is attached: every interface `--iface`'s
+//!   names and patterns match, followed as they come and go;
 //! - [`resolver`]: where the resolver listens, whom it answers, where it
 //!   forwards;
 //! - [`reconcile`]: the reload loop's state;
@@ -18,6 +19,7 @@
 pub mod bpffs;
 mod error;
 pub mod fast_path;
+pub mod interfaces;
 pub mod reconcile;
 pub mod resolver;
 pub mod watch;
@@ -34,20 +36,22 @@ use tokio::{runtime::Runtime, task::JoinSet};
 use crate::{
     fastpath::{self, AttachMode, FastPath, Pins},
     metrics::{self, AgentState, Metrics, OnceLock},
-    netif, privileges,
+    netif::{self, IfacePattern, LinkEvents},
+    privileges,
     registry::{Registry, Reload},
     resolver::server,
 };
 pub use error::{AgentError, FastPathStep, Result};
-use fast_path::Returning;
+use interfaces::Interfaces;
 use reconcile::Reconciler;
 use watch::{Caught, ConfigWatch, Signals};
 
 /// What `meshdns run` was asked to do.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The interfaces whose queries the fast path answers.
-    pub ifaces: Vec<String>,
+    /// The interfaces whose queries the fast path answers: names, and
+    /// patterns for interfaces that come and go.
+    pub ifaces: Vec<IfacePattern>,
     /// The services file.
     pub config: PathBuf,
     /// How to attach the fast path; `None`: no fast path, the resolver
@@ -66,10 +70,6 @@ pub struct Options {
     pub metrics_addr: SocketAddr,
 }
 
-/// How often the links are checked for an interface that went away and
-/// came back.
-const LINK_CHECK: Duration = Duration::from_secs(2);
-
 /// How often `/metrics`' view of the polled sources is refreshed between
 /// reloads (their polls succeed or fail without changing the table).
 const SOURCE_STATUS: Duration = Duration::from_secs(1);
@@ -86,8 +86,9 @@ struct Serving {
     options: Options,
     signals: Signals,
     changes: ConfigWatch,
-    fast_path: Option<FastPath>,
-    returning: Returning,
+    /// The fast path, where it is attached, and the kernel's announcements
+    /// of interfaces as they come and go.
+    fast_path: Option<Attached>,
     reconciler: Reconciler,
     _listeners: JoinSet<()>,
 }
@@ -156,18 +157,25 @@ impl Agent {
         agent.names.store(table.len() as u64, Ordering::Relaxed);
         *agent.sources.lock().unwrap_or_else(|e| e.into_inner()) = registry.source_status();
         let with_fast_path = options.xdp_mode.is_some();
+        let named: Vec<&str> = options
+            .ifaces
+            .iter()
+            .filter_map(IfacePattern::name)
+            .collect();
+        let interfaces = options
+            .xdp_mode
+            .map(|mode| Interfaces::new(&options.ifaces, mode, &options.pins));
         let metrics = Arc::new(Metrics {
             resolver: OnceLock::new(),
             agent: agent.clone(),
             counters_pin: with_fast_path.then(|| options.pins.map(meshdns_common::COUNTERS_MAP)),
+            // The interfaces named outright must serve for /readyz; those
+            // of patterns are counted.
             link_pins: match with_fast_path {
-                true => options
-                    .ifaces
-                    .iter()
-                    .map(|i| options.pins.link(i))
-                    .collect(),
+                true => named.iter().map(|i| options.pins.link(i)).collect(),
                 false => Vec::new(),
             },
+            interfaces: interfaces.as_ref().map(Interfaces::status),
         });
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(options.metrics_addr))
@@ -176,28 +184,39 @@ impl Agent {
                 source,
             })?;
         runtime.spawn(metrics::serve(listener, metrics.clone()));
-        for iface in &options.ifaces {
+        for iface in &named {
             if let Some(signal) = runtime.block_on(wait_for_interface(iface, &mut signals)) {
                 tracing::info!("{signal} while waiting for {iface}: exiting");
                 return Ok(None);
             }
         }
+        // Subscribed before the interfaces are listed, so that one that
+        // comes or goes in between is not missed.
+        let events = match with_fast_path {
+            true => {
+                let _context = runtime.enter();
+                Some(LinkEvents::new().map_err(AgentError::LinkEvents)?)
+            }
+            false => None,
+        };
+        let links = netif::links().map_err(AgentError::Links)?;
+        let matched: Vec<&netif::Link> = links
+            .iter()
+            .filter(|link| netif::first_match(&options.ifaces, &link.name).is_some())
+            .collect();
         // The resolver answers first: it has every name as soon as the file
         // is read, while filling the kernel's table takes longer (a second
         // or two at a million names; each name is a map update). Meanwhile
         // the program a previous agent left, if any, answers from the maps
         // it has; a new one is attached only once its table is filled.
         //
-        // Where it listens by default, and whom it answers: read once.
-        let mut addresses = Vec::new();
-        for iface in &options.ifaces {
-            addresses.extend(
-                netif::addresses(iface).map_err(|source| AgentError::Addresses {
-                    iface: iface.clone(),
-                    source,
-                })?,
-            );
-        }
+        // Where it listens by default, and whom it answers: read once, from
+        // the interfaces there are now.
+        let names: Vec<&str> = matched.iter().map(|link| link.name.as_str()).collect();
+        let addresses = netif::addresses_of(&names).map_err(|source| AgentError::Addresses {
+            ifaces: names.join(", "),
+            source,
+        })?;
         let listen = resolver::listen_addresses(&options, &addresses)?;
         let resolver = Arc::new(resolver::resolver(
             &options,
@@ -211,13 +230,11 @@ impl Agent {
             &listen,
             Arc::new(drop_privileges),
         ))?;
-        let fast_path = match options.xdp_mode {
-            None => {
-                tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
-                None
-            }
-            Some(mode) => {
-                let mut fast_path = fast_path::attach(&options, mode, &table)?;
+        let fast_path = match (interfaces, events) {
+            (Some(mut interfaces), Some(events)) => {
+                let mut fast_path = fast_path::load(&options, &table)?;
+                interfaces.start(&mut fast_path, &links)?;
+                options.pins.remove_stale_maps();
                 // What should never happen in the program, in our log.
                 match fast_path.take_log() {
                     Ok(log) => {
@@ -225,7 +242,15 @@ impl Agent {
                     }
                     Err(error) => tracing::warn!(%error, "the fast path's log is not read"),
                 }
-                Some(fast_path)
+                Some(Attached {
+                    fast_path,
+                    interfaces,
+                    events,
+                })
+            }
+            _ => {
+                tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
+                None
             }
         };
 
@@ -241,7 +266,6 @@ impl Agent {
                 signals,
                 changes,
                 fast_path,
-                returning: Returning::default(),
                 _listeners: listeners,
             },
             runtime,
@@ -257,13 +281,25 @@ impl Agent {
     }
 }
 
+/// The fast path, attached.
+struct Attached {
+    fast_path: FastPath,
+    interfaces: Interfaces,
+    events: LinkEvents,
+}
+
 impl Serving {
     async fn serve(&mut self) -> Result<&'static str> {
-        let mut links = tokio::time::interval(LINK_CHECK);
         let source_changes = self.reconciler.source_changes();
         let mut source_status = tokio::time::interval(SOURCE_STATUS);
         loop {
             let retry_at = self.reconciler.retry_at();
+            let link_event = async {
+                match self.fast_path.as_mut() {
+                    Some(attached) => attached.events.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             let why = tokio::select! {
                 signal = self.signals.next() => match signal {
                     Caught::Shutdown(name) => return Ok(name),
@@ -279,33 +315,45 @@ impl Serving {
                     continue;
                 }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
-                _ = links.tick(), if self.fast_path.is_some() => {
-                    if let (Some(fast_path), Some(mode)) = (self.fast_path.as_mut(), self.options.xdp_mode) {
-                        self.returning.reattach(&self.options, mode, fast_path);
+                event = link_event => {
+                    let event = event.unwrap_or_else(|error| {
+                        tracing::error!(%error, "reading rtnetlink's announcements");
+                        netif::LinkEvent::Lost
+                    });
+                    if let Some(attached) = self.fast_path.as_mut() {
+                        attached.interfaces.follow(&mut attached.fast_path, event);
                     }
                     continue;
                 }
             };
-            self.reconciler.reload(why, self.fast_path.as_mut());
+            let fast_path = self.fast_path.as_mut().map(|a| &mut a.fast_path);
+            self.reconciler.reload(why, fast_path);
             if self.changes.watch(&self.reconciler.watch_paths()) {
+                let fast_path = self.fast_path.as_mut().map(|a| &mut a.fast_path);
                 self.reconciler
-                    .reload("a source's folder now watched", self.fast_path.as_mut());
+                    .reload("a source's folder now watched", fast_path);
             }
         }
     }
 
     fn exit(&mut self, signal: &str) -> Result<()> {
-        let Some(mut fast_path) = self.fast_path.take() else {
+        let Some(Attached {
+            mut fast_path,
+            interfaces,
+            ..
+        }) = self.fast_path.take()
+        else {
             tracing::info!("{signal}: exiting");
             return Ok(());
         };
         let counters = fast_path
             .counters()
             .map_err(FastPathStep::Counters.failed())?;
-        let ifaces = self.options.ifaces.join(", ");
+        let attached: Vec<String> = interfaces.attached().map(str::to_string).collect();
+        let ifaces = shown(&attached);
         if self.options.detach_on_exit {
             fast_path.detach().map_err(FastPathStep::Detach.failed())?;
-            for iface in &self.options.ifaces {
+            for iface in &attached {
                 fastpath::remove_pins(&self.options.pins, iface)
                     .map_err(FastPathStep::remove_pins(iface).failed())?;
             }
@@ -318,6 +366,15 @@ impl Serving {
             );
         }
         Ok(())
+    }
+}
+
+/// Interfaces for a log line: their names, or how many past a few.
+fn shown(ifaces: &[String]) -> String {
+    match ifaces.len() {
+        0 => "no interface".to_string(),
+        1..=8 => ifaces.join(", "),
+        n => format!("{n} interfaces"),
     }
 }
 

@@ -85,7 +85,18 @@ pub fn listen_addresses(options: &Options, addresses: &[(IpAddr, u8)]) -> Result
     }
     if addrs.is_empty() {
         return Err(AgentError::NoListenAddress {
-            ifaces: options.ifaces.clone(),
+            ifaces: match options.ifaces.len() {
+                1 => options.ifaces[0].to_string(),
+                _ => format!(
+                    "none of {}",
+                    options
+                        .ifaces
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
         });
     }
     Ok(addrs)

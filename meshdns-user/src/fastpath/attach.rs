@@ -8,17 +8,17 @@ use std::{
 };
 
 use aya::{
-    maps::Array,
+    maps::{HashMap, MapData},
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         xdp::{XdpLink, XdpLinkId},
     },
 };
-use meshdns_common::{INTERFACES_MAP, InterfaceMac, Interfaces, MAX_INTERFACES};
+use meshdns_common::{INTERFACES_MAP, InterfaceMac, MAX_INTERFACES};
 
 use super::{FastPath, FastPathError, Pins, Result, map_error};
-use crate::netif::{self, XdpAttachMode};
+use crate::netif::{self, Link, XdpAttachMode};
 
 /// How to ask for the program to be attached to an interface. What the
 /// kernel then says it runs is an [`XdpAttachMode`]; an agent without a
@@ -49,6 +49,9 @@ impl AttachMode {
 #[derive(Debug)]
 pub struct Attachment {
     pub iface: String,
+    /// The interface's index when attached: the key of its entry in the
+    /// program's interfaces, removed when it goes.
+    pub ifindex: u32,
     /// How the interface runs the program, as the kernel says; `None` if
     /// it could not be asked. A link taken over keeps the mode it was
     /// created in, whatever was asked now.
@@ -75,9 +78,11 @@ impl FastPath {
     /// turn on, and without it the replies are dropped; in generic mode
     /// `XDP_TX` leaves through the veth's own transmit, and is answered.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<&Attachment> {
-        let (id, mode) = self.attach_new(iface, mode)?;
+        let link = lookup(iface)?;
+        let (id, mode) = self.attach_new(&link, mode)?;
         Ok(self.attached(Attachment {
-            iface: iface.to_string(),
+            iface: link.name,
+            ifindex: link.index,
             mode: Some(mode),
             took_over: false,
             link: AttachedLink::Owned(id),
@@ -91,9 +96,19 @@ impl FastPath {
         self.attachments.last().expect("just pushed")
     }
 
-    fn attach_new(&mut self, iface: &str, mode: AttachMode) -> Result<(XdpLinkId, XdpAttachMode)> {
-        self.list_interface(iface)?;
+    fn attach_new(&mut self, link: &Link, mode: AttachMode) -> Result<(XdpLinkId, XdpAttachMode)> {
+        // Never in place of a program that is not ours: the kernel would
+        // refuse a link beside it anyway, and an XDP program of the CNI's
+        // (or of the operator's) is not ours to displace.
+        if let Some(&(_, program)) = link.xdp.first() {
+            return Err(FastPathError::HookTaken {
+                iface: link.name.clone(),
+                program,
+            });
+        }
+        self.list_interface(link)?;
         let xdp = Self::xdp(&mut self.ebpf)?;
+        let iface = link.name.as_str();
         let attach = |xdp: &mut Xdp, mode: XdpAttachMode| {
             let flags = match mode {
                 XdpAttachMode::Generic => XdpMode::Skb,
@@ -107,18 +122,24 @@ impl FastPath {
                     source,
                 })
         };
-        match mode {
+        let attached = match mode {
             AttachMode::Driver => attach(xdp, XdpAttachMode::Driver),
             AttachMode::Generic => attach(xdp, XdpAttachMode::Generic),
-            AttachMode::Auto if netif::index(iface).is_some_and(|i| netif::is_veth(i).unwrap_or(false)) => {
-                tracing::info!(iface, "a veth: generic (SKB) mode, whose XDP_TX needs nothing of the other end (--xdp-mode driver if it has NAPI)");
+            AttachMode::Auto if link.veth => {
+                tracing::debug!(iface, "a veth: generic (SKB) mode, whose XDP_TX needs nothing of the other end (--xdp-mode driver if it has NAPI)");
                 attach(xdp, XdpAttachMode::Generic)
             }
             AttachMode::Auto => attach(xdp, XdpAttachMode::Driver).or_else(|error| {
-                tracing::warn!(%error, "no driver-mode XDP here; falling back to generic (SKB) mode, which is much slower");
+                tracing::warn!(iface, %error, "no driver-mode XDP here; falling back to generic (SKB) mode, which is much slower");
                 attach(xdp, XdpAttachMode::Generic)
             }),
+        };
+        if attached.is_err() {
+            // Not attached: its entry would only wait for its index to be
+            // given to another interface.
+            self.unlist_interface(link.index)?;
         }
+        attached
     }
 
     /// Attaches the program to `iface` through a link pinned in `pins`, so
@@ -131,13 +152,27 @@ impl FastPath {
         mode: AttachMode,
         pins: &Pins,
     ) -> Result<&Attachment> {
+        let link = lookup(iface)?;
+        self.attach_link_pinned(&link, mode, pins)
+    }
+
+    /// [`FastPath::attach_pinned`] for an interface as rtnetlink described
+    /// it (from a dump of them all, or as it appeared).
+    pub fn attach_link_pinned(
+        &mut self,
+        link: &Link,
+        mode: AttachMode,
+        pins: &Pins,
+    ) -> Result<&Attachment> {
         pins.create()?;
+        let iface = link.name.as_str();
         let path = pins.link(iface);
         if path.exists() {
-            match self.take_over(iface, &path) {
+            match self.take_over(link, &path) {
                 Ok(()) => {
                     return Ok(self.attached(Attachment {
                         iface: iface.to_string(),
+                        ifindex: link.index,
                         // The link keeps the mode it was created with.
                         mode: super::link::check_pinned_serving(&path).ok(),
                         took_over: true,
@@ -145,87 +180,118 @@ impl FastPath {
                     }));
                 }
                 Err(error) => {
-                    // A link whose interface went away, for example.
-                    tracing::warn!(%error, path = %path.display(), "cannot take over the pinned link; attaching anew");
-                    fs::remove_file(&path).map_err(|source| FastPathError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    // A link whose interface went away (a pod's veth of the
+                    // same name before this one), for example.
+                    tracing::info!(%error, path = %path.display(), "the pinned link is not this interface's; attaching anew");
+                    remove_link_pin(&path)?;
                 }
             }
         }
-        let (id, mode) = self.attach_new(iface, mode)?;
+        let (id, mode) = self.attach_new(link, mode)?;
         let xdp = Self::xdp(&mut self.ebpf)?;
-        let link = xdp.take_link(id).map_err(FastPathError::Program)?;
-        let link = FdLink::try_from(link).map_err(|source| FastPathError::Link {
+        let owned = xdp.take_link(id).map_err(FastPathError::Program)?;
+        let owned = FdLink::try_from(owned).map_err(|source| FastPathError::Link {
             path: path.clone(),
             source,
         })?;
-        link.pin(&path).map_err(|source| FastPathError::Pin {
+        owned.pin(&path).map_err(|source| FastPathError::Pin {
             path: path.clone(),
             source,
         })?;
         Ok(self.attached(Attachment {
             iface: iface.to_string(),
+            ifindex: link.index,
             mode: Some(mode),
             took_over: false,
             link: AttachedLink::Pinned { path },
         }))
     }
 
-    fn take_over(&mut self, iface: &str, path: &Path) -> Result<()> {
-        self.list_interface(iface)?;
+    /// Takes over the link pinned at `path` if it is attached to `link`'s
+    /// interface (the same index: not a namesake that came before it).
+    fn take_over(&mut self, link: &Link, path: &Path) -> Result<()> {
+        let info = super::link::pinned_link_info(path)?;
+        if info.ifindex != link.index {
+            return Err(FastPathError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(match info.ifindex {
+                    0 => "its interface is gone".to_string(),
+                    other => format!("it is attached to interface {other}"),
+                }),
+            });
+        }
+        self.list_interface(link)?;
         let link_error = |source| FastPathError::Link {
             path: path.to_path_buf(),
             source,
         };
         let pinned = PinnedLink::from_pin(path).map_err(link_error)?;
-        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(link_error)?;
+        let pinned = XdpLink::try_from(FdLink::from(pinned)).map_err(link_error)?;
         Self::xdp(&mut self.ebpf)?
-            .attach_to_link(link)
+            .attach_to_link(pinned)
             .map_err(FastPathError::Program)?;
         Ok(())
     }
 
+    /// Forgets `iface`, which is gone (or no longer to be served): its
+    /// link detached if it still runs, its pin removed, its entry in the
+    /// program's interfaces removed (the kernel gives its index to a later
+    /// interface). Returns false if it was not attached.
+    pub fn release(&mut self, iface: &str) -> Result<bool> {
+        let Some(at) = self.attachments.iter().position(|a| a.iface == iface) else {
+            return Ok(false);
+        };
+        let attachment = self.attachments.swap_remove(at);
+        match attachment.link {
+            AttachedLink::Owned(id) => {
+                // A link whose interface is gone detaches with an error
+                // that says so; it is gone either way.
+                if let Err(error) = Self::xdp(&mut self.ebpf)?.detach(id) {
+                    tracing::debug!(iface, %error, "detaching the link of a removed interface");
+                }
+            }
+            AttachedLink::Pinned { path } => remove_link_pin(&path)?,
+        }
+        self.unlist_interface(attachment.ifindex)?;
+        Ok(true)
+    }
+
     /// Adds `iface` and its MAC to the program's interfaces, before the
     /// program runs there: from then on it answers only frames sent to that
-    /// MAC (see `Interfaces`). An interface without one is not listed, and
-    /// not checked.
-    fn list_interface(&mut self, iface: &str) -> Result<()> {
-        let io = |source| FastPathError::Io {
-            path: PathBuf::from(format!("interface {iface}")),
-            source,
-        };
-        let Some(mac) = netif::mac(iface).map_err(io)? else {
+    /// MAC (see `InterfaceMac`). An interface without one is not listed,
+    /// and not checked.
+    fn list_interface(&mut self, link: &Link) -> Result<()> {
+        let Some(mac) = link.mac else {
             return Ok(());
         };
-        let ifindex = netif::index(iface).ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+        self.interfaces_map()?
+            .insert(link.index, InterfaceMac::new(mac), 0)
+            .map_err(|error| match error {
+                aya::maps::MapError::SyscallError(ref call)
+                    if call.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                {
+                    FastPathError::TooManyInterfaces(MAX_INTERFACES)
+                }
+                error => map_error(INTERFACES_MAP)(error),
+            })
+    }
+
+    /// Removes interface `ifindex` from the program's interfaces, once the
+    /// program no longer runs there: an interface that is gone, whose index
+    /// the kernel may give to the next one.
+    fn unlist_interface(&mut self, ifindex: u32) -> Result<()> {
+        match self.interfaces_map()?.remove(&ifindex) {
+            Err(aya::maps::MapError::KeyNotFound) | Ok(()) => Ok(()),
+            Err(error) => Err(map_error(INTERFACES_MAP)(error)),
+        }
+    }
+
+    fn interfaces_map(&mut self) -> Result<HashMap<&mut MapData, u32, InterfaceMac>> {
         let map = self
             .ebpf
             .map_mut(INTERFACES_MAP)
             .ok_or(FastPathError::Missing(INTERFACES_MAP))?;
-        let mut interfaces: Array<_, Interfaces> =
-            Array::try_from(map).map_err(map_error(INTERFACES_MAP))?;
-        let mut listed = interfaces.get(&0, 0).map_err(map_error(INTERFACES_MAP))?;
-        let count = listed.count as usize;
-        let known = self.slots.get(iface).copied().or_else(|| {
-            listed.entries[..count]
-                .iter()
-                .position(|e| e.ifindex == ifindex)
-        });
-        let slot = match known {
-            Some(slot) => slot,
-            None if count < MAX_INTERFACES => {
-                listed.count += 1;
-                count
-            }
-            None => return Err(FastPathError::TooManyInterfaces(MAX_INTERFACES)),
-        };
-        self.slots.insert(iface.to_string(), slot);
-        listed.entries[slot] = InterfaceMac::new(ifindex, mac);
-        interfaces
-            .set(0, listed, 0)
-            .map_err(map_error(INTERFACES_MAP))
+        HashMap::try_from(map).map_err(map_error(INTERFACES_MAP))
     }
 
     /// Where the program is attached.
@@ -247,5 +313,31 @@ impl FastPath {
             }
         }
         Ok(())
+    }
+}
+
+/// The interface called `iface`, as rtnetlink describes it.
+fn lookup(iface: &str) -> Result<Link> {
+    let io = |source| FastPathError::Io {
+        path: PathBuf::from(format!("interface {iface}")),
+        source,
+    };
+    netif::link_by_name(iface)
+        .map_err(io)?
+        .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))
+}
+
+/// Removes the pinned link at `path`: detached if it still runs (whoever
+/// holds it), the pin gone; nothing if there is none.
+pub fn remove_link_pin(path: &Path) -> Result<()> {
+    match super::link::detach_link(path) {
+        Ok(_) => Ok(()),
+        // A defunct link (its interface gone) may refuse to be detached;
+        // removing the pin is what is left to do, and it ends the link.
+        Err(_) if path.exists() => fs::remove_file(path).map_err(|source| FastPathError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(error) => Err(error),
     }
 }

@@ -48,8 +48,10 @@ pub enum FastPathError {
         "all 2^32 ids of full records (names with several addresses of a family) have been given out"
     )]
     FullIdsExhausted,
+    #[error("{iface} runs XDP program {program}, which is not meshdns's: left alone")]
+    HookTaken { iface: String, program: u32 },
     #[error("one program serves at most {0} interfaces")]
-    TooManyInterfaces(usize),
+    TooManyInterfaces(u32),
     #[error("{names} names of {map}'s length, more than the {max} it holds at most")]
     TooManyNames {
         map: &'static str,

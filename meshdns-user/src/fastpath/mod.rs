@@ -34,7 +34,7 @@ use aya::{
 };
 use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP, ZoneConfig};
 
-pub use attach::{AttachMode, Attachment};
+pub use attach::{AttachMode, Attachment, remove_link_pin};
 pub use counters::Counters;
 pub(crate) use error::map_error;
 pub use error::{FastPathError, Result};
@@ -60,9 +60,6 @@ pub struct FastPath {
     /// succeeded; `None` until the first, and after a failed one: the
     /// next sync then reads the map itself.
     in_kernel: Option<Arc<Table>>,
-    /// Each listed interface's slot in the interfaces map, by name: an
-    /// interface that comes back with another ifindex keeps its slot.
-    slots: std::collections::HashMap<String, usize>,
     /// The zone's array of maps, and the one-entry array in its slot, if
     /// known (see [`FastPath::set_zone`]).
     zone: Slot,
@@ -134,7 +131,6 @@ impl FastPath {
             names,
             attachments: Vec::new(),
             in_kernel: None,
-            slots: std::collections::HashMap::new(),
             zone,
             zone_map,
         })

@@ -192,6 +192,26 @@ impl Collector for Scrape {
             &mut out,
             &agent.sources.lock().unwrap_or_else(|e| e.into_inner()),
         )?;
+        let interfaces = metrics.interface_status();
+        family(
+            &mut out,
+            "meshdns_interfaces",
+            "Interfaces each --iface value matches, by what became of them: attached, skipped (another XDP program runs there) or failed.",
+            G,
+            interfaces.iter().flat_map(|status| {
+                [
+                    ("attached", status.attached),
+                    ("skipped", status.skipped),
+                    ("failed", status.failed),
+                ]
+                .map(|(state, count)| {
+                    (
+                        vec![("pattern", status.pattern.as_str()), ("state", state)],
+                        count,
+                    )
+                })
+            }),
+        )?;
         single(
             &mut out,
             "meshdns_ready",
@@ -350,11 +370,26 @@ mod tests {
             agent,
             counters_pin: None,
             link_pins: Vec::new(),
+            interfaces: Some(Arc::new(std::sync::Mutex::new(vec![
+                crate::agent::interfaces::PatternStatus {
+                    pattern: "cali*".into(),
+                    attached: 31,
+                    skipped: 1,
+                    failed: 0,
+                },
+            ]))),
         });
+        assert_eq!(
+            metrics.interface_lines(),
+            "interfaces cali*: 31 attached, 1 skipped, 0 failed\n"
+        );
         let text = render(&registry(metrics));
         for line in [
             "# TYPE meshdns_config_reloads counter",
             "meshdns_config_reloads_total 3",
+            "meshdns_interfaces{pattern=\"cali*\",state=\"attached\"} 31",
+            "meshdns_interfaces{pattern=\"cali*\",state=\"skipped\"} 1",
+            "meshdns_interfaces{pattern=\"cali*\",state=\"failed\"} 0",
             "meshdns_build_info{version=\"",
             "meshdns_ready 0",
         ] {

@@ -71,13 +71,16 @@ fn respond(
     match request.uri().path() {
         "/metrics" => reply(StatusCode::OK, OPENMETRICS, exposition::render(registry)),
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" => match metrics.readiness() {
-            Ok(()) => text(StatusCode::OK, "ready\n".into()),
-            Err(why) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {why}\n"),
-            ),
-        },
+        "/readyz" => {
+            let interfaces = metrics.interface_lines();
+            match metrics.readiness() {
+                Ok(()) => text(StatusCode::OK, format!("ready\n{interfaces}")),
+                Err(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n{interfaces}"),
+                ),
+            }
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
 }

@@ -56,8 +56,12 @@ pub struct Metrics {
     pub agent: Arc<AgentState>,
     /// The pinned counters map, if the fast path runs.
     pub counters_pin: Option<PathBuf>,
-    /// The pinned link of each interface, if the fast path runs.
+    /// The pinned link of each interface named outright (not by a
+    /// pattern), if the fast path runs: each must serve for `/readyz`.
     pub link_pins: Vec<PathBuf>,
+    /// The interfaces of each `--iface` value, by what became of them, if
+    /// the fast path runs.
+    pub interfaces: Option<crate::agent::interfaces::SharedStatus>,
 }
 
 impl Metrics {
@@ -72,12 +76,39 @@ impl Metrics {
             return Err("the kernel's table is not in step with the services file".into());
         }
         for link in &self.link_pins {
-            fastpath::check_pinned_serving(link).map_err(|error| {
-                let iface = link.file_name().unwrap_or_default().to_string_lossy();
-                format!("fast path on {iface}: {error}")
-            })?;
+            let iface = link.file_name().unwrap_or_default().to_string_lossy();
+            if crate::netif::index(&iface).is_none() {
+                return Err(format!(
+                    "fast path on {iface}: the interface is gone; attached again when it is back"
+                ));
+            }
+            fastpath::check_pinned_serving(link)
+                .map_err(|error| format!("fast path on {iface}: {error}"))?;
         }
         Ok(())
+    }
+
+    /// The interfaces of each `--iface` value, by what became of them.
+    pub fn interface_status(&self) -> Vec<crate::agent::interfaces::PatternStatus> {
+        self.interfaces.as_ref().map_or_else(Vec::new, |status| {
+            status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        })
+    }
+
+    /// What `/readyz` says of the interfaces after its first line, a line
+    /// per `--iface` value: `interfaces cali*: 31 attached, 1 skipped, 0
+    /// failed`. Not part of readiness: one pod's interface that cannot be
+    /// attached does not take the node's DNS out of service.
+    pub fn interface_lines(&self) -> String {
+        self.interface_status()
+            .iter()
+            .map(|s| {
+                format!(
+                    "interfaces {}: {} attached, {} skipped, {} failed\n",
+                    s.pattern, s.attached, s.skipped, s.failed
+                )
+            })
+            .collect()
     }
 
     pub(crate) fn xdp_counters(&self) -> Option<Counters> {

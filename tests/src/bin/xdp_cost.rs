@@ -14,10 +14,10 @@
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use clap::Parser;
-use meshdns_common::FLOOR_PROGRAM;
+use meshdns_common::{FLOOR_PROGRAM, InterfaceMac};
 use meshdns_tests::{
     fixtures,
-    frame::{Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX},
+    frame::{self, Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX},
     xdp::{XDP_PASS, XDP_TX},
 };
 
@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The fixtures' services: one of each answer shape.
     let (mut fast_path, _) = fixtures::loaded_fast_path(&fixtures::services("", ""));
+    list_loopback(&mut fast_path)?;
     let info = fast_path.program()?.info()?;
     eprintln!(
         "program: {} instructions; the verifier processed {}",
@@ -119,6 +120,21 @@ fn main() -> anyhow::Result<()> {
     floor.load()?;
     let (_, ns) = cost(floor, &query("redis.mesh", TYPE_A).frame(), args.runs)?;
     println!("path=\"floor (swap and send back)\" action=TX ns={ns}");
+    Ok(())
+}
+
+/// Lists the test run's interface (the loopback) with the frames' MAC, so
+/// that every path pays the interface check an attached interface's
+/// packets pay.
+fn list_loopback(fast_path: &mut meshdns::fastpath::FastPath) -> anyhow::Result<()> {
+    let map = fast_path
+        .ebpf_mut()
+        .map_mut(meshdns_common::INTERFACES_MAP)
+        .ok_or_else(|| anyhow::anyhow!("no interfaces map"))?;
+    let mut interfaces: aya::maps::HashMap<_, u32, InterfaceMac> =
+        aya::maps::HashMap::try_from(map)?;
+    let loopback = meshdns::netif::index("lo").ok_or_else(|| anyhow::anyhow!("no lo"))?;
+    interfaces.insert(loopback, InterfaceMac::new(frame::SERVER_MAC), 0)?;
     Ok(())
 }
 
