@@ -69,6 +69,10 @@ pub const PASS_PROGRAM: &str = "meshdns_pass";
 /// Name of the benchmark's floor: an XDP program that swaps addresses and
 /// returns `XDP_TX`, doing no DNS work.
 pub const FLOOR_PROGRAM: &str = "meshdns_floor";
+/// Name of the TC hook's floor, for the pod bench: a TC classifier that
+/// swaps addresses and sends the query back out of its interface
+/// (`bpf_redirect`), doing no DNS work.
+pub const TC_FLOOR_PROGRAM: &str = "meshdns_tc_floor";
 /// Name of a TC classifier for the tests: counts the IPv4 UDP packets to
 /// port 53 it sees in [`LAB_TC_SEEN_MAP`] and hands every packet on, as a
 /// CNI's program beside meshdns would.

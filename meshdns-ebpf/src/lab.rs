@@ -3,6 +3,7 @@
 //! None of this is on the DNS path.
 
 use aya_ebpf::{
+    helpers::generated::bpf_redirect,
     macros::map,
     maps::PerCpuArray,
     programs::{TcContext, XdpContext},
@@ -12,13 +13,22 @@ use crate::DNS_PORT;
 use crate::dns::HDR_FLAGS;
 use crate::packet::*;
 
+/// The floor's work, on the packet `start..end` (a frame in XDP, a socket
+/// buffer's linear part at TC): an IPv4 UDP query to port 53 without IP
+/// options turned into its reflection: MAC and IP addresses and ports
+/// swapped, QR set, the UDP checksum zeroed (IPv4 allows none; cheaper
+/// than fixing it). `None`, untouched: not one, or shorter than its headers.
 #[inline(always)]
-pub(crate) fn reflect(ctx: &XdpContext) -> Option<()> {
-    let eth = ptr_at_mut::<EthHdr>(ctx, 0)?;
-    let ip = ptr_at_mut::<Ipv4Hdr>(ctx, ETH_HDR_LEN)?;
-    let udp = ptr_at_mut::<UdpHdr>(ctx, ETH_HDR_LEN + IPV4_HDR_LEN)?;
-    let flags = ptr_at_mut::<u8>(ctx, ETH_HDR_LEN + IPV4_HDR_LEN + UDP_HDR_LEN + HDR_FLAGS)?;
-    // SAFETY: ptr_at_mut checked each is inside the frame.
+fn reflect_packet(start: usize, end: usize) -> Option<()> {
+    const LEN: usize = ETH_HDR_LEN + IPV4_HDR_LEN + UDP_HDR_LEN + HDR_FLAGS + 1;
+    if start + LEN > end {
+        return None;
+    }
+    let eth = start as *mut EthHdr;
+    let ip = (start + ETH_HDR_LEN) as *mut Ipv4Hdr;
+    let udp = (start + ETH_HDR_LEN + IPV4_HDR_LEN) as *mut UdpHdr;
+    let flags = (start + ETH_HDR_LEN + IPV4_HDR_LEN + UDP_HDR_LEN + HDR_FLAGS) as *mut u8;
+    // SAFETY: the packet holds the first LEN bytes, checked against its end.
     unsafe {
         if u16::from_be_bytes((*eth).ether_type) != ETHERTYPE_IPV4
             || (*ip).version_ihl != 0x45
@@ -31,10 +41,26 @@ pub(crate) fn reflect(ctx: &XdpContext) -> Option<()> {
         core::mem::swap(&mut (*ip).src, &mut (*ip).dst);
         core::mem::swap(&mut (*udp).src_port, &mut (*udp).dst_port);
         *flags |= 0x80;
-        // Zero: no checksum, which IPv4 allows; cheaper than fixing it.
         (*udp).check = [0; 2];
     }
     Some(())
+}
+
+/// The XDP floor: the reflection, sent back with `XDP_TX` by the caller.
+#[inline(always)]
+pub(crate) fn reflect(ctx: &XdpContext) -> Option<()> {
+    reflect_packet(ctx.data(), ctx.data_end())
+}
+
+/// The TC hook's floor: the reflection of a socket buffer at TC ingress,
+/// sent back out of the interface it came in on (`bpf_redirect`, the way a
+/// TC answer would leave); its verdict.
+#[inline(always)]
+pub(crate) fn tc_reflect(ctx: &TcContext) -> Option<i32> {
+    reflect_packet(ctx.data(), ctx.data_end())?;
+    // SAFETY: reading a field of the socket buffer the kernel passed; a
+    // helper call with no memory arguments. Egress: flags 0.
+    Some(unsafe { bpf_redirect((*ctx.skb.skb).ifindex, 0) } as i32)
 }
 
 /// What `meshdns_tc_count` saw: IPv4 UDP packets to port 53.

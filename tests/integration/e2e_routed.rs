@@ -12,7 +12,7 @@ use std::{
 use meshdns_tests::{
     load::{Load, Outcome},
     routed::{CLUSTER_DNS, RoutedNode, counter},
-    tc::TcCounter,
+    tc::TcHelper,
 };
 
 const SERVICES: &str =
@@ -177,11 +177,34 @@ fn an_agent_restarted_under_load_from_pods_loses_no_fast_path_answer() {
 }
 
 #[test]
+fn a_new_agent_takes_over_the_pods_that_stayed_and_removes_the_pins_of_those_gone() {
+    let mut node = RoutedNode::new("adp", 3);
+    let agent = node.start_agent(SERVICES, &[]);
+    assert_eq!(node.pinned().len(), 3);
+    assert!(agent.stop().unwrap().success());
+    // While no agent runs: one pod goes; the others stay answered.
+    let gone = node.pod(1).host_end.clone();
+    node.remove_pod(1);
+    let answer = node
+        .pod(0)
+        .netns
+        .dig(CLUSTER_DNS, &["redis.mesh", "A", "+short"]);
+    assert_eq!(answer.trim(), "240.0.0.100", "the pinned program serves on");
+    let mut next = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    next.wait_for_log("took over the pinned link", Duration::from_secs(1))
+        .unwrap();
+    let pinned = node.pinned();
+    assert_eq!(pinned.len(), 2, "{pinned:?}");
+    assert!(!pinned.contains(&gone), "{gone}'s pin is left: {pinned:?}");
+    node.assert_ready(2, 0);
+}
+
+#[test]
 fn another_tc_program_on_a_pod_interface_sees_every_packet_meshdns_does_not_answer() {
     let node = RoutedNode::new("tc", 2);
     // What a CNI attaches: a program on the interface's ingress, here one
     // that counts the DNS queries it sees, there before meshdns.
-    let tc = TcCounter::attach(&node.node, &node.pod(0).host_end).unwrap();
+    let tc = TcHelper::counter(&node.node, &node.pod(0).host_end).unwrap();
     let _agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
     let before = (tc.seen().unwrap(), node.status());
     let pod = &node.pod(0).netns;
@@ -295,6 +318,22 @@ fn a_thousand_interfaces_are_attached_as_they_come_and_forgotten_as_they_go() {
     eprintln!(
         "{MANY} interfaces: created in {created:?}, all attached {attached:?} after the first appeared; kernel memory +{memory} KiB with them (interfaces included)"
     );
+    // `meshdns status` counts them rather than listing a thousand lines.
+    let status = node
+        .node
+        .nsenter(meshdns_tests::lab::Agent::binary().unwrap())
+        .args(["status", "--pin-dir", &node.pin_dir().to_string_lossy()])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!(
+            "interfaces: {} pinned, {} serving\n",
+            MANY + 1,
+            MANY + 1
+        )),
+        "{status}"
+    );
     // The pod's interface still answers, its entry among a thousand.
     let answer = node
         .pod(0)
@@ -326,4 +365,65 @@ fn a_thousand_interfaces_are_attached_as_they_come_and_forgotten_as_they_go() {
         "an agent started beside {MANY} interfaces: up and attached to all in {started:?} (the program's load and verification included); kernel memory +{memory} KiB (the program, its maps and {} links)",
         MANY + 1
     );
+}
+
+/// `redis.mesh TXT` from pod `i` to the resolver (the kernel passes other
+/// types): its rcode.
+fn resolver_rcode(node: &RoutedNode, i: usize) -> String {
+    let answer = node
+        .pod(i)
+        .netns
+        .dig(CLUSTER_DNS, &["redis.mesh", "TXT", "+time=1", "+tries=1"]);
+    answer
+        .lines()
+        .find_map(|line| line.split("status: ").nth(1))
+        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
+        .unwrap_or_else(|| format!("no reply: {answer}"))
+}
+
+#[test]
+fn the_resolver_answers_the_pods_the_routes_say_and_pod_cidrs_override_them() {
+    let mut node = RoutedNode::new("res", 2);
+    let mut agent = node.start_agent(
+        SERVICES,
+        &["--detach-on-exit", "--listen", &format!("{CLUSTER_DNS}:53")],
+    );
+    agent
+        .wait_for_log(
+            "the pods' addresses, for allow_from: the node's routes",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    // RFC 1035 §4.1.1: NOERROR with no answer (the name has no TXT).
+    for i in 0..2 {
+        assert_eq!(resolver_rcode(&node, i), "NOERROR", "pod {i}, by its route");
+    }
+    // A pod that comes later is answered once its route is there.
+    let late = node.add_pod();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while resolver_rcode(&node, late) != "NOERROR" {
+        assert!(
+            Instant::now() < deadline,
+            "{}: never answered",
+            node.pod(late).host_end
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // pod_cidrs in the file say who the pods are: the routes no longer count.
+    std::fs::write(
+        node.services_path(),
+        format!("pod_cidrs: [198.18.200.0/24]\n{SERVICES}"),
+    )
+    .unwrap();
+    agent
+        .wait_for_log("table reloaded", Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(resolver_rcode(&node, 0), "REFUSED", "outside pod_cidrs");
+    // And the kernel program still answers them (allow_from is not checked
+    // in the fast path yet: issue 16).
+    let answer = node
+        .pod(0)
+        .netns
+        .dig(CLUSTER_DNS, &["redis.mesh", "A", "+short"]);
+    assert_eq!(answer.trim(), "240.0.0.100");
 }

@@ -276,15 +276,15 @@ impl PeerNapi {
     /// Attaches `meshdns_pass` to `iface` in the calling thread's namespace.
     pub fn attach(iface: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            _fast_path: attach_helper(iface, PASS_PROGRAM)?,
+            _fast_path: attach_helper(iface, PASS_PROGRAM, XdpMode::Driver)?,
         })
     }
 }
 
 /// Attaches the object's helper program `name` (`meshdns_pass` or
-/// `meshdns_floor`) to `iface` in driver mode, in the calling thread's
+/// `meshdns_floor`) to `iface` in `mode`, in the calling thread's
 /// namespace; it stays attached while the returned value lives.
-pub fn attach_helper(iface: &str, name: &str) -> anyhow::Result<FastPath> {
+pub fn attach_helper(iface: &str, name: &str, mode: XdpMode) -> anyhow::Result<FastPath> {
     let mut fast_path = FastPath::load()?;
     let program: &mut Xdp = fast_path
         .ebpf_mut()
@@ -292,7 +292,7 @@ pub fn attach_helper(iface: &str, name: &str) -> anyhow::Result<FastPath> {
         .with_context(|| format!("no {name} program in the object"))?
         .try_into()?;
     program.load()?;
-    program.attach(iface, XdpMode::Driver)?;
+    program.attach(iface, mode)?;
     Ok(fast_path)
 }
 

@@ -97,6 +97,11 @@ impl RoutedNode {
             "uplink",
         ])
         .unwrap();
+        // The cluster DNS address on the node's loopback, for tests whose
+        // resolver listens there (NodeLocal DNSCache binds it to a device of
+        // its own the same way); the kernel program answers before it.
+        node.ip(&["addr", "add", &format!("{CLUSTER_DNS}/32"), "dev", "lo"])
+            .unwrap();
         let dir = std::env::temp_dir().join(format!("meshdns-routed-{name}{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut routed = Self {
@@ -275,15 +280,21 @@ impl RoutedNode {
         )
     }
 
-    /// Asserts that the agent is ready with these interfaces counted.
+    /// Asserts that the agent is ready with these interfaces counted, or
+    /// becomes so within a moment (it says it has started a little before
+    /// `/readyz` does).
     #[track_caller]
     pub fn assert_ready(&self, attached: usize, skipped: usize) {
-        let readyz = self.readyz();
-        assert!(
-            readyz.starts_with("ready\n")
-                && readyz.contains(&self.interfaces_line(attached, skipped)),
-            "{readyz}"
-        );
+        let want = self.interfaces_line(attached, skipped);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let readyz = self.readyz();
+            if readyz.starts_with("ready\n") && readyz.contains(&want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{want}: {readyz}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The agent's `/readyz` body (it listens on its default address).

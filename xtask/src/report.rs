@@ -33,6 +33,13 @@ pub struct ScaleRow {
     pub rss: String,
 }
 
+/// One target of the pod bench: dnsperf from a pod of a routed CNI.
+pub struct PodRow {
+    pub name: &'static str,
+    pub dnsperf: Vec<f64>,
+    pub mean_latency_us: Vec<f64>,
+}
+
 /// One path through the XDP program, as `meshdns-xdp-cost` measured it.
 pub struct PathCost {
     pub path: String,
@@ -89,6 +96,7 @@ pub fn write(
     setup: &Setup,
     rows: &[Row],
     scale: &[ScaleRow],
+    pods: &[PodRow],
     paths: &[PathCost],
 ) -> anyhow::Result<String> {
     fs::create_dir_all(dir)?;
@@ -172,6 +180,32 @@ pub fn write(
             median(&ours.dnsperf) / median(&theirs.dnsperf)
         )?;
     }
+    if let Some(ours) = pods.first() {
+        let base = median(&ours.dnsperf);
+        writeln!(md)?;
+        writeln!(
+            md,
+            "From a pod of a routed CNI (a /32, a link-local gateway answered by proxy ARP), \
+             to the cluster DNS address, through the pod's host-side veth (dnsperf, the same names):"
+        )?;
+        writeln!(md)?;
+        writeln!(
+            md,
+            "| target | dnsperf qps | range | meshdns / target | mean latency |"
+        )?;
+        writeln!(md, "|---|--:|--:|--:|--:|")?;
+        for row in pods {
+            let qps = median(&row.dnsperf);
+            writeln!(
+                md,
+                "| {} | {qps:.0} | {} | {:.2}x | {:.0} µs |",
+                row.name,
+                range(&row.dnsperf),
+                base / qps,
+                median(&row.mean_latency_us)
+            )?;
+        }
+    }
     if !scale.is_empty() {
         writeln!(md)?;
         writeln!(md, "The fast path by table size (kxdpgun):")?;
@@ -252,6 +286,11 @@ pub fn write(
             "p50_us": r.p50_p99_us.map(|p| p.0),
             "p99_us": r.p50_p99_us.map(|p| p.1),
             "rcodes": r.rcodes.iter().map(|(c, n)| json!({"rcode": c, "count": n})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "pod": pods.iter().map(|p| json!({
+            "name": p.name,
+            "dnsperf_qps": p.dnsperf,
+            "dnsperf_mean_latency_us": p.mean_latency_us,
         })).collect::<Vec<_>>(),
         "xdp_paths": paths.iter().map(|p| json!({
             "path": p.path,

@@ -109,6 +109,7 @@ impl Interfaces {
                 let _ = self.present(fast_path, &link);
             }
             LinkEvent::Gone { index, .. } => self.gone(fast_path, index),
+            LinkEvent::Routes => return,
             LinkEvent::Lost => {
                 tracing::warn!("rtnetlink announcements were lost: listing the interfaces again");
                 match netif::links() {

@@ -10,6 +10,7 @@
 //! - [`fast_path`]: the program loaded and filled;
 //! - [`interfaces`]: where it is attached: every interface `--iface`'s
 //!   names and patterns match, followed as they come and go;
+//! - [`pods`]: the pods' addresses, for whom the resolver answers;
 //! - [`resolver`]: where the resolver listens, whom it answers, where it
 //!   forwards;
 //! - [`reconcile`]: the reload loop's state;
@@ -20,6 +21,7 @@ pub mod bpffs;
 mod error;
 pub mod fast_path;
 pub mod interfaces;
+pub mod pods;
 pub mod reconcile;
 pub mod resolver;
 pub mod watch;
@@ -43,6 +45,7 @@ use crate::{
 };
 pub use error::{AgentError, FastPathStep, Result};
 use interfaces::Interfaces;
+use pods::PodRoutes;
 use reconcile::Reconciler;
 use watch::{Caught, ConfigWatch, Signals};
 
@@ -86,9 +89,12 @@ struct Serving {
     options: Options,
     signals: Signals,
     changes: ConfigWatch,
-    /// The fast path, where it is attached, and the kernel's announcements
-    /// of interfaces as they come and go.
+    /// The fast path and where it is attached.
     fast_path: Option<Attached>,
+    /// The kernel's announcements of interfaces and routes.
+    events: LinkEvents,
+    pod_routes: PodRoutes,
+    resolver: Arc<crate::resolver::Resolver>,
     reconciler: Reconciler,
     _listeners: JoinSet<()>,
 }
@@ -190,14 +196,11 @@ impl Agent {
                 return Ok(None);
             }
         }
-        // Subscribed before the interfaces are listed, so that one that
-        // comes or goes in between is not missed.
-        let events = match with_fast_path {
-            true => {
-                let _context = runtime.enter();
-                Some(LinkEvents::new().map_err(AgentError::LinkEvents)?)
-            }
-            false => None,
+        // Subscribed before the interfaces (and routes) are listed, so that
+        // one that comes or goes in between is not missed.
+        let events = {
+            let _context = runtime.enter();
+            LinkEvents::new().map_err(AgentError::LinkEvents)?
         };
         let links = netif::links().map_err(AgentError::Links)?;
         let matched: Vec<&netif::Link> = links
@@ -225,13 +228,27 @@ impl Agent {
             &listen,
             &addresses,
         ));
+        let mut pod_routes = PodRoutes::new(&options.ifaces);
+        match &settings.pod_cidrs {
+            Some(cidrs) => tracing::info!(
+                pod_cidrs = ?cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "the pods' addresses, for allow_from: pod_cidrs of the services file"
+            ),
+            None => {
+                let prefixes = pod_routes.refresh(&resolver);
+                tracing::info!(
+                    prefixes,
+                    "the pods' addresses, for allow_from: the node's routes out of the --iface interfaces (no pod_cidrs in the services file), followed as they change"
+                );
+            }
+        }
         let listeners = runtime.block_on(server::listen(
             resolver.clone(),
             &listen,
             Arc::new(drop_privileges),
         ))?;
-        let fast_path = match (interfaces, events) {
-            (Some(mut interfaces), Some(events)) => {
+        let fast_path = match interfaces {
+            Some(mut interfaces) => {
                 let mut fast_path = fast_path::load(&options, &table)?;
                 interfaces.start(&mut fast_path, &links)?;
                 options.pins.remove_stale_maps();
@@ -245,10 +262,9 @@ impl Agent {
                 Some(Attached {
                     fast_path,
                     interfaces,
-                    events,
                 })
             }
-            _ => {
+            None => {
                 tracing::info!("--xdp-mode off: no fast path; the resolver answers everything");
                 None
             }
@@ -261,6 +277,9 @@ impl Agent {
 
         Ok(Some(Self {
             serving: Serving {
+                events,
+                pod_routes,
+                resolver: resolver.clone(),
                 reconciler: Reconciler::new(registry, resolver, agent),
                 options,
                 signals,
@@ -285,7 +304,6 @@ impl Agent {
 struct Attached {
     fast_path: FastPath,
     interfaces: Interfaces,
-    events: LinkEvents,
 }
 
 impl Serving {
@@ -294,12 +312,7 @@ impl Serving {
         let mut source_status = tokio::time::interval(SOURCE_STATUS);
         loop {
             let retry_at = self.reconciler.retry_at();
-            let link_event = async {
-                match self.fast_path.as_mut() {
-                    Some(attached) => attached.events.next().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let routes_due = self.pod_routes.due();
             let why = tokio::select! {
                 signal = self.signals.next() => match signal {
                     Caught::Shutdown(name) => return Ok(name),
@@ -315,14 +328,20 @@ impl Serving {
                     continue;
                 }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
-                event = link_event => {
+                event = self.events.next() => {
                     let event = event.unwrap_or_else(|error| {
                         tracing::error!(%error, "reading rtnetlink's announcements");
                         netif::LinkEvent::Lost
                     });
+                    // A pod's interface and its route come and go together.
+                    self.pod_routes.changed();
                     if let Some(attached) = self.fast_path.as_mut() {
                         attached.interfaces.follow(&mut attached.fast_path, event);
                     }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(routes_due.unwrap_or_else(tokio::time::Instant::now)), if routes_due.is_some() => {
+                    let _ = self.pod_routes.refresh(&self.resolver);
                     continue;
                 }
             };

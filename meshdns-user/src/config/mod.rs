@@ -65,6 +65,11 @@ pub struct Config {
     /// loopback and the subnets of the attached interface.
     #[serde(default)]
     pub allow_from: Option<Vec<String>>,
+    /// The pods' addresses (CIDRs), which the default `allow_from` adds.
+    /// Default: the destinations of the node's routes out of the
+    /// interfaces `--iface` matches (a routed CNI has one per pod).
+    #[serde(default)]
+    pub pod_cidrs: Option<Vec<String>>,
     /// How long past their TTL cached answers may be served while every
     /// upstream fails (RFC 8767); default 1 day.
     #[serde(default = "default_stale_max")]
@@ -307,6 +312,36 @@ mod tests {
         let (line, kind) = Services::parse(text).unwrap_err();
         assert!(matches!(kind, ConfigErrorKind::Cidr { .. }), "{kind}");
         assert_eq!(line, Some(3), "{kind}");
+    }
+
+    #[test]
+    fn pod_cidrs_are_read_and_a_bad_one_is_rejected_at_its_line() {
+        let services = Services::parse("pod_cidrs: [10.244.0.0/16, \"fd00:10::/56\"]\n").unwrap();
+        let pods: Vec<String> = services
+            .resolver
+            .pod_cidrs
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(pods, ["10.244.0.0/16", "fd00:10::/56"]);
+        assert_eq!(
+            Services::parse("zone: mesh\n").unwrap().resolver.pod_cidrs,
+            None
+        );
+        let (line, kind) =
+            Services::parse("zone: mesh\npod_cidrs:\n  - 10.244.0.0/33\n").unwrap_err();
+        assert!(
+            matches!(
+                kind,
+                ConfigErrorKind::Cidr {
+                    field: "pod_cidrs",
+                    ..
+                }
+            ),
+            "{kind}"
+        );
+        assert_eq!(line, Some(2), "{kind}");
     }
 
     #[test]

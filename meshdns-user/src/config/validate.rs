@@ -56,8 +56,12 @@ pub struct CheckedService {
 /// What the services file says about the resolver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolverSettings {
-    /// Clients to answer; `None`: the default (loopback and the interface's subnets).
+    /// Clients to answer; `None`: the default (loopback, the interfaces'
+    /// subnets and the pods).
     pub allow_from: Option<Vec<Cidr>>,
+    /// The pods' addresses, for the default `allow_from`; `None`: from the
+    /// node's routes to the interfaces.
+    pub pod_cidrs: Option<Vec<Cidr>>,
     /// Seconds past their TTL that cached answers may be served stale.
     pub stale_max: u64,
 }
@@ -67,6 +71,7 @@ impl Default for ResolverSettings {
     fn default() -> Self {
         Self {
             allow_from: None,
+            pod_cidrs: None,
             stale_max: DEFAULT_STALE_MAX,
         }
     }
@@ -95,7 +100,8 @@ impl Config {
         let zone = self.zone();
         let pools = self.pools()?;
         let resolver = ResolverSettings {
-            allow_from: self.allow_from()?,
+            allow_from: cidrs("allow_from", self.allow_from.as_deref())?,
+            pod_cidrs: cidrs("pod_cidrs", self.pod_cidrs.as_deref())?,
             stale_max: self.stale_max()?,
         };
         let mut services = Vec::with_capacity(parsed.len());
@@ -181,25 +187,6 @@ impl Config {
         Ok(zones)
     }
 
-    /// The resolver's client allow list, if the file sets one, checked.
-    fn allow_from(&self) -> Result<Option<Vec<Cidr>>, ConfigErrorKind> {
-        let Some(list) = &self.allow_from else {
-            return Ok(None);
-        };
-        list.iter()
-            .map(|value| {
-                value
-                    .parse::<Cidr>()
-                    .map_err(|error| ConfigErrorKind::Cidr {
-                        field: "allow_from",
-                        value: value.clone(),
-                        error,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
-    }
-
     /// How long stale answers may be served, in seconds.
     fn stale_max(&self) -> Result<u64, ConfigErrorKind> {
         self.stale_max
@@ -212,15 +199,7 @@ impl Config {
 
     /// The VIP pools, checked.
     fn pools(&self) -> Result<Pools, ConfigErrorKind> {
-        let cidr = |field: &'static str, value: &str| {
-            value
-                .parse::<Cidr>()
-                .map_err(|error| ConfigErrorKind::Cidr {
-                    field,
-                    value: value.to_string(),
-                    error,
-                })
-        };
+        let cidr = parse_cidr;
         let v4 = cidr("vip_cidr", &self.vip_cidr)?;
         let v6 = match self.vip6_cidr.as_str() {
             "none" => None,
@@ -308,6 +287,26 @@ fn check_vips(name: &str, vips: &[IpAddr]) -> Result<(), ConfigErrorKind> {
         }
     }
     Ok(())
+}
+
+/// A list of CIDRs, if the file sets `field`, checked.
+fn cidrs(
+    field: &'static str,
+    list: Option<&[String]>,
+) -> Result<Option<Vec<Cidr>>, ConfigErrorKind> {
+    list.map(|list| list.iter().map(|value| parse_cidr(field, value)).collect())
+        .transpose()
+}
+
+/// One CIDR of the file's `field`.
+fn parse_cidr(field: &'static str, value: &str) -> Result<Cidr, ConfigErrorKind> {
+    value
+        .parse::<Cidr>()
+        .map_err(|error| ConfigErrorKind::Cidr {
+            field,
+            value: value.to_string(),
+            error,
+        })
 }
 
 #[cfg(test)]

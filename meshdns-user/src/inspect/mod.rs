@@ -274,13 +274,40 @@ fn interface(pins: &Pins, name: String) -> Interface {
     interface
 }
 
+/// Most interfaces `status` lists one by one.
+const MAX_LISTED: usize = 16;
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "pins:       {}", self.maps_dir.display())?;
         if self.interfaces.is_empty() {
             writeln!(f, "interfaces: none attached")?;
         }
-        for i in &self.interfaces {
+        // A node's pods' veths are hundreds: counted, and only those that
+        // do not serve listed (`--json` has them all).
+        let serving = self
+            .interfaces
+            .iter()
+            .filter(|i| i.problem.is_none())
+            .count();
+        let many = self.interfaces.len() > MAX_LISTED;
+        if many {
+            writeln!(
+                f,
+                "interfaces: {} pinned, {serving} serving{}",
+                self.interfaces.len(),
+                if serving < self.interfaces.len() {
+                    "; those that do not:"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        for i in self
+            .interfaces
+            .iter()
+            .filter(|i| !many || i.problem.is_some())
+        {
             write!(f, "interface:  {}", i.name)?;
             if let Some(mode) = i.mode {
                 write!(f, ", XDP {mode:?} mode")?;

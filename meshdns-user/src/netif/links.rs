@@ -1,7 +1,8 @@
 //! Interfaces as rtnetlink describes them: one asked for by index, all of
 //! them at once (a dump), and each change as the kernel announces it
 //! (RTM_NEWLINK and RTM_DELLINK to the RTNLGRP_LINK group), so that the
-//! agent attaches to a pod's interface as it appears, without polling.
+//! agent attaches to a pod's interface as it appears, without polling; and
+//! that a route changed (the route groups), for the pods' addresses.
 
 use std::{collections::VecDeque, os::fd::AsRawFd as _};
 
@@ -80,23 +81,35 @@ pub fn link_by_name(name: &str) -> std::io::Result<Option<Link>> {
 /// Every interface of this network namespace, in one RTM_GETLINK dump: a
 /// thousand pods' interfaces in one exchange, not one each.
 pub fn links() -> std::io::Result<Vec<Link>> {
+    let mut found = Vec::new();
+    dump(
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        |message| {
+            if let RouteNetlinkMessage::NewLink(link) = message {
+                found.extend(Link::from_message(&link));
+            }
+        },
+    )?;
+    Ok(found)
+}
+
+/// Sends `request` as a dump (NLM_F_DUMP) and calls `each` with every
+/// message of the answer, until the kernel says it is done.
+pub(super) fn dump(
+    request: RouteNetlinkMessage,
+    mut each: impl FnMut(RouteNetlinkMessage),
+) -> std::io::Result<()> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let request = emit(
-        header,
-        RouteNetlinkMessage::GetLink(LinkMessage::default()).into(),
-    );
+    let request = emit(header, request.into());
     let socket = Socket::new(NETLINK_ROUTE)?;
     socket.send_to(&request, &SocketAddr::new(0, 0), 0)?;
-    let mut found = Vec::new();
     loop {
         let (reply, _) = socket.recv_from_full()?;
         for message in messages(&reply) {
             match message?.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    found.extend(Link::from_message(&link));
-                }
-                NetlinkPayload::Done(_) => return Ok(found),
+                NetlinkPayload::InnerMessage(message) => each(message),
+                NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(error) => return Err(error.to_io()),
                 _ => {}
             }
@@ -136,9 +149,12 @@ pub enum LinkEvent {
     Present(Link),
     /// It was deleted; its index may be given to another.
     Gone { index: u32, name: String },
+    /// A route was added or removed: the pods' addresses, where they come
+    /// from the routes (`super::routes`), may have changed.
+    Routes,
     /// Announcements were lost (the socket's buffer overflowed, ENOBUFS,
     /// in a burst of changes): what exists now must be read again with
-    /// [`links`].
+    /// [`links`] (and the routes).
     Lost,
 }
 
@@ -161,8 +177,10 @@ impl LinkEvents {
     pub fn new() -> std::io::Result<Self> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind(&SocketAddr::new(0, 0))?;
-        // RTNLGRP_LINK.
-        socket.add_membership(1)?;
+        // RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE.
+        for group in [1, 7, 11] {
+            socket.add_membership(group)?;
+        }
         socket.set_non_blocking(true)?;
         set_receive_buffer(&socket, EVENTS_BUFFER);
         // SAFETY: `Socket` owns its descriptor and closes it only when
@@ -208,6 +226,9 @@ fn events(datagram: &[u8]) -> Vec<LinkEvent> {
                     name: link.name,
                 })
             }
+            Ok(NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_),
+            )) => Some(LinkEvent::Routes),
             Ok(_) => None,
             Err(error) => {
                 tracing::warn!(%error, "an rtnetlink announcement that cannot be read: listing the interfaces again");

@@ -10,9 +10,11 @@ use std::{
 
 mod links;
 mod pattern;
+mod routes;
 
 pub use links::{Link, LinkEvent, LinkEvents, link, link_by_name, links, xdp_attached};
 pub use pattern::{IfacePattern, PatternError, first_match};
+pub use routes::{Route, routes};
 
 /// Calls `f` with each `ifaddrs` entry of an interface in `ifaces` that has
 /// an address: one getifaddrs for all of them.

@@ -26,6 +26,7 @@ pub enum Verdict {
 
 /// A zone's apex and its SOA record as hickory records, decoded from the
 /// very bytes the XDP program sends.
+#[derive(Clone)]
 pub struct Zone {
     apex: Name,
     soa: Record,
@@ -47,6 +48,7 @@ impl Zone {
 }
 
 /// The table's zones, as the program walks them: the longest apex first.
+#[derive(Clone)]
 pub struct Zones(Vec<Zone>);
 
 impl Zones {

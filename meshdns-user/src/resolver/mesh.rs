@@ -16,11 +16,34 @@ use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
 pub struct Mesh {
     pub table: Arc<Table>,
     pub(super) zones: Zones,
+    /// What the file says of the resolver.
+    settings: ResolverSettings,
     pub(super) allow_from: Vec<Cidr>,
     /// The zone's replies as bytes, for the fast lane (`wire`): made the
     /// first time a question is answered the whole way, kept as long as
     /// this table serves, bounded (most recently asked first).
-    pub(super) replies: Cache,
+    pub(super) replies: Arc<Cache>,
+}
+
+/// Whom the resolver answers when the services file has no `allow_from`:
+/// loopback and the interfaces' subnets, and the pods: the file's
+/// `pod_cidrs`, else the node's routes to the pods' interfaces (a routed
+/// CNI gives its pods no subnet on the node).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefaultClients {
+    pub local: Vec<Cidr>,
+    pub routed_pods: Vec<Cidr>,
+}
+
+impl DefaultClients {
+    /// Whom to answer under `settings`.
+    pub fn allow_from(&self, settings: &ResolverSettings) -> Vec<Cidr> {
+        if let Some(allow_from) = &settings.allow_from {
+            return allow_from.clone();
+        }
+        let pods = settings.pod_cidrs.as_ref().unwrap_or(&self.routed_pods);
+        self.local.iter().chain(pods).copied().collect()
+    }
 }
 
 /// Bounds of `Mesh::replies`: a node's working set of mesh names and types
@@ -34,23 +57,29 @@ const MESH_REPLIES: Limits = Limits {
 };
 
 impl Mesh {
-    /// `default_allow_from` applies if the file says nothing.
-    pub fn new(
-        table: Arc<Table>,
-        settings: &ResolverSettings,
-        default_allow_from: &[Cidr],
-    ) -> Self {
+    /// `defaults` applies if the file says nothing of whom to answer.
+    pub fn new(table: Arc<Table>, settings: &ResolverSettings, defaults: &DefaultClients) -> Self {
         let zones = Zones::of(&table);
-        let allow_from = settings
-            .allow_from
-            .clone()
-            .unwrap_or_else(|| default_allow_from.to_vec());
         Self {
             table,
             zones,
-            allow_from,
-            replies: Cache::new(MESH_REPLIES),
+            settings: settings.clone(),
+            allow_from: defaults.allow_from(settings),
+            replies: Arc::new(Cache::new(MESH_REPLIES)),
         }
+    }
+
+    /// The same table and replies, answering whom `defaults` now says if
+    /// the file does not; `None` if that changes nothing.
+    pub fn with_defaults(&self, defaults: &DefaultClients) -> Option<Self> {
+        let allow_from = defaults.allow_from(&self.settings);
+        (allow_from != self.allow_from).then(|| Self {
+            table: self.table.clone(),
+            zones: self.zones.clone(),
+            settings: self.settings.clone(),
+            allow_from,
+            replies: self.replies.clone(),
+        })
     }
 
     /// Keeps the zone's replies to questions for `key` (without EDNS and
@@ -90,5 +119,41 @@ impl Mesh {
             v4 => v4,
         };
         self.allow_from.iter().any(|cidr| cidr.contains(client))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_file_says_whom_to_answer_else_the_node_and_its_pods() {
+        let defaults = DefaultClients {
+            local: cidrs(&["127.0.0.0/8"]),
+            routed_pods: cidrs(&["198.18.8.1/32", "198.18.8.2/32"]),
+        };
+        let mut settings = ResolverSettings::default();
+        let shown = |list: Vec<Cidr>| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            shown(defaults.allow_from(&settings)),
+            ["127.0.0.0/8", "198.18.8.1/32", "198.18.8.2/32"],
+            "no allow_from, no pod_cidrs: the routes' pods"
+        );
+        settings.pod_cidrs = Some(cidrs(&["10.244.0.0/16"]));
+        assert_eq!(
+            shown(defaults.allow_from(&settings)),
+            ["127.0.0.0/8", "10.244.0.0/16"],
+            "pod_cidrs over the routes"
+        );
+        settings.allow_from = Some(cidrs(&["192.0.2.0/24"]));
+        assert_eq!(
+            shown(defaults.allow_from(&settings)),
+            ["192.0.2.0/24"],
+            "allow_from over everything"
+        );
     }
 }

@@ -37,7 +37,7 @@ use std::{
 use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
 use cache::{Cache, Key};
 use forward::Inflight;
-pub use mesh::Mesh;
+pub use mesh::{DefaultClients, Mesh};
 pub use pipeline::{Pending, Step};
 pub use stats::Stats;
 use upstream::Upstreams;
@@ -69,7 +69,7 @@ impl Transport {
 pub struct Resolver {
     mesh: RwLock<Arc<Mesh>>,
     /// Who may ask when the services file does not say.
-    default_allow_from: Vec<Cidr>,
+    defaults: RwLock<DefaultClients>,
     upstreams: Upstreams,
     cache: Cache,
     /// Questions being forwarded now, so the same one is not sent twice.
@@ -79,8 +79,9 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver for `table`, answering the clients the file's
-    /// `allow_from` names (`settings`), or `default_allow_from` if it names
-    /// none.
+    /// `allow_from` names (`settings`), or if it names none loopback and
+    /// the interfaces' subnets (`default_allow_from`) and the pods (see
+    /// [`DefaultClients`]; none routed until [`Resolver::set_routed_pods`]).
     pub fn new(
         table: Arc<Table>,
         settings: &ResolverSettings,
@@ -89,9 +90,13 @@ impl Resolver {
         cache: Cache,
     ) -> Self {
         cache.set_stale_max(Duration::from_secs(settings.stale_max));
+        let defaults = DefaultClients {
+            local: default_allow_from,
+            routed_pods: Vec::new(),
+        };
         Self {
-            mesh: RwLock::new(Arc::new(Mesh::new(table, settings, &default_allow_from))),
-            default_allow_from,
+            mesh: RwLock::new(Arc::new(Mesh::new(table, settings, &defaults))),
+            defaults: RwLock::new(defaults),
             upstreams,
             cache,
             inflight: Mutex::default(),
@@ -104,8 +109,27 @@ impl Resolver {
     pub fn set_table(&self, table: Arc<Table>, settings: &ResolverSettings) {
         self.cache
             .set_stale_max(Duration::from_secs(settings.stale_max));
-        let mesh = Arc::new(Mesh::new(table, settings, &self.default_allow_from));
+        let defaults = self.defaults.read().expect("defaults lock");
+        let mesh = Arc::new(Mesh::new(table, settings, &defaults));
         *self.mesh.write().expect("mesh lock") = mesh;
+    }
+
+    /// The pods' addresses as the node's routes give them, for when the
+    /// file gives no `pod_cidrs`. Returns whether whom it answers changed.
+    pub fn set_routed_pods(&self, pods: Vec<Cidr>) -> bool {
+        let mut defaults = self.defaults.write().expect("defaults lock");
+        if defaults.routed_pods == pods {
+            return false;
+        }
+        defaults.routed_pods = pods;
+        let mut mesh = self.mesh.write().expect("mesh lock");
+        match mesh.with_defaults(&defaults) {
+            Some(changed) => {
+                *mesh = Arc::new(changed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The table it answers from now.

@@ -106,7 +106,7 @@ impl Resolver {
         let mut reply = Vec::with_capacity(PLAIN_UDP_REPLY);
         // The zone's names from its own replies, the rest from the cache.
         let (replies, counter) = if in_zone {
-            (&mesh.replies, &self.stats.mesh_answers)
+            (&*mesh.replies, &self.stats.mesh_answers)
         } else {
             (&self.cache, &self.stats.cache_hits)
         };

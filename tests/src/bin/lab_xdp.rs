@@ -1,21 +1,30 @@
-//! `meshdns-lab-xdp --netns NS --iface IF [--program pass|floor]`: attaches
-//! one of the object's helper XDP programs to an interface inside a
+//! `meshdns-lab-xdp --netns NS --iface IF [--program pass|floor|floor-generic|tc-floor]`:
+//! attaches one of the object's helper programs to an interface inside a
 //! namespace and holds it until SIGINT or SIGTERM.
 //!
 //! - `pass` returns `XDP_PASS`: on the client end of a veth it turns on
 //!   NAPI, which veth needs to deliver `XDP_TX` frames, so the fast path's
 //!   replies arrive (`cargo xtask run` and the benchmark use it);
 //! - `floor` swaps addresses and returns `XDP_TX` with no DNS work: the
-//!   benchmark's floor.
+//!   benchmark's floor, in driver mode; `floor-generic` the same in
+//!   generic (SKB) mode, the pod bench's floor for that hook;
+//! - `tc-floor` does the same at TC ingress (TCX) and sends the packet back
+//!   out with `bpf_redirect`: the TC hook's floor.
 
+use aya::programs::XdpMode;
 use clap::{Parser, ValueEnum};
-use meshdns_common::{FLOOR_PROGRAM, PASS_PROGRAM};
-use meshdns_tests::lab::{Netns, attach_helper};
+use meshdns_common::{FLOOR_PROGRAM, PASS_PROGRAM, TC_FLOOR_PROGRAM};
+use meshdns_tests::{
+    lab::{Netns, attach_helper},
+    tc::TcHelper,
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Program {
     Pass,
     Floor,
+    FloorGeneric,
+    TcFloor,
 }
 
 #[derive(Parser)]
@@ -33,11 +42,17 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let netns = Netns::existing(args.netns);
     let iface = args.iface.clone();
-    let name = match args.program {
-        Program::Pass => PASS_PROGRAM,
-        Program::Floor => FLOOR_PROGRAM,
+    let (name, mode) = match args.program {
+        Program::Pass => (PASS_PROGRAM, XdpMode::Driver),
+        Program::Floor => (FLOOR_PROGRAM, XdpMode::Driver),
+        Program::FloorGeneric => (FLOOR_PROGRAM, XdpMode::Skb),
+        Program::TcFloor => (TC_FLOOR_PROGRAM, XdpMode::Driver),
     };
-    let _attached = netns.run(move || attach_helper(&iface, name))?;
+    // Held, attached, until the signal.
+    let _attached: Box<dyn std::any::Any> = match args.program {
+        Program::TcFloor => Box::new(TcHelper::attach(&netns, &iface, name)?),
+        _ => Box::new(netns.run(move || attach_helper(&iface, name, mode))?),
+    };
     println!("{name} attached to {} in {}", args.iface, netns.name);
     wait_for(&[libc::SIGINT, libc::SIGTERM]);
     Ok(())

@@ -45,6 +45,12 @@ pub fn measure(
     } else {
         (&workload.kxdpgun, &workload.dnsperf)
     };
+    // The resolver answers (which is what `Server::start` waits for)
+    // before the fast path is attached: the program's counts start once
+    // /readyz says it is.
+    if matches!(target, Target::MeshdnsXdp | Target::MeshdnsCache) {
+        wait_readyz(&network.server)?;
+    }
     let stats_before = tools::xdp_prog_stats(network)?;
     // The warm-up also fills the caches of the cache targets.
     tools::kxdpgun(network, kx_queries, 1)?;
@@ -135,7 +141,7 @@ pub fn scale(
         let start = Instant::now();
         let server = Server::start(Target::MeshdnsXdp, network, bin, &dir, &workload)?;
         let loaded = start.elapsed();
-        wait_readyz(network)?;
+        wait_readyz(&network.server)?;
         let ready = start.elapsed();
         tools::kxdpgun(network, &workload.kxdpgun, 1)?;
         let run = tools::kxdpgun(network, &workload.kxdpgun, args.seconds)?;
@@ -161,12 +167,12 @@ pub fn scale(
 }
 
 /// Waits until the agent's `/readyz` (on its default metrics address, in
-/// the server's namespace) says 200: the fast path attached and its table
-/// filled, which at a million names ends after the resolver's first answer.
-fn wait_readyz(network: &Network) -> anyhow::Result<()> {
+/// `netns`) says 200: the fast path attached and its table filled, which
+/// at a million names ends after the resolver's first answer.
+pub(super) fn wait_readyz(netns: &meshdns_topology::Netns) -> anyhow::Result<()> {
     let deadline = Instant::now() + std::time::Duration::from_secs(120);
     while Instant::now() < deadline {
-        let status = network.server.http_get("127.0.0.1:9153", "/readyz");
+        let status = netns.http_get("127.0.0.1:9153", "/readyz");
         if status.is_ok_and(|(line, _)| line.contains(" 200 ")) {
             return Ok(());
         }

@@ -11,6 +11,10 @@
 //! 4. Unbound, with the names as local-data;
 //! 5. the floor: an XDP program that only swaps addresses (kxdpgun only).
 //!
+//! Then, in a topology of its own (`pod`), the same names asked from a pod
+//! of a routed CNI through its host-side veth: meshdns's hook there, the
+//! floors of the two hooks a pod's veth allows, the resolver and Unbound.
+//!
 //! kxdpgun (AF_XDP, the throughput ceiling) and dnsperf (sockets, latency)
 //! each run a fixed time per target after a warm-up, several times; the
 //! report gives medians, ranges, and ratios to meshdns XDP. A sample of
@@ -18,6 +22,7 @@
 //! fails the bench.
 
 mod measure;
+mod pod;
 mod targets;
 mod tools;
 mod workload;
@@ -131,6 +136,8 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
         results.push(measure(target, &server, &bin, &workload, args)?);
         drop(server);
     }
+    eprintln!("bench: from a pod of a routed CNI ...");
+    let pod_rows = pod::measure(&bin, &work, &workload, args)?;
     let scale_rows = if args.scale {
         measure::scale(&network, &bin, &work, args)?
     } else {
@@ -143,7 +150,14 @@ pub fn run(root: &Path, args: &Args) -> anyhow::Result<()> {
         repetitions: args.repetitions,
     };
     let dir = root.join("target/bench");
-    let markdown = report::write(&dir, &setup, &measure::rows(&results), &scale_rows, &paths)?;
+    let markdown = report::write(
+        &dir,
+        &setup,
+        &measure::rows(&results),
+        &scale_rows,
+        &pod_rows,
+        &paths,
+    )?;
     println!("\n{markdown}");
     eprintln!(
         "bench: report in {}/report.md, with report.json and report.svg",

@@ -160,7 +160,7 @@ impl<'a> Server<'a> {
 
 /// Starts Unbound in `netns` on `interface` (`ADDR@PORT`), with `extra` at
 /// the end of its `server:` clause (or after it).
-fn unbound(
+pub(super) fn unbound(
     netns: &Netns,
     work: &Path,
     name: &str,

@@ -2,10 +2,15 @@
 //! the latency probe, the XDP program's cost per path, bpf_stats, and dig
 //! for checking answers.
 
-use std::{fs, path::Path, process::Command};
+use std::{
+    fs,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+    process::Command,
+};
 
 use anyhow::{Context as _, ensure};
-use meshdns_topology::clear_xdp;
+use meshdns_topology::{Netns, clear_xdp};
 
 use super::{CLIENT_IF, Network, SERVER_IF, SERVER_IP, Target, workload::Workload};
 use crate::{cmd, report};
@@ -31,10 +36,15 @@ impl Drop for BpfStats {
 
 /// `dig @198.18.0.1 ARGS` from the client namespace.
 pub fn dig(network: &Network, args: &[&str]) -> anyhow::Result<String> {
-    let out = network
-        .client
+    dig_from(&network.client, SERVER_IP, args)
+}
+
+/// `dig @SERVER ARGS` from `client`.
+pub fn dig_from(client: &Netns, server: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = client
         .command("dig")
-        .args(["@198.18.0.1", "+tries=1", "+time=2"])
+        .arg(format!("@{server}"))
+        .args(["+tries=1", "+time=2"])
         .args(args)
         .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -47,25 +57,34 @@ pub fn check_answers(
     target: Target,
     workload: &Workload,
 ) -> anyhow::Result<usize> {
-    let mut checked = 0;
     let sample = if target.forwards() {
         &workload.forward_sample
     } else {
         &workload.sample
     };
+    check_sample(&network.client, SERVER_IP, target.name(), sample)
+}
+
+/// Checks the A and AAAA answers of `sample` from `client` to `server`;
+/// any wrong answer fails the bench.
+pub fn check_sample(
+    client: &Netns,
+    server: &str,
+    target: &str,
+    sample: &[(String, Ipv4Addr, Option<Ipv6Addr>)],
+) -> anyhow::Result<usize> {
+    let mut checked = 0;
     for (name, v4, v6) in sample {
-        let a = dig(network, &[name, "A", "+short"])?;
+        let a = dig_from(client, server, &[name, "A", "+short"])?;
         ensure!(
             a.trim() == v4.to_string(),
-            "{}: {name} A answered {a:?}, want {v4}",
-            target.name()
+            "{target}: {name} A answered {a:?}, want {v4}"
         );
-        let aaaa = dig(network, &[name, "AAAA", "+short"])?;
+        let aaaa = dig_from(client, server, &[name, "AAAA", "+short"])?;
         let want = v6.map(|v| v.to_string()).unwrap_or_default();
         ensure!(
             aaaa.trim() == want,
-            "{}: {name} AAAA answered {aaaa:?}, want {want:?}",
-            target.name()
+            "{target}: {name} AAAA answered {aaaa:?}, want {want:?}"
         );
         checked += 2;
     }
@@ -116,11 +135,20 @@ pub fn kxdpgun(network: &Network, queries: &Path, seconds: u64) -> anyhow::Resul
 
 /// One dnsperf run: queries per second and mean latency in microseconds.
 pub fn dnsperf(network: &Network, queries: &Path, seconds: u64) -> anyhow::Result<(f64, f64)> {
+    dnsperf_from(&network.client, SERVER_IP, queries, seconds)
+}
+
+/// [`dnsperf`] from `client` to `server`.
+pub fn dnsperf_from(
+    client: &Netns,
+    server: &str,
+    queries: &Path,
+    seconds: u64,
+) -> anyhow::Result<(f64, f64)> {
     let out = cmd::output(
-        network
-            .client
+        client
             .command("dnsperf")
-            .args(["-s", SERVER_IP, "-d"])
+            .args(["-s", server, "-d"])
             .arg(queries)
             .args(["-l", &seconds.to_string(), "-c", "8", "-Q", "1000000"]),
     )?;
