@@ -119,9 +119,11 @@ fn pods_that_come_are_answered_within_a_second_and_pods_that_go_leave_no_pin() {
     assert!(!node.pinned().contains(&gone), "{gone}'s pin is left");
     assert_eq!(node.pinned().len(), 5);
     // A pod that replaces it under the same name (Calico names the veth by
-    // the pod) is attached anew.
-    let again = node.add_pod();
-    assert!(first_answer(&node, again, Duration::from_secs(1)).is_some());
+    // the pod) is attached anew, on its new ifindex.
+    node.add_pod_numbered(1);
+    assert_eq!(node.pod(1).host_end, gone);
+    assert!(first_answer(&node, 1, Duration::from_secs(1)).is_some());
+    assert!(node.pinned().contains(&gone));
     let failures: Vec<&String> = agent
         .lines()
         .iter()
@@ -132,6 +134,44 @@ fn pods_that_come_are_answered_within_a_second_and_pods_that_go_leave_no_pin() {
         "pods that came and went: {failures:#?}"
     );
     node.assert_ready(6, 0);
+}
+
+#[test]
+fn an_interface_given_a_new_mac_or_renamed_is_followed() {
+    let node = RoutedNode::new("ren", 1);
+    let mut agent = node.start_agent(SERVICES, &["--detach-on-exit"]);
+    let host_end = node.pod(0).host_end.clone();
+    // A new MAC: the program checks frames against it from now on (the pod
+    // learns it again through proxy ARP once its neighbour entry is gone).
+    node.node
+        .ip(&["link", "set", &host_end, "address", "02:00:00:00:0a:01"])
+        .unwrap();
+    node.pod(0).netns.ip(&["neigh", "flush", "all"]).unwrap();
+    let answer = node
+        .pod(0)
+        .netns
+        .dig(CLUSTER_DNS, &["redis.mesh", "A", "+short", "+time=2"]);
+    assert_eq!(answer.trim(), "240.0.0.100", "answered for the new MAC");
+    // Renamed out of the pattern: forgotten, its pin removed; and back in:
+    // attached again (a veth is renamed while down).
+    let other = format!("x{}", &host_end[1..]);
+    node.node.ip(&["link", "set", &host_end, "down"]).unwrap();
+    node.node
+        .ip(&["link", "set", &host_end, "name", &other])
+        .unwrap();
+    agent
+        .wait_for_log(
+            &format!("pin removed iface={host_end}"),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    assert!(node.pinned().is_empty(), "{:?}", node.pinned());
+    node.assert_ready(0, 0);
+    node.node
+        .ip(&["link", "set", &other, "name", &host_end])
+        .unwrap();
+    node.assert_ready(1, 0);
+    assert_eq!(node.pinned(), [host_end]);
 }
 
 #[test]

@@ -128,6 +128,15 @@ impl RoutedNode {
     pub fn add_pod(&mut self) -> usize {
         let i = self.next;
         self.next += 1;
+        self.add_pod_numbered(i);
+        i
+    }
+
+    /// Adds pod `i` again after [`RoutedNode::remove_pod`]: the same
+    /// names (Calico names a pod's veth after the pod, so a pod re-created
+    /// gets its namesake) and a new ifindex.
+    pub fn add_pod_numbered(&mut self, i: usize) {
+        assert!(!self.pods.contains_key(&i), "pod {i} is there");
         let pod = Netns::new(format!("md{}p{i}", self.tag)).unwrap();
         let host_end = format!("r{}h{i}", self.tag);
         assert!(host_end.len() <= 15, "{host_end}");
@@ -176,7 +185,6 @@ impl RoutedNode {
                 created,
             },
         );
-        i
     }
 
     /// Adds `count` veth pairs whose node ends match the pattern and whose

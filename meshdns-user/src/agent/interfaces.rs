@@ -39,6 +39,7 @@ pub type SharedStatus = Arc<Mutex<Vec<PatternStatus>>>;
 
 struct Seen {
     name: String,
+    mac: Option<[u8; 6]>,
     /// The first value that matches it, by position.
     pattern: usize,
     state: State,
@@ -90,7 +91,7 @@ impl Interfaces {
     /// cannot be attached fails the start; one of a pattern is counted.
     pub fn start(&mut self, fast_path: &mut FastPath, links: &[Link]) -> Result<()> {
         for link in links {
-            if let Err(error) = self.present(fast_path, link)
+            if let Err(error) = self.present(fast_path, link, true)
                 && self.is_named(&link.name)
             {
                 return Err(FastPathStep::attach(&link.name).failed()(error));
@@ -106,7 +107,7 @@ impl Interfaces {
         match event {
             LinkEvent::Present(link) => {
                 // Its failure is logged and counted there.
-                let _ = self.present(fast_path, &link);
+                let _ = self.present(fast_path, &link, false);
             }
             LinkEvent::Gone { index, .. } => self.gone(fast_path, index),
             LinkEvent::Routes => return,
@@ -133,25 +134,56 @@ impl Interfaces {
             self.gone(fast_path, index);
         }
         for link in links {
-            let _ = self.present(fast_path, link);
+            let _ = self.present(fast_path, link, true);
         }
     }
 
     /// An interface exists as `link` says: attached if a value matches it
-    /// and it is not already; forgotten if renamed out of every value.
-    fn present(&mut self, fast_path: &mut FastPath, link: &Link) -> Result<(), FastPathError> {
-        let pattern = netif::first_match(&self.patterns, &link.name);
-        if let Some(seen) = self.seen.get(&link.index) {
-            let unchanged = seen.name == link.name;
-            if unchanged && seen.state == State::Attached {
-                // Up, down, or another change that leaves the link as it is.
+    /// and it is not already; forgotten under its old name if renamed; its
+    /// MAC listed again if it changed. `fresh`: `link` comes from a dump
+    /// just taken; else from an announcement, which may have been queued
+    /// before a dump and be out of date (the interface gone since, or
+    /// renamed, or a namesake in its place), so the kernel is asked again
+    /// before anything is attached.
+    fn present(
+        &mut self,
+        fast_path: &mut FastPath,
+        link: &Link,
+        fresh: bool,
+    ) -> Result<(), FastPathError> {
+        if let Some(seen) = self.seen.get_mut(&link.index) {
+            let renamed = seen.name != link.name;
+            if !renamed && seen.state == State::Attached {
+                // Up, down, or another change that leaves the link as it
+                // is; a new MAC is what the program checks frames against.
+                if seen.mac != link.mac {
+                    seen.mac = link.mac;
+                    if let Err(error) = fast_path.relist(link) {
+                        tracing::warn!(iface = %link.name, %error, "listing the interface's new MAC");
+                    }
+                }
                 return Ok(());
             }
-            if !unchanged {
+            if renamed {
                 self.gone(fast_path, link.index);
             }
         }
-        let Some(pattern) = pattern else {
+        if netif::first_match(&self.patterns, &link.name).is_none() {
+            return Ok(());
+        }
+        if fresh {
+            return self.attach(fast_path, link);
+        }
+        match netif::link(link.index) {
+            Ok(now) if now.name == link.name => self.attach(fast_path, &now),
+            // Gone or renamed since: its own announcement follows.
+            _ => Ok(()),
+        }
+    }
+
+    /// Attaches to `link`, which a value matches, and records how that went.
+    fn attach(&mut self, fast_path: &mut FastPath, link: &Link) -> Result<(), FastPathError> {
+        let Some(pattern) = netif::first_match(&self.patterns, &link.name) else {
             return Ok(());
         };
         let before = self.seen.get(&link.index).map(|seen| seen.state);
@@ -193,11 +225,39 @@ impl Interfaces {
             link.index,
             Seen {
                 name: link.name.clone(),
+                mac: link.mac,
                 pattern,
                 state,
             },
         );
         result
+    }
+
+    /// Tries again the interfaces that failed or were skipped: an error
+    /// that passed, a map that was full and has room since, another
+    /// program that has left the interface. Attaching and detaching
+    /// through a link announces nothing, so this is asked for on a timer.
+    pub fn retry(&mut self, fast_path: &mut FastPath) {
+        let again: Vec<(u32, String)> = self
+            .seen
+            .iter()
+            .filter(|(_, seen)| seen.state != State::Attached)
+            .map(|(index, seen)| (*index, seen.name.clone()))
+            .collect();
+        if again.is_empty() {
+            return;
+        }
+        for (index, name) in again {
+            match netif::link(index) {
+                Ok(link) if link.name == name => {
+                    let _ = self.attach(fast_path, &link);
+                }
+                _ => {
+                    self.seen.remove(&index);
+                }
+            }
+        }
+        self.publish();
     }
 
     /// Interface `index` is gone: its pin and its entry go too.
@@ -206,6 +266,11 @@ impl Interfaces {
             return;
         };
         if seen.state != State::Attached {
+            // Its entry in the program's interfaces, if attaching failed
+            // after listing it.
+            if let Err(error) = fast_path.release(index) {
+                tracing::warn!(iface = %seen.name, %error, "forgetting an interface that is gone");
+            }
             return;
         }
         if self.is_named(&seen.name) {
@@ -215,7 +280,7 @@ impl Interfaces {
             );
             self.returning.insert(seen.name.clone());
         }
-        match fast_path.release(&seen.name) {
+        match fast_path.release(index) {
             Ok(_) => tracing::info!(
                 iface = %seen.name,
                 "interface gone: its link and pin removed"

@@ -77,6 +77,10 @@ pub struct Options {
 /// reloads (their polls succeed or fail without changing the table).
 const SOURCE_STATUS: Duration = Duration::from_secs(1);
 
+/// How often interfaces that could not be attached (or run another
+/// program) are tried again.
+const RETRY_INTERFACES: Duration = Duration::from_secs(10);
+
 /// A started agent: attached, listening, with capabilities dropped.
 pub struct Agent {
     serving: Serving,
@@ -310,6 +314,7 @@ impl Serving {
     async fn serve(&mut self) -> Result<&'static str> {
         let source_changes = self.reconciler.source_changes();
         let mut source_status = tokio::time::interval(SOURCE_STATUS);
+        let mut retry = tokio::time::interval(RETRY_INTERFACES);
         loop {
             let retry_at = self.reconciler.retry_at();
             let routes_due = self.pod_routes.due();
@@ -329,14 +334,24 @@ impl Serving {
                 }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
                 event = self.events.next() => {
-                    let event = event.unwrap_or_else(|error| {
-                        tracing::error!(%error, "reading rtnetlink's announcements");
-                        netif::LinkEvent::Lost
-                    });
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(error) => {
+                            tracing::error!(%error, "reading rtnetlink's announcements; listing the interfaces again in a second");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            netif::LinkEvent::Lost
+                        }
+                    };
                     // A pod's interface and its route come and go together.
                     self.pod_routes.changed();
                     if let Some(attached) = self.fast_path.as_mut() {
                         attached.interfaces.follow(&mut attached.fast_path, event);
+                    }
+                    continue;
+                }
+                _ = retry.tick(), if self.fast_path.is_some() => {
+                    if let Some(attached) = self.fast_path.as_mut() {
+                        attached.interfaces.retry(&mut attached.fast_path);
                     }
                     continue;
                 }
@@ -371,11 +386,18 @@ impl Serving {
         let attached: Vec<String> = interfaces.attached().map(str::to_string).collect();
         let ifaces = shown(&attached);
         if self.options.detach_on_exit {
-            fast_path.detach().map_err(FastPathStep::Detach.failed())?;
+            // Every pin is tried; the first error is what the exit says.
+            let detached = fast_path.detach().map_err(FastPathStep::Detach.failed());
+            let mut removed = Ok(());
             for iface in &attached {
-                fastpath::remove_pins(&self.options.pins, iface)
-                    .map_err(FastPathStep::remove_pins(iface).failed())?;
+                if let Err(error) = fastpath::remove_pins(&self.options.pins, iface) {
+                    tracing::warn!(iface, %error, "removing the pins");
+                    if removed.is_ok() {
+                        removed = Err(FastPathStep::remove_pins(iface).failed()(error));
+                    }
+                }
             }
+            detached.and(removed)?;
             tracing::info!(%counters, "{signal}: detached from {ifaces}");
         } else {
             tracing::info!(

@@ -99,8 +99,14 @@ impl FastPath {
     fn attach_new(&mut self, link: &Link, mode: AttachMode) -> Result<(XdpLinkId, XdpAttachMode)> {
         // Never in place of a program that is not ours: the kernel would
         // refuse a link beside it anyway, and an XDP program of the CNI's
-        // (or of the operator's) is not ours to displace.
-        if let Some(&(_, program)) = link.xdp.first() {
+        // (or of the operator's) is not ours to displace. Ours, seen in a
+        // description from before it was detached (an interface renamed),
+        // is no obstacle.
+        let ours = Self::xdp(&mut self.ebpf)?
+            .info()
+            .map_err(FastPathError::Program)?
+            .id();
+        if let Some(&(_, program)) = link.xdp.iter().find(|(_, id)| *id != ours) {
             return Err(FastPathError::HookTaken {
                 iface: link.name.clone(),
                 program,
@@ -108,13 +114,14 @@ impl FastPath {
         }
         self.list_interface(link)?;
         let xdp = Self::xdp(&mut self.ebpf)?;
-        let iface = link.name.as_str();
+        let (iface, index) = (link.name.as_str(), link.index);
         let attach = |xdp: &mut Xdp, mode: XdpAttachMode| {
             let flags = match mode {
                 XdpAttachMode::Generic => XdpMode::Skb,
                 _ => XdpMode::Driver,
             };
-            xdp.attach(iface, flags)
+            // By index: the name may already be another interface's.
+            xdp.attach_to_if_index(index, flags)
                 .map(|id| (id, mode))
                 .map_err(|source| FastPathError::Attach {
                     iface: iface.to_string(),
@@ -233,13 +240,15 @@ impl FastPath {
         Ok(())
     }
 
-    /// Forgets `iface`, which is gone (or no longer to be served): its
-    /// link detached if it still runs, its pin removed, its entry in the
-    /// program's interfaces removed (the kernel gives its index to a later
-    /// interface). Returns false if it was not attached.
-    pub fn release(&mut self, iface: &str) -> Result<bool> {
-        let Some(at) = self.attachments.iter().position(|a| a.iface == iface) else {
-            return Ok(false);
+    /// Forgets interface `ifindex`, which is gone (or no longer to be
+    /// served): its entry in the program's interfaces removed (the kernel
+    /// gives its index to a later interface), its link detached if it
+    /// still runs, its pin removed. Returns false if it was not attached.
+    pub fn release(&mut self, ifindex: u32) -> Result<bool> {
+        // Listed even if attaching failed after (its pin, say).
+        let unlisted = self.unlist_interface(ifindex);
+        let Some(at) = self.attachments.iter().position(|a| a.ifindex == ifindex) else {
+            return unlisted.map(|()| false);
         };
         let attachment = self.attachments.swap_remove(at);
         match attachment.link {
@@ -247,13 +256,17 @@ impl FastPath {
                 // A link whose interface is gone detaches with an error
                 // that says so; it is gone either way.
                 if let Err(error) = Self::xdp(&mut self.ebpf)?.detach(id) {
-                    tracing::debug!(iface, %error, "detaching the link of a removed interface");
+                    tracing::debug!(iface = attachment.iface, %error, "detaching the link of a removed interface");
                 }
             }
             AttachedLink::Pinned { path } => remove_link_pin(&path)?,
         }
-        self.unlist_interface(attachment.ifindex)?;
-        Ok(true)
+        unlisted.map(|()| true)
+    }
+
+    /// Lists `link`'s MAC again for the program: it changed.
+    pub fn relist(&mut self, link: &Link) -> Result<()> {
+        self.list_interface(link)
     }
 
     /// Adds `iface` and its MAC to the program's interfaces, before the
@@ -301,18 +314,23 @@ impl FastPath {
 
     /// Detaches the program from every interface it is attached to, and
     /// removes their pinned links.
+    /// Each is tried: the first error is returned once all were.
     pub fn detach(&mut self) -> Result<()> {
+        let mut first = Ok(());
         for attachment in std::mem::take(&mut self.attachments) {
-            match attachment.link {
-                AttachedLink::Owned(id) => Self::xdp(&mut self.ebpf)?
-                    .detach(id)
-                    .map_err(FastPathError::Program)?,
-                AttachedLink::Pinned { path } => {
-                    super::link::detach_link(&path)?;
+            let detached = match attachment.link {
+                AttachedLink::Owned(id) => Self::xdp(&mut self.ebpf)
+                    .and_then(|xdp| xdp.detach(id).map_err(FastPathError::Program)),
+                AttachedLink::Pinned { path } => super::link::detach_link(&path).map(|_| ()),
+            };
+            if let Err(error) = detached {
+                tracing::warn!(iface = attachment.iface, %error, "detaching");
+                if first.is_ok() {
+                    first = Err(error);
                 }
             }
         }
-        Ok(())
+        first
     }
 }
 

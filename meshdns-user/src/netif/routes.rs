@@ -12,7 +12,8 @@ use netlink_packet_route::{
 
 use super::links::dump;
 
-/// One route of the main table: where to, and out of which interface.
+/// One route of the main table to hosts reached directly (no gateway):
+/// where to, and out of which interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub destination: IpAddr,
@@ -20,8 +21,9 @@ pub struct Route {
     pub oif: u32,
 }
 
-/// The main table's routes with a destination and an interface, IPv4 and
-/// IPv6, in one RTM_GETROUTE dump.
+/// The main table's routes with a destination and an interface and no
+/// gateway, IPv4 and IPv6, in one RTM_GETROUTE dump. A route through a
+/// gateway is to a network beyond the node, never to a pod on it.
 pub fn routes() -> std::io::Result<Vec<Route>> {
     let mut found = Vec::new();
     dump(
@@ -35,11 +37,11 @@ pub fn routes() -> std::io::Result<Vec<Route>> {
     Ok(found)
 }
 
-/// The route `message` describes, if it is of the main table and has a
-/// destination (not the default route) and an interface.
+/// The route `message` describes, if it is of the main table, has a
+/// destination (not the default route) and an interface, and no gateway.
 fn route_of(message: &RouteMessage) -> Option<Route> {
     let mut table = u32::from(message.header.table);
-    let (mut destination, mut oif) = (None, None);
+    let (mut destination, mut oif, mut gateway) = (None, None, false);
     for attribute in &message.attributes {
         match attribute {
             RouteAttribute::Table(t) => table = *t,
@@ -48,10 +50,13 @@ fn route_of(message: &RouteMessage) -> Option<Route> {
                 destination = Some((*v6).into())
             }
             RouteAttribute::Oif(index) => oif = Some(*index),
+            RouteAttribute::Gateway(_) | RouteAttribute::Via(_) | RouteAttribute::MultiPath(_) => {
+                gateway = true
+            }
             _ => {}
         }
     }
-    (table == u32::from(RouteHeader::RT_TABLE_MAIN)).then_some(())?;
+    (table == u32::from(RouteHeader::RT_TABLE_MAIN) && !gateway).then_some(())?;
     Some(Route {
         destination: destination?,
         prefix: message.header.destination_prefix_length,
@@ -97,6 +102,17 @@ mod tests {
         );
         // The local table, the default route, a blackhole: not a pod's.
         assert_eq!(route_of(&message(255, Some(pod), 32, Some(7))), None);
+        // A network through a gateway, out of the same interface: not a pod.
+        let mut via = message(
+            RouteHeader::RT_TABLE_MAIN,
+            Some("10.0.0.0".parse().unwrap()),
+            8,
+            Some(7),
+        );
+        via.attributes.push(RouteAttribute::Gateway(
+            IpAddr::from([198, 18, 8, 254]).into(),
+        ));
+        assert_eq!(route_of(&via), None);
         assert_eq!(
             route_of(&message(RouteHeader::RT_TABLE_MAIN, None, 0, Some(7))),
             None
