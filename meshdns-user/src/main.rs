@@ -264,9 +264,11 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { pins } => {
-            pins.print(&inspect::status(&pins.pin_dir.pins(), pins.provenance())?)
-        }
+        Command::Status { pins } => pins.print(&inspect::status(
+            &pins.pin_dir.pins(),
+            pins.provenance(),
+            meshdns::agent::interfaces::load_status(&pins.state_dir),
+        )?),
         Command::Lookup { name, qtype, pins } => pins.print(&inspect::lookup(
             &pins.pin_dir.pins(),
             &name,

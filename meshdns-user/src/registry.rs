@@ -38,6 +38,9 @@ pub struct Registry {
     context: ReadContext,
     /// What the state folder says of the sources, as last written.
     provenance: Provenance,
+    /// Where meshdns itself listens: never an upstream of a `forward:`
+    /// zone (a loop).
+    own: Vec<std::net::SocketAddr>,
 }
 
 /// What a reload found.
@@ -69,6 +72,7 @@ impl Registry {
                 changed: Arc::new(tokio::sync::Notify::new()),
             },
             provenance: Provenance::default(),
+            own: Vec::new(),
         }
     }
 
@@ -98,6 +102,26 @@ impl Registry {
         &self.config
     }
 
+    /// Where meshdns listens, once known (after the first read): `settings`,
+    /// the first read's, and every later read, are refused if a
+    /// `forward:` zone lists one of them as an upstream.
+    pub fn set_own_addresses(
+        &mut self,
+        own: &[std::net::SocketAddr],
+        settings: &ResolverSettings,
+    ) -> Result<(), ConfigError> {
+        self.own = own.to_vec();
+        crate::config::forward::refuse_own(&settings.forward, own).map_err(|kind| {
+            let text = std::fs::read_to_string(&self.config).unwrap_or_default();
+            let (line, kind) = located(&text, kind);
+            ConfigError {
+                path: self.config.clone(),
+                line,
+                kind,
+            }
+        })
+    }
+
     /// Reads the services file and its sources. A file that does not parse
     /// or validate is an error with its line, and changes nothing: the
     /// caller keeps serving the table it has. A source that fails keeps
@@ -124,6 +148,8 @@ impl Registry {
             }
             _ => Services::parse(&text).map_err(error)?,
         };
+        crate::config::forward::refuse_own(&services.resolver.forward, &self.own)
+            .map_err(|kind| error(located(&text, kind)))?;
         self.read_sources(&services.sources);
         let mut hasher = DefaultHasher::new();
         text_hash.hash(&mut hasher);

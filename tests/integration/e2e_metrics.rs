@@ -112,9 +112,11 @@ impl Samples {
             buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
             "not cumulative: {buckets:?}"
         );
-        let count = self.count(&format!("{LATENCY}_count{{upstream=\"{upstream}\"}}"));
+        let count = self.count(&format!(
+            "{LATENCY}_count{{zone=\".\",upstream=\"{upstream}\"}}"
+        ));
         assert_eq!(buckets.last(), Some(&(f64::INFINITY, count)));
-        let sum = self.0[&format!("{LATENCY}_sum{{upstream=\"{upstream}\"}}")];
+        let sum = self.0[&format!("{LATENCY}_sum{{zone=\".\",upstream=\"{upstream}\"}}")];
         (count, sum)
     }
 }
@@ -302,13 +304,14 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     assert_eq!(moved("meshdns_resolver_refused_total"), 1);
     assert_eq!(moved("meshdns_cache_hits_total"), 1);
     assert_eq!(moved("meshdns_cache_misses_total"), 2);
-    let upstream_up = format!("meshdns_upstream_up{{upstream=\"{UNBOUND_ADDR}\"}}");
+    let upstream_up = format!("meshdns_upstream_up{{zone=\".\",upstream=\"{UNBOUND_ADDR}\"}}");
     assert_eq!(after.count(&upstream_up), 1);
     let (count_before, sum_before) = before.histogram(UNBOUND_ADDR);
     let (count_after, sum_after) = after.histogram(UNBOUND_ADDR);
     assert_eq!(count_after - count_before, 2, "www.test and nope.test");
     assert!(sum_after > sum_before, "{sum_before} {sum_after}");
-    let failures = format!("meshdns_upstream_failures_total{{upstream=\"{UNBOUND_ADDR}\"}}");
+    let failures =
+        format!("meshdns_upstream_failures_total{{zone=\".\",upstream=\"{UNBOUND_ADDR}\"}}");
     assert_eq!(moved(&failures), 0);
 
     // The upstream dies: every attempt fails (three, fast: the port is

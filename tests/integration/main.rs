@@ -13,6 +13,7 @@ mod deploy_manifests;
 mod differential;
 mod e2e_agent;
 mod e2e_fastpath;
+mod e2e_forward;
 mod e2e_inspect;
 mod e2e_metrics;
 mod e2e_resolver;

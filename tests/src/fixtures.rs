@@ -9,7 +9,6 @@ use meshdns::{
     resolver::{
         Resolver,
         cache::{Cache, Limits},
-        upstream::{Settings, Upstreams},
     },
     table::Table,
 };
@@ -77,7 +76,7 @@ pub fn resolver(table: Table, upstreams: &[SocketAddr]) -> Resolver {
         Arc::new(table),
         &ResolverSettings::default(),
         vec!["127.0.0.0/8".parse().expect("a CIDR")],
-        Upstreams::new(upstreams, Settings::default()),
+        upstreams,
         Cache::new(Limits::default()),
     )
 }

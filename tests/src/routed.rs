@@ -249,7 +249,7 @@ impl RoutedNode {
         let config = self.services_path();
         std::fs::write(&config, services).unwrap();
         let pin_dir = self.pin_dir().to_string_lossy().into_owned();
-        let state_dir = self.dir.join("state").to_string_lossy().into_owned();
+        let state_dir = self.state_dir().to_string_lossy().into_owned();
         let args = agent_args(&pin_dir, &state_dir, extra);
         let mut agent = Agent::spawn(&self.node, &self.pattern(), &config, &args).unwrap();
         agent
@@ -260,11 +260,20 @@ impl RoutedNode {
 
     /// `meshdns status --json` in the node's namespace.
     pub fn status(&self) -> Value {
+        let output = self.meshdns_status(&["--json"]);
+        serde_json::from_slice(&output).unwrap()
+    }
+
+    /// `meshdns status ARGS` in the node's namespace, with the agent's pin
+    /// and state folders: its output.
+    pub fn meshdns_status(&self, args: &[&str]) -> Vec<u8> {
         let pin_dir = self.pin_dir().to_string_lossy().into_owned();
+        let state_dir = self.state_dir().to_string_lossy().into_owned();
         let output = self
             .node
             .nsenter(Agent::binary().unwrap())
-            .args(["status", "--pin-dir", &pin_dir, "--json"])
+            .args(["status", "--pin-dir", &pin_dir, "--state-dir", &state_dir])
+            .args(args)
             .output()
             .unwrap();
         assert!(
@@ -272,7 +281,12 @@ impl RoutedNode {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        serde_json::from_slice(&output.stdout).unwrap()
+        output.stdout
+    }
+
+    /// The agent's state folder.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
     }
 
     /// The interfaces with a pinned link.

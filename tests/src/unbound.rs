@@ -25,6 +25,9 @@ pub struct Unbound {
     netns: String,
     conf: PathBuf,
     dir: PathBuf,
+    addr: Ipv4Addr,
+    /// A name it serves and its address, to tell it is up.
+    probe: (String, String),
     child: Option<Child>,
 }
 
@@ -33,10 +36,9 @@ impl Unbound {
         UNBOUND_ADDR.parse().expect("literal")
     }
 
-    /// Writes the configuration and starts Unbound in `netns`.
+    /// Writes the configuration and starts Unbound in `netns`, serving
+    /// `test.` on [`UNBOUND_ADDR`].
     pub fn start(netns: &Netns) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("meshdns-unbound-{}", netns.name));
-        fs::create_dir_all(&dir)?;
         let mut data = vec![
             "test. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 60".to_string(),
             "www.test. 300 IN A 198.18.5.1".to_string(),
@@ -49,6 +51,27 @@ impl Unbound {
                 Ipv4Addr::new(198, 18, 6, i)
             ));
         }
+        Self::start_zone(
+            netns,
+            Ipv4Addr::new(127, 0, 0, 2),
+            "test.",
+            &data,
+            ("www.test", "198.18.5.1"),
+        )
+    }
+
+    /// Starts Unbound in `netns` on `addr`, port 5353, serving `zone` with
+    /// the records `data`; ready once `probe`'s name resolves to its
+    /// address there.
+    pub fn start_zone(
+        netns: &Netns,
+        addr: Ipv4Addr,
+        zone: &str,
+        data: &[String],
+        probe: (&str, &str),
+    ) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("meshdns-unbound-{}-{addr}", netns.name));
+        fs::create_dir_all(&dir)?;
         // Single quotes, so the TXT record's double quotes need no escaping.
         let local_data: String = data
             .iter()
@@ -58,10 +81,10 @@ impl Unbound {
         fs::write(
             &conf,
             format!(
-                "server:\n  interface: 127.0.0.2\n  port: 5353\n  do-daemonize: no\n  username: \"\"\n  \
+                "server:\n  interface: {addr}\n  port: 5353\n  do-daemonize: no\n  username: \"\"\n  \
                  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  \
                  verbosity: 0\n  num-threads: 1\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n  \
-                 module-config: \"iterator\"\n  local-zone: \"test.\" static\n{local_data}\
+                 module-config: \"iterator\"\n  local-zone: \"{zone}\" static\n{local_data}\
                  remote-control:\n  control-enable: no\n",
                 dir = dir.display()
             ),
@@ -70,6 +93,8 @@ impl Unbound {
             netns: netns.name.clone(),
             conf,
             dir,
+            addr,
+            probe: (probe.0.to_string(), probe.1.to_string()),
             child: None,
         };
         unbound.spawn()?;
@@ -94,13 +119,13 @@ impl Unbound {
                     "exec",
                     &self.netns,
                     "dig",
-                    "@127.0.0.2",
+                    &format!("@{}", self.addr),
                     "-p",
                     "5353",
                 ])
-                .args(["www.test", "+short", "+tries=1", "+time=1"])
+                .args([self.probe.0.as_str(), "+short", "+tries=1", "+time=1"])
                 .output()?;
-            if String::from_utf8_lossy(&out.stdout).contains("198.18.5.1") {
+            if String::from_utf8_lossy(&out.stdout).contains(self.probe.1.as_str()) {
                 return Ok(());
             }
             sleep(Duration::from_millis(50));

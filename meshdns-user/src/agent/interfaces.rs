@@ -5,6 +5,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -26,7 +27,7 @@ pub enum State {
 }
 
 /// The interfaces of one `--iface` value, by what became of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PatternStatus {
     pub pattern: String,
     pub attached: u64,
@@ -36,6 +37,18 @@ pub struct PatternStatus {
 
 /// The counts `/metrics` and `/readyz` show, shared with them.
 pub type SharedStatus = Arc<Mutex<Vec<PatternStatus>>>;
+
+/// Where in the state folder the agent writes the counts, for `meshdns
+/// status` (which reads the pins, not the agent).
+pub const STATUS_FILE: &str = "interfaces.json";
+
+/// The counts the agent last wrote to `state_dir`, if any.
+pub fn load_status(state_dir: &Path) -> Vec<PatternStatus> {
+    std::fs::read(state_dir.join(STATUS_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
 
 struct Seen {
     name: String,
@@ -50,6 +63,10 @@ pub struct Interfaces {
     patterns: Vec<IfacePattern>,
     mode: AttachMode,
     pins: Pins,
+    /// Where the counts are written for `meshdns status`, and what was
+    /// written last.
+    state_dir: PathBuf,
+    written: Option<Vec<PatternStatus>>,
     /// Each interface a value matches, by index.
     seen: BTreeMap<u32, Seen>,
     /// Interfaces named outright that went away, to say when they are back.
@@ -58,11 +75,13 @@ pub struct Interfaces {
 }
 
 impl Interfaces {
-    pub fn new(patterns: &[IfacePattern], mode: AttachMode, pins: &Pins) -> Self {
+    pub fn new(patterns: &[IfacePattern], mode: AttachMode, pins: &Pins, state_dir: &Path) -> Self {
         let interfaces = Self {
             patterns: patterns.to_vec(),
             mode,
             pins: pins.clone(),
+            state_dir: state_dir.to_path_buf(),
+            written: None,
             seen: BTreeMap::new(),
             returning: BTreeSet::new(),
             status: SharedStatus::default(),
@@ -99,6 +118,7 @@ impl Interfaces {
         }
         self.remove_other_pins();
         self.publish();
+        self.save_status();
         Ok(())
     }
 
@@ -331,6 +351,31 @@ impl Interfaces {
             }
         }
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = status;
+    }
+
+    /// Writes the counts to the state folder for `meshdns status` if they
+    /// changed since last written: at most once a tick, not once an
+    /// interface (a thousand pods starting at once would be a thousand
+    /// synced writes).
+    pub fn save_status(&mut self) {
+        let status = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if self.written.as_ref() == Some(&status) {
+            return;
+        }
+        let path = self.state_dir.join(STATUS_FILE);
+        let written = serde_json::to_vec(&status)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| crate::atomic_file::write(&path, &bytes));
+        match written {
+            Ok(()) => self.written = Some(status),
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "cannot write the interfaces' counts; status will not show them")
+            }
+        }
     }
 }
 

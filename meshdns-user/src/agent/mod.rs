@@ -174,7 +174,7 @@ impl Agent {
             .collect();
         let interfaces = options
             .xdp_mode
-            .map(|mode| Interfaces::new(&options.ifaces, mode, &options.pins));
+            .map(|mode| Interfaces::new(&options.ifaces, mode, &options.pins, &options.state_dir));
         let metrics = Arc::new(Metrics {
             resolver: OnceLock::new(),
             agent: agent.clone(),
@@ -225,6 +225,9 @@ impl Agent {
             source,
         })?;
         let listen = resolver::listen_addresses(&options, &addresses)?;
+        // Known only now: a `forward:` zone may not send names to meshdns
+        // itself (checked again on every reload).
+        registry.set_own_addresses(&listen, &settings)?;
         let resolver = Arc::new(resolver::resolver(
             &options,
             table.clone(),
@@ -330,6 +333,9 @@ impl Serving {
                 () = source_changes.notified() => "a source changed",
                 _ = source_status.tick() => {
                     self.reconciler.refresh_sources();
+                    if let Some(attached) = self.fast_path.as_mut() {
+                        attached.interfaces.save_status();
+                    }
                     continue;
                 }
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",

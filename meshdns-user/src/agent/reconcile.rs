@@ -139,10 +139,7 @@ mod tests {
     use crate::{
         config::ResolverSettings,
         dns_name,
-        resolver::{
-            cache::{Cache, Limits},
-            upstream::{Settings, Upstreams},
-        },
+        resolver::cache::{Cache, Limits},
     };
 
     /// A services file and a state folder of their own, removed on drop.
@@ -183,7 +180,7 @@ mod tests {
             table,
             &settings,
             Vec::new(),
-            Upstreams::new(&[], Settings::default()),
+            &[],
             Cache::new(Limits::default()),
         ));
         let agent = Arc::new(AgentState::default());
@@ -221,7 +218,7 @@ mod tests {
             table,
             &ResolverSettings::default(),
             vec!["127.0.0.0/8".parse().unwrap()],
-            Upstreams::new(&[], Settings::default()),
+            &[],
             Cache::new(Limits::default()),
         ));
         let mut reconciler =

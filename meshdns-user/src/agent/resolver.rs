@@ -15,7 +15,6 @@ use crate::{
     resolver::{
         Resolver,
         cache::{Cache, Limits},
-        upstream::{self, Upstreams},
     },
     table::Table,
 };
@@ -47,25 +46,39 @@ pub fn resolver(
     listen: &[SocketAddr],
     addresses: &[(IpAddr, u8)],
 ) -> Resolver {
-    let upstreams: Vec<SocketAddr> = if options.upstream.is_empty() {
-        netif::nameservers(Path::new("/etc/resolv.conf"))
-            .into_iter()
-            .filter(|server| !listen.contains(server))
-            .collect()
+    // The node's nameservers, less meshdns itself: the root zone's
+    // upstreams unless --upstream says, and a `forward:` zone's that names
+    // resolv.conf.
+    let resolv_conf: Vec<SocketAddr> = netif::nameservers(Path::new("/etc/resolv.conf"))
+        .into_iter()
+        .filter(|server| !listen.contains(server))
+        .collect();
+    let root = if options.upstream.is_empty() {
+        resolv_conf.clone()
     } else {
         options.upstream.clone()
     };
-    if upstreams.is_empty() {
-        tracing::warn!("no upstream resolver: names outside the mesh get SERVFAIL");
-    }
     let resolver = Resolver::new(
         table,
         settings,
         default_allow_from(addresses),
-        Upstreams::new(&upstreams, upstream::Settings::default()),
+        &root,
         Cache::new(Limits::default()),
-    );
-    tracing::info!(?upstreams, allow_from = ?resolver.allow_from().iter().map(ToString::to_string).collect::<Vec<_>>(), "resolver ready");
+    )
+    .with_resolv_conf(resolv_conf, settings);
+    let zones: Vec<String> = resolver
+        .forwarding()
+        .zones()
+        .map(|zone| format!("{} -> {:?}", zone.zone, zone.upstreams.addrs()))
+        .collect();
+    if resolver
+        .forwarding()
+        .zones()
+        .any(|zone| zone.upstreams.addrs().is_empty())
+    {
+        tracing::warn!(?zones, "a zone without upstreams: its names get SERVFAIL");
+    }
+    tracing::info!(forwarding = ?zones, allow_from = ?resolver.allow_from().iter().map(ToString::to_string).collect::<Vec<_>>(), "resolver ready");
     resolver
 }
 

@@ -75,6 +75,21 @@ pub enum ConfigErrorKind {
     DuplicateVip { name: String, vip: IpAddr },
     #[error("sources: {0}")]
     Source(String),
+    #[error("forward: zone {0:?} is listed twice")]
+    ForwardZoneTwice(String),
+    #[error("forward: zone {0:?} has no upstreams")]
+    ForwardNoUpstreams(String),
+    #[error("forward: zone {zone:?}: upstream {value:?} is not an address (ADDR or ADDR:PORT)")]
+    ForwardUpstream { zone: String, value: String },
+    #[error("forward: zone {zone:?}: {why}")]
+    ForwardZone { zone: String, why: String },
+    #[error("forward: zone {0:?}: min_ttl is above max_ttl")]
+    ForwardTtl(String),
+    #[error("forward: zone {zone:?}: upstream {upstream} is meshdns itself (it listens there)")]
+    ForwardToItself {
+        zone: String,
+        upstream: std::net::SocketAddr,
+    },
     #[error("services {first:?} and {second:?} both answer for {dns_name}")]
     DuplicateName {
         first: String,
@@ -120,6 +135,12 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
         }
         ConfigErrorKind::DuplicateName { second, .. } => Needle::Text(second.clone()),
         ConfigErrorKind::Source(_) => key("sources"),
+        ConfigErrorKind::ForwardZoneTwice(zone)
+        | ConfigErrorKind::ForwardNoUpstreams(zone)
+        | ConfigErrorKind::ForwardTtl(zone)
+        | ConfigErrorKind::ForwardUpstream { zone, .. }
+        | ConfigErrorKind::ForwardZone { zone, .. }
+        | ConfigErrorKind::ForwardToItself { zone, .. } => Needle::Forward(zone.clone()),
         ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
     };
     text.lines()
@@ -131,6 +152,8 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
 enum Needle {
     /// A setting's name, as a key.
     Key(String),
+    /// A `forward:` entry's zone: a line that says `zone:` and names it.
+    Forward(String),
     /// A value, anywhere in the line.
     Text(String),
 }
@@ -143,6 +166,7 @@ impl Needle {
                     || line.contains(&format!("\"{key}\""))
             }
             Needle::Text(text) => line.contains(text.as_str()),
+            Needle::Forward(zone) => line.contains("zone") && line.contains(zone.as_str()),
         }
     }
 }

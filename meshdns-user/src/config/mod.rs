@@ -14,6 +14,7 @@
 //! caller keeps serving the table it had.
 
 mod error;
+pub mod forward;
 mod validate;
 mod zone;
 
@@ -70,6 +71,10 @@ pub struct Config {
     /// interfaces `--iface` matches (a routed CNI has one per pod).
     #[serde(default)]
     pub pod_cidrs: Option<Vec<String>>,
+    /// Where names outside the mesh go, by zone (longest match); default:
+    /// every name to `--upstream`, or the node's resolv.conf.
+    #[serde(default)]
+    pub forward: Vec<forward::ForwardConfig>,
     /// How long past their TTL cached answers may be served while every
     /// upstream fails (RFC 8767); default 1 day.
     #[serde(default = "default_stale_max")]

@@ -62,6 +62,8 @@ pub struct ResolverSettings {
     /// The pods' addresses, for the default `allow_from`; `None`: from the
     /// node's routes to the interfaces.
     pub pod_cidrs: Option<Vec<Cidr>>,
+    /// Where names outside the mesh go, by zone, as the file lists them.
+    pub forward: Vec<super::forward::ForwardZone>,
     /// Seconds past their TTL that cached answers may be served stale.
     pub stale_max: u64,
 }
@@ -72,6 +74,7 @@ impl Default for ResolverSettings {
         Self {
             allow_from: None,
             pod_cidrs: None,
+            forward: Vec::new(),
             stale_max: DEFAULT_STALE_MAX,
         }
     }
@@ -102,6 +105,7 @@ impl Config {
         let resolver = ResolverSettings {
             allow_from: cidrs("allow_from", self.allow_from.as_deref())?,
             pod_cidrs: cidrs("pod_cidrs", self.pod_cidrs.as_deref())?,
+            forward: super::forward::check(&self.forward)?,
             stale_max: self.stale_max()?,
         };
         let mut services = Vec::with_capacity(parsed.len());

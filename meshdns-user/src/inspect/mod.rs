@@ -25,6 +25,7 @@ use meshdns_common::{
 use serde::Serialize;
 
 use crate::{
+    agent::interfaces::PatternStatus,
     dns_name,
     fastpath::{self, Counters, FastPathError, NameMaps, Pins, Role, Slot},
     netif::{self, XdpAttachMode},
@@ -194,6 +195,9 @@ pub struct Status {
     /// its state folder; empty if it lists none, or the folder is not
     /// there).
     pub sources: Vec<SourceSummary>,
+    /// The interfaces of each `--iface` value, by what became of them, as
+    /// the agent last wrote them to its state folder.
+    pub interfaces_by_pattern: Vec<PatternStatus>,
 }
 
 /// One interface with a pinned link.
@@ -212,7 +216,11 @@ pub struct Interface {
     pub problem: Option<String>,
 }
 
-pub fn status(pins: &Pins, provenance: Option<Provenance>) -> Result<Status> {
+pub fn status(
+    pins: &Pins,
+    provenance: Option<Provenance>,
+    interfaces_by_pattern: Vec<PatternStatus>,
+) -> Result<Status> {
     let pinned = Pinned::open(pins)?;
     let zones = ZoneView::all(&pinned.zones()?);
     let names = pinned.name_count()?;
@@ -234,6 +242,7 @@ pub fn status(pins: &Pins, provenance: Option<Provenance>) -> Result<Status> {
         answered: counters.answered(),
         passed: counters.passed(),
         sources: provenance.map(|p| p.sources).unwrap_or_default(),
+        interfaces_by_pattern,
     })
 }
 
@@ -282,6 +291,13 @@ impl fmt::Display for Status {
         writeln!(f, "pins:       {}", self.maps_dir.display())?;
         if self.interfaces.is_empty() {
             writeln!(f, "interfaces: none attached")?;
+        }
+        for p in &self.interfaces_by_pattern {
+            writeln!(
+                f,
+                "--iface {}: {} attached, {} skipped, {} failed",
+                p.pattern, p.attached, p.skipped, p.failed
+            )?;
         }
         // A node's pods' veths are hundreds: counted, and only those that
         // do not serve listed (`--json` has them all).

@@ -308,32 +308,40 @@ impl Collector for Scrape {
             evictions,
         )?;
 
-        let upstreams = resolver.upstreams();
-        let health: Vec<(String, bool)> = upstreams
-            .health()
-            .into_iter()
-            .map(|(addr, up)| (addr.to_string(), up))
-            .collect();
+        // Each zone's upstreams, labelled by zone (`forward:`; `.` for the
+        // rest).
+        let forwarding = resolver.forwarding();
+        let mut health: Vec<(String, String, bool)> = Vec::new();
+        let mut exchanges = Vec::new();
+        for zone in forwarding.zones() {
+            for (addr, up) in zone.upstreams.health() {
+                health.push((zone.zone.clone(), addr.to_string(), up));
+            }
+            for stats in zone.upstreams.exchange_stats() {
+                exchanges.push((zone.zone.clone(), stats.addr.to_string(), stats));
+            }
+        }
         family(
             &mut out,
             "meshdns_upstream_up",
             "1 if the upstream is in use, 0 if it is skipped for failing.",
             G,
-            health
-                .iter()
-                .map(|(addr, up)| (vec![("upstream", addr.as_str())], u64::from(*up))),
+            health.iter().map(|(zone, addr, up)| {
+                (
+                    vec![("zone", zone.as_str()), ("upstream", addr.as_str())],
+                    u64::from(*up),
+                )
+            }),
         )?;
-        let exchanges = upstreams.exchange_stats();
-        let addrs: Vec<String> = exchanges.iter().map(|u| u.addr.to_string()).collect();
         let mut latency = out.encode_descriptor(
             "meshdns_upstream_request_duration_seconds",
             "Time of each exchange with an upstream (one attempt: UDP, then TCP if truncated), failed ones included.",
             None,
             MetricType::Histogram,
         )?;
-        for (upstream, addr) in exchanges.iter().zip(&addrs) {
-            let labels = [("upstream", addr.as_str())];
-            let h = &upstream.latency;
+        for (zone, addr, stats) in &exchanges {
+            let labels = [("zone", zone.as_str()), ("upstream", addr.as_str())];
+            let h = &stats.latency;
             latency
                 .encode_family(&labels)?
                 .encode_histogram::<NoLabelSet>(
@@ -348,10 +356,12 @@ impl Collector for Scrape {
             "meshdns_upstream_failures",
             "Exchanges with an upstream that failed: timeout, error, or no matching answer.",
             C,
-            exchanges
-                .iter()
-                .zip(&addrs)
-                .map(|(u, addr)| (vec![("upstream", addr.as_str())], u.failures)),
+            exchanges.iter().map(|(zone, addr, stats)| {
+                (
+                    vec![("zone", zone.as_str()), ("upstream", addr.as_str())],
+                    stats.failures,
+                )
+            }),
         )
     }
 }

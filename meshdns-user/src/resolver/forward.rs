@@ -83,12 +83,16 @@ impl Resolver {
             }
         }
         let _done = Done(&self.inflight, key);
-        let result = match self.upstreams.resolve(query).await {
-            Ok(answer) => {
+        // Its zone's upstreams, and only those.
+        let forwarding = self.forwarding();
+        let forwarder = forwarding.for_name(&key.name);
+        let result = match forwarder.upstreams.resolve(query).await {
+            Ok(mut answer) => {
+                forwarder.bound(&mut answer);
                 self.remember(key.clone(), &answer, Instant::now());
                 Ok(Arc::new(answer))
             }
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(format!("zone {}: {error}", forwarder.zone)),
         };
         let _ = sender.send(Some(result.clone()));
         result

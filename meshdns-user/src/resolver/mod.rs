@@ -5,8 +5,8 @@
 //! In order: refuse clients outside `allow_from`; FORMERR for what does not
 //! parse, NOTIMP for other opcodes, BADVERS for EDNS versions above 0;
 //! answer mesh names from the table ([`authority`]); forward everything
-//! else through the [`cache`] to the [`upstream`]s, one upstream query for
-//! identical questions in flight, serving stale answers when every
+//! else through the [`cache`] to the [`upstream`]s of its zone
+//! ([`forwarding`]), one upstream query for identical questions in flight, serving stale answers when every
 //! upstream fails; truncate what does not fit the client's UDP size.
 //! [`server`] is the I/O: UDP and TCP listeners.
 //!
@@ -19,6 +19,7 @@
 pub mod authority;
 pub mod cache;
 mod forward;
+pub mod forwarding;
 mod mesh;
 mod pipeline;
 mod reply;
@@ -34,13 +35,17 @@ use std::{
     time::Duration,
 };
 
-use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
+use crate::{
+    cidr::Cidr,
+    config::{ResolverSettings, forward::ForwardZone},
+    table::Table,
+};
 use cache::{Cache, Key};
 use forward::Inflight;
+use forwarding::Forwarding;
 pub use mesh::{DefaultClients, Mesh};
 pub use pipeline::{Pending, Step};
 pub use stats::Stats;
-use upstream::Upstreams;
 
 /// How a query came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +75,14 @@ pub struct Resolver {
     mesh: RwLock<Arc<Mesh>>,
     /// Who may ask when the services file does not say.
     defaults: RwLock<DefaultClients>,
-    upstreams: Upstreams,
+    /// Where names outside the mesh go, by zone; replaced when the file's
+    /// `forward:` changes.
+    forwarding: RwLock<Arc<Forwarding>>,
+    /// The root zone's upstreams when the file does not list `.`
+    /// (`--upstream`, or resolv.conf's), and resolv.conf's nameservers for
+    /// a zone that names them.
+    root: Vec<SocketAddr>,
+    resolv_conf: Vec<SocketAddr>,
     cache: Cache,
     /// Questions being forwarded now, so the same one is not sent twice.
     inflight: Mutex<HashMap<Key, Inflight>>,
@@ -86,7 +98,7 @@ impl Resolver {
         table: Arc<Table>,
         settings: &ResolverSettings,
         default_allow_from: Vec<Cidr>,
-        upstreams: Upstreams,
+        root: &[SocketAddr],
         cache: Cache,
     ) -> Self {
         cache.set_stale_max(Duration::from_secs(settings.stale_max));
@@ -97,7 +109,14 @@ impl Resolver {
         Self {
             mesh: RwLock::new(Arc::new(Mesh::new(table, settings, &defaults))),
             defaults: RwLock::new(defaults),
-            upstreams,
+            forwarding: RwLock::new(Arc::new(Forwarding::new(
+                &settings.forward,
+                root,
+                &[],
+                None,
+            ))),
+            root: root.to_vec(),
+            resolv_conf: Vec::new(),
             cache,
             inflight: Mutex::default(),
             stats: Stats::default(),
@@ -112,6 +131,31 @@ impl Resolver {
         let defaults = self.defaults.read().expect("defaults lock");
         let mesh = Arc::new(Mesh::new(table, settings, &defaults));
         *self.mesh.write().expect("mesh lock") = mesh;
+        self.set_forwarding(&settings.forward);
+    }
+
+    /// Forwards by the file's `zones` from now on, keeping the zones that
+    /// did not change (and their upstreams' health).
+    fn set_forwarding(&self, zones: &[ForwardZone]) {
+        let mut forwarding = self.forwarding.write().expect("forwarding lock");
+        *forwarding = Arc::new(Forwarding::new(
+            zones,
+            &self.root,
+            &self.resolv_conf,
+            Some(&forwarding),
+        ));
+    }
+
+    /// The node's resolv.conf nameservers (less meshdns itself), for a
+    /// `forward:` zone that names `resolv.conf`.
+    pub fn with_resolv_conf(
+        mut self,
+        nameservers: Vec<SocketAddr>,
+        settings: &ResolverSettings,
+    ) -> Self {
+        self.resolv_conf = nameservers;
+        self.set_forwarding(&settings.forward);
+        self
     }
 
     /// The pods' addresses as the node's routes give them, for when the
@@ -142,8 +186,9 @@ impl Resolver {
         self.mesh.read().expect("mesh lock").allow_from.clone()
     }
 
-    pub fn upstreams(&self) -> &Upstreams {
-        &self.upstreams
+    /// Where names outside the mesh go now, by zone.
+    pub fn forwarding(&self) -> Arc<Forwarding> {
+        self.forwarding.read().expect("forwarding lock").clone()
     }
 
     pub fn cache(&self) -> &Cache {
@@ -173,11 +218,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::resolver::{
-        cache::Limits,
-        stats::ResponseCount,
-        upstream::{Settings, Upstreams},
-    };
+    use crate::resolver::{cache::Limits, stats::ResponseCount};
 
     fn query(name: &str, qtype: RecordType) -> Vec<u8> {
         let mut query = Message::new(7, MessageType::Query, OpCode::Query);
@@ -198,7 +239,7 @@ mod tests {
             Arc::new(table),
             &ResolverSettings::default(),
             vec!["127.0.0.0/8".parse().unwrap()],
-            Upstreams::new(&[], Settings::default()),
+            &[],
             Cache::new(Limits::default()),
         );
         let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();

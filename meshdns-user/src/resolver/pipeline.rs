@@ -199,10 +199,7 @@ mod tests {
     use super::*;
     use crate::{
         config::ResolverSettings,
-        resolver::{
-            cache::{Cache, Limits},
-            upstream::{Settings, Upstreams},
-        },
+        resolver::cache::{Cache, Limits},
         table::Table,
     };
 
@@ -215,7 +212,7 @@ mod tests {
             Arc::new(table),
             &ResolverSettings::default(),
             vec!["127.0.0.0/8".parse().unwrap()],
-            Upstreams::new(&[], Settings::default()),
+            &[],
             Cache::new(Limits::default()),
         )
     }

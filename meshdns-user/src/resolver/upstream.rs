@@ -56,6 +56,8 @@ impl Default for Settings {
 pub struct Upstreams {
     servers: Vec<Upstream>,
     settings: Settings,
+    /// Ask over TCP from the first attempt.
+    tcp_first: bool,
 }
 
 struct Upstream {
@@ -94,7 +96,15 @@ impl Upstreams {
                 })
                 .collect(),
             settings,
+            tcp_first: false,
         }
+    }
+
+    /// The same, asking over TCP from the first attempt (as NodeLocal
+    /// DNSCache asks the cluster DNS) if `tcp_first`.
+    pub fn with_tcp_first(mut self, tcp_first: bool) -> Self {
+        self.tcp_first = tcp_first;
+        self
     }
 
     pub fn addrs(&self) -> Vec<SocketAddr> {
@@ -143,7 +153,7 @@ impl Upstreams {
             // the attempt's limit); the backoff above is not part of it.
             let started = Instant::now();
             let result = upstream
-                .exchange(query, self.settings.attempt_timeout)
+                .exchange(query, self.settings.attempt_timeout, self.tcp_first)
                 .await;
             upstream.latency.observe(started.elapsed());
             match result {
@@ -184,8 +194,14 @@ impl Upstream {
         }
     }
 
-    /// One attempt: UDP, then TCP if the answer came truncated.
-    async fn exchange(&self, query: &Message, limit: Duration) -> std::io::Result<Message> {
+    /// One attempt: UDP, then TCP if the answer came truncated; TCP alone
+    /// if `tcp_first`.
+    async fn exchange(
+        &self,
+        query: &Message,
+        limit: Duration,
+        tcp_first: bool,
+    ) -> std::io::Result<Message> {
         let mut upstream_query = Message::query();
         upstream_query.metadata.id = random_id();
         upstream_query.metadata.recursion_desired = true;
@@ -194,6 +210,11 @@ impl Upstream {
         let dnssec_ok = query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
         upstream_query.set_edns(our_edns(dnssec_ok));
         let bytes = upstream_query.to_vec().map_err(std::io::Error::other)?;
+        if tcp_first {
+            return timeout(limit, self.tcp(&bytes, &upstream_query))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP timeout"))?;
+        }
 
         let answer = timeout(limit, self.udp(&bytes, &upstream_query))
             .await
