@@ -188,6 +188,17 @@ impl PinArgs {
         Provenance::load(&self.state_dir)
     }
 
+    /// Where the agent forwards, by zone, if it wrote it.
+    fn forwarding(&self) -> Vec<meshdns::resolver::forwarding::ZoneView> {
+        std::fs::read(
+            self.state_dir
+                .join(meshdns::resolver::forwarding::VIEW_FILE),
+        )
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+    }
+
     /// Prints `value` as text or JSON.
     fn print<T: std::fmt::Display + serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
         if self.json {
@@ -274,6 +285,7 @@ fn main() -> anyhow::Result<()> {
             &name,
             &qtype,
             pins.provenance().as_ref(),
+            &pins.forwarding(),
         )?),
         Command::Dump { pins } => pins.print(&inspect::dump(
             &pins.pin_dir.pins(),

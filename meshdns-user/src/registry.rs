@@ -102,6 +102,11 @@ impl Registry {
         &self.config
     }
 
+    /// The agent's state folder.
+    pub fn state_dir(&self) -> &Path {
+        &self.context.state_dir
+    }
+
     /// Where meshdns listens, once known (after the first read): `settings`,
     /// the first read's, and every later read, are refused if a
     /// `forward:` zone lists one of them as an upstream.

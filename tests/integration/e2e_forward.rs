@@ -112,6 +112,27 @@ fn each_name_reaches_the_upstreams_of_its_zone_only() {
     assert_eq!(short(&s.lab, "short.test"), "198.18.5.2");
     assert_eq!(exchanges(&s.lab, ".", UNBOUND_ADDR), root_before + 1);
     assert_eq!(exchanges(&s.lab, "cluster.local", CLUSTER_DNS), 1);
+    // `meshdns lookup` names the zone and its upstream.
+    let state_dir = s.lab.state_dir.to_string_lossy().into_owned();
+    let pin_dir = s.lab.pin_dir.to_string_lossy().into_owned();
+    let lookup = s
+        .lab
+        .meshdns(&[
+            "lookup",
+            "redis.default.svc.cluster.local",
+            "--pin-dir",
+            &pin_dir,
+            "--state-dir",
+            &state_dir,
+        ])
+        .unwrap();
+    let lookup = String::from_utf8_lossy(&lookup.stdout);
+    assert!(
+        lookup.contains(&format!(
+            "forwards it to zone cluster.local's upstreams, {CLUSTER_DNS}"
+        )),
+        "{lookup}"
+    );
     // The zone's max_ttl bounds what is sent (the record says 300).
     let answer = s
         .lab

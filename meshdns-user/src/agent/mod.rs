@@ -235,6 +235,7 @@ impl Agent {
             &listen,
             &addresses,
         ));
+        reconcile::save_forwarding(&resolver, &options.state_dir);
         let mut pod_routes = PodRoutes::new(&options.ifaces);
         match &settings.pod_cidrs {
             Some(cidrs) => tracing::info!(

@@ -82,6 +82,7 @@ impl Reconciler {
                     .names
                     .store(table.len() as u64, Ordering::Relaxed);
                 self.resolver.set_table(table.clone(), &settings);
+                save_forwarding(&self.resolver, self.registry.state_dir());
                 table
             }
             Ok(Reload::Unchanged) => {
@@ -126,6 +127,18 @@ impl Reconciler {
                 self.retry_at = Instant::now() + SYNC_RETRY;
             }
         }
+    }
+}
+
+/// Writes where the resolver forwards, by zone, to the state folder for
+/// `meshdns lookup`; a failure is logged (it serves nothing).
+pub fn save_forwarding(resolver: &Resolver, state_dir: &std::path::Path) {
+    let path = state_dir.join(crate::resolver::forwarding::VIEW_FILE);
+    let written = serde_json::to_vec(&resolver.forwarding().view())
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| crate::atomic_file::write(&path, &bytes));
+    if let Err(error) = written {
+        tracing::debug!(path = %path.display(), %error, "cannot write the forwarding; lookup will not name a zone");
     }
 }
 

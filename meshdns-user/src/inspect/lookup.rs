@@ -22,6 +22,7 @@ use crate::{
     fastpath::{FastPath, Pins, XDP_PASS, XDP_TX},
     resolver::{
         authority::{self, Verdict, Zones},
+        forwarding::{self, ZoneView},
         stats,
     },
     source::provenance::Provenance,
@@ -58,6 +59,10 @@ pub struct AgentVerdict {
     /// `answers` (from the mesh table) or `forwards` (to the upstreams).
     pub action: &'static str,
     pub reply: Option<Reply>,
+    /// For a forwarded name: the zone that forwards it and its upstreams,
+    /// as the agent last wrote them to its state folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_by: Option<ZoneView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -83,6 +88,7 @@ pub fn lookup(
     name: &str,
     qtype: &str,
     provenance: Option<&Provenance>,
+    forwarding: &[ZoneView],
 ) -> Result<Lookup> {
     let query = query(name, qtype)?;
     let pinned = Pinned::open(pins)?;
@@ -140,10 +146,13 @@ pub fn lookup(
                 Verdict::Answer(reply) => AgentVerdict {
                     action: "answers",
                     reply: Some(Reply::of(&reply)),
+                    forwarded_by: None,
                 },
                 Verdict::Forward => AgentVerdict {
                     action: "forwards",
                     reply: None,
+                    forwarded_by: forwarding::zone_of(forwarding, &question.name().to_string())
+                        .cloned(),
                 },
             });
         }
@@ -255,10 +264,28 @@ impl fmt::Display for Lookup {
                 writeln!(f, "agent:      answers from the mesh table")?;
                 write!(f, "{reply}")?;
             }
-            Some(AgentVerdict { reply: None, .. }) => writeln!(
-                f,
-                "agent:      forwards it to the upstreams (from its cache while fresh; stale if every upstream fails)"
-            )?,
+            Some(AgentVerdict {
+                reply: None,
+                forwarded_by,
+                ..
+            }) => {
+                let to = match forwarded_by {
+                    Some(zone) => format!(
+                        "zone {}'s upstreams, {}",
+                        zone.zone,
+                        zone.upstreams
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => "the upstreams".to_string(),
+                };
+                writeln!(
+                    f,
+                    "agent:      forwards it to {to} (from its cache while fresh; stale if they all fail)"
+                )?
+            }
         }
         Ok(())
     }

@@ -179,6 +179,39 @@ impl Forwarder {
     }
 }
 
+/// Where in the state folder the agent writes its forwarding, for
+/// `meshdns lookup` (which reads pins and files, not the agent).
+pub const VIEW_FILE: &str = "forwarding.json";
+
+/// One zone's forwarding as `meshdns lookup` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ZoneView {
+    /// `cluster.local`, or `.` for the rest.
+    pub zone: String,
+    pub upstreams: Vec<SocketAddr>,
+}
+
+impl Forwarding {
+    /// Every zone and its upstreams, the longest first.
+    pub fn view(&self) -> Vec<ZoneView> {
+        self.zones()
+            .map(|zone| ZoneView {
+                zone: zone.zone.clone(),
+                upstreams: zone.upstreams.addrs(),
+            })
+            .collect()
+    }
+}
+
+/// The zone of `view` that forwards `name` (dotted, any case): the longest
+/// that holds it; `None` if the view is empty.
+pub fn zone_of<'a>(view: &'a [ZoneView], name: &str) -> Option<&'a ZoneView> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    view.iter().find(|zone| {
+        zone.zone == "." || name == zone.zone || name.ends_with(&format!(".{}", zone.zone))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +271,31 @@ mod tests {
                 .addrs(),
             resolv_conf
         );
+    }
+
+    #[test]
+    fn lookup_finds_a_names_zone_in_the_view_as_the_resolver_does() {
+        let forwarding = Forwarding::new(
+            &[zone("cluster.local", "198.19.0.10:53")],
+            &["198.18.0.53:53".parse().unwrap()],
+            &[],
+            None,
+        );
+        let view = forwarding.view();
+        for name in [
+            "Redis.Default.Svc.Cluster.Local.",
+            "cluster.local",
+            "notcluster.local",
+            "example.org",
+        ] {
+            assert_eq!(
+                zone_of(&view, name).unwrap().zone,
+                forwarding
+                    .for_name(&wire_name(&name.trim_end_matches('.').to_ascii_lowercase()))
+                    .zone,
+                "{name}"
+            );
+        }
     }
 
     #[test]
