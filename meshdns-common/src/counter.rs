@@ -113,7 +113,7 @@ impl Counter {
             Counter::PassNotUdp => "passed: not UDP",
             Counter::PassNotDnsPort => "passed: not to UDP port 53",
             Counter::PassNotUnicast => {
-                "passed: to a multicast or broadcast address, or to another host's MAC"
+                "passed: to a multicast or broadcast address, or (a name of a zone) to another host's MAC"
             }
             Counter::PassMalformed => "passed: malformed",
             Counter::PassNotQuery => "passed: not a plain query",
