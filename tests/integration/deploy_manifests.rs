@@ -414,6 +414,28 @@ fn the_services_configmap_is_mounted_as_the_config_folder_and_holds_a_valid_file
     let text = str_of(&configmap["data"][key]);
     let parsed = meshdns::config::Config::parse(text);
     assert!(parsed.is_ok(), "{key}: {:?}", parsed.err());
+    // Its commented NodeLocal DNSCache-style forwarding, uncommented, is a
+    // valid file too, with the four zones it lists.
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "# forward:")
+        .expect("a commented forward: example");
+    let example: String = lines[start..]
+        .iter()
+        .map_while(|l| l.trim_start().strip_prefix("# "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let uncommented = format!("{text}{example}");
+    let services = meshdns::config::Services::parse(&uncommented)
+        .unwrap_or_else(|error| panic!("{example}: {error:?}"));
+    let zones: Vec<&str> = services
+        .resolver
+        .forward
+        .iter()
+        .map(|z| z.shown())
+        .collect();
+    assert_eq!(zones, ["cluster.local", "in-addr.arpa", "ip6.arpa", "."]);
 }
 
 /// What the agent needs, shown by the proof below; the manifests and the
