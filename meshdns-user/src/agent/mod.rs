@@ -7,6 +7,7 @@
 //! until SIGINT or SIGTERM.
 //!
 //! - [`watch`]: signals and the services file's changes;
+//! - `serve`: the loop once started, and the exit;
 //! - [`fast_path`]: the program loaded and filled;
 //! - [`interfaces`]: where it is attached: every interface `--iface`'s
 //!   names and patterns match, followed as they come and go;
@@ -24,6 +25,7 @@ pub mod interfaces;
 pub mod pods;
 pub mod reconcile;
 pub mod resolver;
+mod serve;
 pub mod watch;
 
 use std::{
@@ -33,10 +35,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{runtime::Runtime, task::JoinSet};
+use tokio::runtime::Runtime;
 
 use crate::{
-    fastpath::{self, AttachMode, FastPath, Pins},
+    fastpath::{AttachMode, Pins},
     metrics::{self, AgentState, Metrics, OnceLock},
     netif::{self, IfacePattern, LinkEvents},
     privileges,
@@ -47,6 +49,7 @@ pub use error::{AgentError, FastPathStep, Result};
 use interfaces::Interfaces;
 use pods::PodRoutes;
 use reconcile::Reconciler;
+use serve::{Attached, Serving};
 use watch::{Caught, ConfigWatch, Signals};
 
 /// What `meshdns run` was asked to do.
@@ -73,34 +76,11 @@ pub struct Options {
     pub metrics_addr: SocketAddr,
 }
 
-/// How often `/metrics`' view of the polled sources is refreshed between
-/// reloads (their polls succeed or fail without changing the table).
-const SOURCE_STATUS: Duration = Duration::from_secs(1);
-
-/// How often interfaces that could not be attached (or run another
-/// program) are tried again.
-const RETRY_INTERFACES: Duration = Duration::from_secs(10);
-
 /// A started agent: attached, listening, with capabilities dropped.
 pub struct Agent {
     serving: Serving,
     /// Last, so that it goes after everything that runs on it.
     runtime: Runtime,
-}
-
-/// What the agent's loop works on.
-struct Serving {
-    options: Options,
-    signals: Signals,
-    changes: ConfigWatch,
-    /// The fast path and where it is attached.
-    fast_path: Option<Attached>,
-    /// The kernel's announcements of interfaces and routes.
-    events: LinkEvents,
-    pod_routes: PodRoutes,
-    resolver: Arc<crate::resolver::Resolver>,
-    reconciler: Reconciler,
-    _listeners: JoinSet<()>,
 }
 
 impl Agent {
@@ -305,124 +285,6 @@ impl Agent {
     pub fn run(mut self) -> Result<()> {
         let signal = self.runtime.block_on(self.serving.serve())?;
         self.serving.exit(signal)
-    }
-}
-
-/// The fast path, attached.
-struct Attached {
-    fast_path: FastPath,
-    interfaces: Interfaces,
-}
-
-impl Serving {
-    async fn serve(&mut self) -> Result<&'static str> {
-        let source_changes = self.reconciler.source_changes();
-        let mut source_status = tokio::time::interval(SOURCE_STATUS);
-        let mut retry = tokio::time::interval(RETRY_INTERFACES);
-        loop {
-            let retry_at = self.reconciler.retry_at();
-            let routes_due = self.pod_routes.due();
-            let why = tokio::select! {
-                signal = self.signals.next() => match signal {
-                    Caught::Shutdown(name) => return Ok(name),
-                    Caught::Hangup => "SIGHUP",
-                },
-                result = self.changes.next() => {
-                    result?;
-                    "file changed"
-                }
-                () = source_changes.notified() => "a source changed",
-                _ = source_status.tick() => {
-                    self.reconciler.refresh_sources();
-                    if let Some(attached) = self.fast_path.as_mut() {
-                        attached.interfaces.save_status();
-                    }
-                    continue;
-                }
-                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => "retrying the fast path update",
-                event = self.events.next() => {
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(error) => {
-                            tracing::error!(%error, "reading rtnetlink's announcements; listing the interfaces again in a second");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            netif::LinkEvent::Lost
-                        }
-                    };
-                    // A pod's interface and its route come and go together.
-                    self.pod_routes.changed();
-                    if let Some(attached) = self.fast_path.as_mut() {
-                        attached.interfaces.follow(&mut attached.fast_path, event);
-                    }
-                    continue;
-                }
-                _ = retry.tick(), if self.fast_path.is_some() => {
-                    if let Some(attached) = self.fast_path.as_mut() {
-                        attached.interfaces.retry(&mut attached.fast_path);
-                    }
-                    continue;
-                }
-                _ = tokio::time::sleep_until(routes_due.unwrap_or_else(tokio::time::Instant::now)), if routes_due.is_some() => {
-                    let _ = self.pod_routes.refresh(&self.resolver);
-                    continue;
-                }
-            };
-            let fast_path = self.fast_path.as_mut().map(|a| &mut a.fast_path);
-            self.reconciler.reload(why, fast_path);
-            if self.changes.watch(&self.reconciler.watch_paths()) {
-                let fast_path = self.fast_path.as_mut().map(|a| &mut a.fast_path);
-                self.reconciler
-                    .reload("a source's folder now watched", fast_path);
-            }
-        }
-    }
-
-    fn exit(&mut self, signal: &str) -> Result<()> {
-        let Some(Attached {
-            mut fast_path,
-            interfaces,
-            ..
-        }) = self.fast_path.take()
-        else {
-            tracing::info!("{signal}: exiting");
-            return Ok(());
-        };
-        let counters = fast_path
-            .counters()
-            .map_err(FastPathStep::Counters.failed())?;
-        let attached: Vec<String> = interfaces.attached().map(str::to_string).collect();
-        let ifaces = shown(&attached);
-        if self.options.detach_on_exit {
-            // Every pin is tried; the first error is what the exit says.
-            let detached = fast_path.detach().map_err(FastPathStep::Detach.failed());
-            let mut removed = Ok(());
-            for iface in &attached {
-                if let Err(error) = fastpath::remove_pins(&self.options.pins, iface) {
-                    tracing::warn!(iface, %error, "removing the pins");
-                    if removed.is_ok() {
-                        removed = Err(FastPathStep::remove_pins(iface).failed()(error));
-                    }
-                }
-            }
-            detached.and(removed)?;
-            tracing::info!(%counters, "{signal}: detached from {ifaces}");
-        } else {
-            tracing::info!(
-                %counters,
-                "{signal}: exiting; the fast path stays attached to {ifaces} (pinned in {}; `meshdns detach` removes it)",
-                self.options.pins.dir.display()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Interfaces for a log line: their names, or how many past a few.
-fn shown(ifaces: &[String]) -> String {
-    match ifaces.len() {
-        0 => "no interface".to_string(),
-        1..=8 => ifaces.join(", "),
-        n => format!("{n} interfaces"),
     }
 }
 
