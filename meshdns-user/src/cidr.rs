@@ -8,7 +8,7 @@ use std::{
 };
 
 /// An IPv4 or IPv6 prefix, such as `240.0.0.0/4`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cidr {
     base: IpAddr,
     prefix: u8,

@@ -34,7 +34,7 @@ pub fn routed_pods(patterns: &[IfacePattern]) -> std::io::Result<Vec<Cidr>> {
         })
         .map(|route| Cidr::containing(route.destination, route.prefix))
         .collect();
-    pods.sort_by_key(ToString::to_string);
+    pods.sort();
     pods.dedup();
     Ok(pods)
 }

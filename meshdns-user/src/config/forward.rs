@@ -173,26 +173,14 @@ pub fn refuse_own(zones: &[ForwardZone], own: &[SocketAddr]) -> Result<(), Confi
 }
 
 /// A zone as the file writes it, lowercased, without its trailing dot;
-/// `.` is the root (empty).
+/// `.` is the root (empty). Checked as every name of the file is.
 fn zone_name(text: &str) -> Result<String, ConfigErrorKind> {
     let zone = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
-    let bad = |why: &str| ConfigErrorKind::ForwardZone {
-        zone: text.to_string(),
-        why: why.to_string(),
-    };
-    if zone.len() > 253 {
-        return Err(bad("longer than a name can be"));
-    }
-    if !zone.is_empty()
-        && zone.split('.').any(|label| {
-            label.is_empty()
-                || label.len() > 63
-                || !label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-    {
-        return Err(bad("not a domain name"));
+    if !zone.is_empty() {
+        crate::dns_name::from_text(&zone).map_err(|error| ConfigErrorKind::ForwardZone {
+            zone: text.to_string(),
+            why: error.to_string(),
+        })?;
     }
     Ok(zone)
 }

@@ -13,7 +13,10 @@ use hickory_proto::{
 };
 
 use super::upstream::{Settings, Upstreams};
-use crate::config::forward::{ForwardZone, TtlBounds, Upstreams as Configured};
+use crate::{
+    config::forward::{ForwardZone, TtlBounds, Upstreams as Configured},
+    dns_name,
+};
 
 /// The forwarding zones, the longest apex first, the root last.
 pub struct Forwarding {
@@ -87,7 +90,7 @@ impl Forwarding {
     pub fn for_name(&self, name: &[u8]) -> &Forwarder {
         self.zones
             .iter()
-            .find(|zone| in_zone(name, &zone.apex))
+            .find(|zone| dns_name::is_at_or_below(name, &zone.apex))
             .map(|zone| zone.as_ref())
             .expect("the root holds every name")
     }
@@ -128,26 +131,10 @@ fn forwarder(
 /// `zone` (dotted, lowercase, no trailing dot; empty for the root) in
 /// wire format.
 fn wire_name(zone: &str) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(zone.len() + 2);
-    for label in zone.split('.').filter(|label| !label.is_empty()) {
-        wire.push(label.len() as u8);
-        wire.extend(label.as_bytes());
+    if zone.is_empty() {
+        return vec![0];
     }
-    wire.push(0);
-    wire
-}
-
-/// Whether `name` is `apex` or below it: `apex` is what is left of `name`
-/// from one of its label starts.
-fn in_zone(name: &[u8], apex: &[u8]) -> bool {
-    let mut at = 0;
-    while at < name.len() {
-        if &name[at..] == apex {
-            return true;
-        }
-        at += 1 + name[at] as usize;
-    }
-    false
+    dns_name::from_text(zone).expect("the services file's zones are checked")
 }
 
 impl Forwarder {
