@@ -11,16 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use meshdns_topology::{End, Veth};
+use meshdns_topology::Veth;
 use serde_json::Value;
 
 use crate::lab::{Agent, Netns, agent_args};
 
 /// The cluster DNS Service's address: not an address of the node.
 pub const CLUSTER_DNS: &str = "198.19.0.10";
-
-/// The gateway every pod routes through, answered by proxy ARP.
-const GATEWAY: &str = "169.254.1.1";
 
 /// One pod: its namespace and the veth to it, removed on drop (the veth
 /// first: fields drop in order).
@@ -68,35 +65,7 @@ impl RoutedNode {
             .args(["-qw", "net.ipv4.ip_forward=1"])
             .status()
             .unwrap();
-        // The node's uplink and default route: proxy ARP answers for the
-        // pods' gateway only with a route to it out of another interface,
-        // as a real node has. A veth whose far end stays in the node: this
-        // kernel has no dummy device.
-        node.ip(&[
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink-far",
-        ])
-        .unwrap();
-        node.ip(&["link", "set", "uplink-far", "up"]).unwrap();
-        node.ip(&["link", "set", "uplink", "up"]).unwrap();
-        node.ip(&["addr", "add", "10.255.255.1/24", "dev", "uplink"])
-            .unwrap();
-        node.ip(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            "10.255.255.254",
-            "dev",
-            "uplink",
-        ])
-        .unwrap();
+        meshdns_topology::routed::add_uplink(&node).unwrap();
         // The cluster DNS address on the node's loopback, for tests whose
         // resolver listens there (NodeLocal DNSCache binds it to a device of
         // its own the same way); the kernel program answers before it.
@@ -142,39 +111,8 @@ impl RoutedNode {
         assert!(host_end.len() <= 15, "{host_end}");
         let address = format!("198.18.{}.{}", 8 + i / 250, 1 + i % 250);
         let created = Instant::now();
-        let veth = Veth::create(
-            Some(&self.node),
-            End {
-                iface: &host_end,
-                addresses: &[],
-            },
-            &pod,
-            End {
-                iface: "eth0",
-                addresses: &[],
-            },
-        )
-        .unwrap();
-        pod.ip(&["addr", "add", &format!("{address}/32"), "dev", "eth0"])
-            .unwrap();
-        pod.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])
-            .unwrap();
-        pod.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])
-            .unwrap();
-        // As Calico sets them: proxy ARP, answered at once (the default
-        // delays each answer by up to 0.8 s).
-        self.node
-            .command("sysctl")
-            .args([
-                "-qw",
-                &format!("net.ipv4.conf.{host_end}.proxy_arp=1"),
-                &format!("net.ipv4.neigh.{host_end}.proxy_delay=0"),
-            ])
-            .status()
-            .unwrap();
-        self.node
-            .ip(&["route", "add", &format!("{address}/32"), "dev", &host_end])
-            .unwrap();
+        let veth =
+            meshdns_topology::routed::add_pod(&self.node, &pod, &host_end, &address).unwrap();
         self.pods.insert(
             i,
             Pod {

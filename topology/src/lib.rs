@@ -6,6 +6,7 @@
 //! needs root.
 
 mod netns;
+pub mod routed;
 mod veth;
 mod xdp;
 

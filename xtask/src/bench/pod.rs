@@ -15,7 +15,7 @@
 
 use std::{fs, path::Path, process::Stdio};
 
-use meshdns_topology::{End, Netns, Veth, XdpHelper};
+use meshdns_topology::{Netns, Veth, XdpHelper, routed};
 
 use super::{Args, targets, tools, workload::Workload};
 use crate::report::PodRow;
@@ -25,7 +25,6 @@ const POD_NS: &str = "mdbench-p";
 const HOST_IF: &str = "mdbpod0";
 const CLUSTER_DNS: &str = "198.19.0.10";
 const POD_IP: &str = "198.18.9.1";
-const GATEWAY: &str = "169.254.1.1";
 const PIN_DIR: &str = "/sys/fs/bpf/meshdns-bench-pod";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -211,10 +210,10 @@ fn wait_answered(node: &RoutedNode, name: &str) -> anyhow::Result<()> {
     anyhow::bail!("the pod got no answer for {name} in time")
 }
 
-/// The node and its one pod; removed on drop (the veths, then the
+/// The node and its one pod; removed on drop (the veth, then the
 /// namespaces).
 struct RoutedNode {
-    _veths: [Veth; 2],
+    _veth: Veth,
     node: Netns,
     pod: Netns,
 }
@@ -229,45 +228,12 @@ impl RoutedNode {
         let pod = Netns::create(POD_NS)?;
         // The cluster DNS address on the node's loopback, where the
         // userspace servers listen (NodeLocal DNSCache binds its address to
-        // a device of its own the same way); an uplink with the default
-        // route, without which proxy ARP does not answer for the gateway.
+        // a device of its own the same way).
         node.ip(&["addr", "add", &format!("{CLUSTER_DNS}/32"), "dev", "lo"])?;
-        let uplink = Veth::create(
-            Some(&node),
-            End {
-                iface: "uplink",
-                addresses: &["10.255.255.1/24"],
-            },
-            &node,
-            End {
-                iface: "uplink-far",
-                addresses: &[],
-            },
-        )?;
-        node.ip(&["route", "add", "default", "via", "10.255.255.254"])?;
-        let veth = Veth::create(
-            Some(&node),
-            End {
-                iface: HOST_IF,
-                addresses: &[],
-            },
-            &pod,
-            End {
-                iface: "eth0",
-                addresses: &[],
-            },
-        )?;
-        pod.ip(&["addr", "add", &format!("{POD_IP}/32"), "dev", "eth0"])?;
-        pod.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
-        pod.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
-        crate::cmd::output(node.command("sysctl").args([
-            "-qw",
-            &format!("net.ipv4.conf.{HOST_IF}.proxy_arp=1"),
-            &format!("net.ipv4.neigh.{HOST_IF}.proxy_delay=0"),
-        ]))?;
-        node.ip(&["route", "add", &format!("{POD_IP}/32"), "dev", HOST_IF])?;
+        routed::add_uplink(&node)?;
+        let veth = routed::add_pod(&node, &pod, HOST_IF, POD_IP)?;
         Ok(Self {
-            _veths: [veth, uplink],
+            _veth: veth,
             node,
             pod,
         })
