@@ -14,6 +14,13 @@ pub enum Counter {
     /// Answered NXDOMAIN with the SOA: the zone is authoritative and the
     /// name is not in it (RFC 2308 §2.1).
     AnsweredNxdomain,
+    /// Answered a search-list expansion of a mesh name (`<mesh
+    /// name>.<suffix>`) with a CNAME to the mesh name and its records, or,
+    /// lacking them, the mesh zone's SOA.
+    AnsweredSearchCname,
+    /// Answered a search-list expansion of a mesh name NXDOMAIN, so that
+    /// the client tries its next search domain at once.
+    AnsweredSearchNxdomain,
     /// Passed: neither IPv4 nor IPv6 (ARP, LLDP, more than two VLAN tags, ...).
     PassNotIp,
     /// Passed: IPv4 with options or fragmented, or IPv6 with extension headers.
@@ -35,7 +42,8 @@ pub enum Counter {
     PassUnsupportedType,
     /// Passed: an OPT record with an EDNS version above 0 (the agent answers BADVERS).
     PassEdnsVersion,
-    /// Passed: the name is not in the zone.
+    /// Passed: the name is in no zone (nor, with search expansions, a
+    /// mesh name of the table under a search suffix).
     PassNotInZone,
     /// Passed: the name is in the zone but not in the table, and the zone
     /// is not authoritative.
@@ -48,11 +56,13 @@ pub enum Counter {
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 17] = [
+    pub const ALL: [Counter; 19] = [
         Counter::AnsweredA,
         Counter::AnsweredAaaa,
         Counter::AnsweredNodata,
         Counter::AnsweredNxdomain,
+        Counter::AnsweredSearchCname,
+        Counter::AnsweredSearchNxdomain,
         Counter::PassNotIp,
         Counter::PassIpOptions,
         Counter::PassNotUdp,
@@ -78,6 +88,8 @@ impl Counter {
             Counter::AnsweredAaaa => "answered_aaaa",
             Counter::AnsweredNodata => "answered_nodata",
             Counter::AnsweredNxdomain => "answered_nxdomain",
+            Counter::AnsweredSearchCname => "answered_search_cname",
+            Counter::AnsweredSearchNxdomain => "answered_search_nxdomain",
             Counter::PassNotIp => "pass_not_ip",
             Counter::PassIpOptions => "pass_ip_options",
             Counter::PassNotUdp => "pass_not_udp",
@@ -105,6 +117,12 @@ impl Counter {
             }
             Counter::AnsweredNxdomain => {
                 "answered NXDOMAIN: the zone is authoritative and the name is not in it"
+            }
+            Counter::AnsweredSearchCname => {
+                "answered a search expansion of a mesh name: a CNAME to it, and its records or its zone's SOA"
+            }
+            Counter::AnsweredSearchNxdomain => {
+                "answered a search expansion of a mesh name NXDOMAIN: the client tries its next domain"
             }
             Counter::PassNotIp => "passed: not IPv4 or IPv6",
             Counter::PassIpOptions => {
@@ -138,6 +156,8 @@ impl Counter {
                 | Counter::AnsweredAaaa
                 | Counter::AnsweredNodata
                 | Counter::AnsweredNxdomain
+                | Counter::AnsweredSearchCname
+                | Counter::AnsweredSearchNxdomain
         )
     }
 }

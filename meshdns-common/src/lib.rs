@@ -29,6 +29,7 @@ pub mod counter;
 pub mod interface;
 pub mod name;
 pub mod record;
+pub mod search;
 pub mod zone;
 
 pub use counter::Counter;
@@ -37,6 +38,9 @@ pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
 pub use record::{CompactRecord, MAX_ADDRS, ServiceRecord};
+pub use search::{
+    MAX_SEARCH_PATTERNS, MAX_SEARCH_SUFFIX_LEN, SEARCH_CNAME, SEARCH_NXDOMAIN, SearchPattern,
+};
 pub use zone::{
     EXACT_NAMES_ENTRY, MAX_SOA_NAMES_LEN, MAX_SOA_RR_LEN, MAX_ZONES, ZONE_AUTHORITATIVE,
     ZONE_EXACT_NAMES, ZoneConfig,
@@ -56,6 +60,9 @@ pub const NAMES_MAPS: [&str; 4] = [NAMES48_MAP, NAMES112_MAP, NAMES256_MAP, NAME
 /// Name of the one-slot array of maps whose slot holds the array of the
 /// zones, [`MAX_ZONES`] [`ZoneConfig`]s.
 pub const ZONE_MAP: &str = "ZONE";
+/// Name of the one-slot array of maps whose slot holds the array of the
+/// search-list expansions, [`MAX_SEARCH_PATTERNS`] [`SearchPattern`]s.
+pub const SEARCH_MAP: &str = "SEARCH";
 /// Name of the hash map of ifindex to [`InterfaceMac`]. Not pinned: each
 /// agent fills its program's own, before attaching.
 pub const INTERFACES_MAP: &str = "INTERFACES";
@@ -63,6 +70,14 @@ pub const INTERFACES_MAP: &str = "INTERFACES";
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Name of the XDP program that answers queries.
 pub const ANSWER_PROGRAM: &str = "meshdns";
+/// Name of the XDP program that answers the search-list expansions of mesh
+/// names, which the answer program tail-calls.
+pub const SEARCH_PROGRAM: &str = "meshdns_search";
+/// Name of the one-slot program array through which the answer program
+/// tail-calls [`SEARCH_PROGRAM`]. Pinned: the kernel empties a program
+/// array once no process holds it, which would stop the expansions when
+/// the agent exits.
+pub const SEARCH_PROGRAM_MAP: &str = "SEARCH_PROGRAM";
 /// Name of an XDP program that only returns `XDP_PASS`. Attached to the peer of
 /// a veth it turns on NAPI there, which veth needs to deliver `XDP_TX` frames.
 pub const PASS_PROGRAM: &str = "meshdns_pass";
@@ -101,7 +116,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.
@@ -113,6 +128,7 @@ pub const LAYOUT_FINGERPRINT: u32 = {
         core::mem::size_of::<ServiceRecord>(),
         core::mem::size_of::<CompactRecord>(),
         core::mem::size_of::<ZoneConfig>(),
+        core::mem::size_of::<SearchPattern>(),
         Counter::COUNT as usize,
         MAX_NAMES[0] as usize,
         MAX_NAMES[1] as usize,

@@ -74,17 +74,19 @@ impl Msg {
 
 /// Where the program writes what the reply appends to the question: the
 /// answer or authority section and the OPT record. Records are written
-/// whole words at a time, so the section starts at `SECTION_ANSWERS`, a
+/// whole words at a time, so the answers start at `SECTION_ANSWERS`, a
 /// multiple of 8; an authority section's owner pointer takes the two bytes
-/// before it, so that the SOA record's words are aligned too.
+/// before it, so that the SOA record's words are aligned too, and a search
+/// expansion's CNAME the bytes before those.
 #[repr(C, align(8))]
 pub struct Section {
     pub bytes: [u8; 2 * MAX_MSG_LEN],
 }
 
 /// Offset in `Section` of the first answer record, and of the SOA record
-/// after its two-byte owner pointer.
-pub const SECTION_ANSWERS: usize = 8;
+/// after its two-byte owner pointer: room before it for a CNAME to a name
+/// of 255 bytes and that pointer, a multiple of 8.
+pub const SECTION_ANSWERS: usize = (2 + RR_FIXED_LEN + 255).next_multiple_of(8);
 
 impl Section {
     /// Writes `word` (bytes in wire order) at `at`, a multiple of 4 below
@@ -107,6 +109,17 @@ impl Section {
         let at = at & MSG_MASK & !7;
         // SAFETY: as for `put32`, 8-byte aligned.
         unsafe { core::ptr::write(self.bytes.as_mut_ptr().add(at) as *mut u64, word) };
+        (word & 0xffff_ffff) + (word >> 32)
+    }
+
+    /// Writes `word` (bytes in memory order) at `at`, any offset below
+    /// 512; returns its part of the checksum, as `put32`, for a word at an
+    /// even distance from where the sum starts.
+    #[inline(always)]
+    pub fn put64_unaligned(&mut self, at: usize, word: u64) -> u64 {
+        let at = at & MSG_MASK;
+        // SAFETY: inside the buffer (masked below 512 of 1024 bytes).
+        unsafe { core::ptr::write_unaligned(self.bytes.as_mut_ptr().add(at) as *mut u64, word) };
         (word & 0xffff_ffff) + (word >> 32)
     }
 
@@ -152,6 +165,7 @@ pub const RCODE_NXDOMAIN: u16 = 3;
 
 pub const CLASS_IN: u16 = 1;
 pub const TYPE_A: u16 = 1;
+pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_OPT: u16 = 41;
 

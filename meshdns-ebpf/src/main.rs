@@ -3,21 +3,25 @@
 //! rewriting the query into its reply and sending it back out of the same
 //! interface (`XDP_TX`).
 //!
-//! The program works in phases, in three modules (`parse`: 1, 2 and the key,
-//! `answer`: 3 and 4, `send`: 5), and only the last one writes to the frame:
+//! The program works in phases, each in modules of its own (`parse`: 1, 2
+//! and the key; `zone`, `search` and `answer`: 3; `reply`: 4; `send`: 5),
+//! and only the last one writes to the frame:
 //!
 //! 1. `parse::parse_transport` checks Ethernet, VLAN, IP and UDP in the frame;
 //! 2. `parse::parse_query` copies the DNS message into a per-CPU buffer and
 //!    checks it there (no per-byte bounds checks against the frame), walking
 //!    the name a label at a time;
-//! 3. `answer::zone_of` passes every name outside the zone, comparing the
-//!    name's last bytes with the apex (most of a node's names leave here);
-//!    `parse::build_name_key` builds the key a word at a time, and
-//!    `answer::decide` looks it up: an answer, NODATA, NXDOMAIN, or a pass;
+//! 3. `zone::zone_of` passes every name outside the zones, comparing the
+//!    name's last bytes with each apex, unless `search::expand` finds a
+//!    mesh name at its start under a search suffix (most of a node's names
+//!    leave here); `parse::build_name_key` builds the key a word at a
+//!    time, and `answer::decide` looks it up: an answer, NODATA, NXDOMAIN,
+//!    a search expansion's CNAME or NXDOMAIN, or a pass;
 //!    `scope::check_interface` then passes a frame that was sent to another
 //!    host (the checks with a map lookup of their own come last);
-//! 4. `answer::build_reply` writes what the reply appends to the question
-//!    (answers or SOA, and OPT) into a per-CPU section buffer, summing it;
+//! 4. `reply::build_reply` writes what the reply appends to the question
+//!    (a CNAME, answers or SOA, and OPT) into a per-CPU section buffer,
+//!    summing it;
 //! 5. `send::send_reply` resizes the frame, rewrites the header's flags and
 //!    counts in place, stores the section after the question, swaps
 //!    addresses and writes the checksums, added up from their parts
@@ -45,14 +49,18 @@
 mod answer;
 mod checksum;
 mod dns;
+mod handover;
 mod lab;
 mod maps;
 mod never;
 mod packet;
 mod parse;
+mod reply;
 mod scope;
+mod search;
 mod send;
 mod verifier;
+mod zone;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -61,12 +69,15 @@ use aya_ebpf::{
 };
 use meshdns_common::Counter;
 
-use crate::answer::{build_reply, decide, zone_of};
+use crate::answer::decide;
+use crate::handover::hand_over;
 use crate::maps::{SCRATCH, count};
 use crate::packet::UDP_HDR_LEN;
 use crate::parse::{build_name_key, parse_query, parse_transport};
+use crate::reply::build_reply;
 use crate::scope::check_interface;
 use crate::send::send_reply;
+use crate::zone::{InZone, zone_of};
 
 const DNS_PORT: u16 = 53;
 /// Room for every header before the DNS message: the UDP header's offset is
@@ -75,7 +86,13 @@ const MAX_HEADERS_LEN: usize = 0x80 + UDP_HDR_LEN;
 
 #[xdp]
 pub fn meshdns(ctx: XdpContext) -> u32 {
-    match try_meshdns(&ctx) {
+    verdict(try_meshdns(&ctx))
+}
+
+/// The action for what a run came to, counted.
+#[inline(always)]
+fn verdict(result: Result<Counter, Outcome>) -> u32 {
+    match result {
         Ok(answered) => {
             count(answered);
             xdp_action::XDP_TX
@@ -156,11 +173,23 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
     let scratch = unsafe { &mut *scratch };
     let transport = parse_transport(ctx, &mut scratch.laundry)?;
     let query = parse_query(ctx, &transport, scratch)?;
-    let zone = zone_of(scratch, &query)?;
+    let zone = match zone_of(scratch, &query)? {
+        InZone::Zone(zone) => zone,
+        InZone::Search => return Err(hand_over(ctx, scratch, &transport, &query).into()),
+    };
     let query = build_name_key(scratch, query);
     check_interface(ctx)?;
-    let decision = decide(scratch, &query, zone)?;
-    let reply = build_reply(&mut scratch.section, &query, &decision);
+    let decision = match decide(scratch, &query, zone) {
+        // A name outside the zones that the table has no address of the
+        // family for, or does not have: a search expansion, perhaps.
+        Err(Counter::PassNotInZone)
+            if zone.apex_len == 0 && search::may_expand(scratch, query.name_len) =>
+        {
+            return Err(hand_over(ctx, scratch, &transport, &query).into());
+        }
+        decided => decided?,
+    };
+    let reply = build_reply(scratch, &query, &decision);
     send_reply(ctx, &transport, scratch, &query, &reply)?;
     Ok(decision.counter)
 }

@@ -8,8 +8,9 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray},
 };
 use meshdns_common::{
-    CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_ZONES,
-    NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, ServiceRecord, ZoneConfig,
+    CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_SEARCH_PATTERNS,
+    MAX_ZONES, NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, SearchPattern, ServiceRecord,
+    ZoneConfig,
 };
 
 use crate::MAX_HEADERS_LEN;
@@ -69,6 +70,17 @@ pub(crate) static ZONE: ArrayOfMaps<btf_maps::Array<ZoneConfig, MAX_ZONES>, 1> =
 /// The slot of the zone's array of maps that holds its array.
 pub(crate) const ZONE_SLOT: u32 = 0;
 
+/// The search-list expansions: `MAX_SEARCH_PATTERNS` patterns in the
+/// order they are tried (see `SearchPattern`), in the slot of a one-slot
+/// array of maps, replaced whole as the zones are. An empty slot, or a
+/// first pattern with no suffix, expands nothing.
+#[btf_map]
+pub(crate) static SEARCH: ArrayOfMaps<btf_maps::Array<SearchPattern, MAX_SEARCH_PATTERNS>, 1> =
+    ArrayOfMaps::new();
+
+/// The slot of the search array of maps that holds its array.
+pub(crate) const SEARCH_SLOT: u32 = 0;
+
 /// The interfaces the program is attached to, by ifindex, and their MACs:
 /// see `InterfaceMac`. An interface not in it (BPF_PROG_TEST_RUN's
 /// loopback) gets no MAC check. Not preallocated, as the names maps: an
@@ -99,6 +111,8 @@ pub(crate) struct Scratch {
     pub(crate) name_sum: u64,
     /// See `forget_exact_value`.
     pub(crate) laundry: u64,
+    /// What the answer program hands the search program.
+    pub(crate) handover: crate::handover::Handover,
 }
 
 #[map]

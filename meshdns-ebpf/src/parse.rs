@@ -25,6 +25,22 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
+    /// A transport as `parse_transport` found it, for the search program,
+    /// which takes it over.
+    pub(crate) fn new(l3: usize, ipv6: bool, l4: usize, msg_len: usize) -> Self {
+        Self {
+            l3,
+            ipv6,
+            l4,
+            msg_len,
+        }
+    }
+
+    /// Length of the DNS message.
+    pub(crate) fn msg_len(&self) -> usize {
+        self.msg_len
+    }
+
     /// Offset of the DNS message.
     pub(crate) fn dns(&self) -> usize {
         self.l4 + UDP_HDR_LEN
@@ -153,6 +169,12 @@ pub(crate) struct Query {
     /// 0 without an OPT record, else `EDNS_PRESENT`, with `EDNS_DO` if
     /// its DO bit is set.
     pub(crate) edns: u64,
+    /// For a search expansion, the length in wire format of its mesh name,
+    /// whose labels the question's name starts with (see `lookup_len`).
+    pub(crate) key_len: usize,
+    /// 0, or how a search expansion is answered: `SEARCH_CNAME` or
+    /// `SEARCH_NXDOMAIN`.
+    pub(crate) expansion: u64,
 }
 
 /// `Query::edns` bits.
@@ -172,6 +194,19 @@ impl Query {
 }
 
 impl Query {
+    /// Length in wire format of the name the table is asked for: the
+    /// question's, or a search expansion's mesh name. (Not one field: the
+    /// answer program would then have two names for one length, and what
+    /// the verifier learns of one it would learn of the other.)
+    #[inline(always)]
+    pub(crate) fn lookup_len(&self) -> usize {
+        if self.expansion == 0 {
+            self.name_len
+        } else {
+            self.key_len
+        }
+    }
+
     /// Offset of the first byte after the question.
     pub(crate) fn question_end(&self) -> usize {
         HDR_LEN + self.name_len + 4
@@ -250,6 +285,8 @@ pub(crate) fn parse_query(
         name_len,
         qtype: qtype as u64,
         edns: forget_exact_value(&mut scratch.laundry, edns as usize, 0x3) as u64,
+        key_len: 0,
+        expansion: 0,
     })
 }
 
@@ -289,10 +326,12 @@ fn read_qname(msg: &Msg, msg_len: usize, label_starts: &mut [u64; 4]) -> Result<
     Err(Counter::PassMalformed)
 }
 
-/// Writes the question's name, lowercased, into `scratch.key` (as many
-/// words of it as its length class uses), and the sum of the name as sent
-/// into `scratch.name_sum`; returns the query for what follows. Only for
-/// names in the zone: the others pass without a key or a lookup.
+/// Writes the key of the name to look up (`Query::key_len`) into
+/// `scratch.key`: the question's name, lowercased, as many words of it as
+/// its length class uses, cut to the mesh name for a search expansion;
+/// and the sum of the question's name as sent into `scratch.name_sum`.
+/// Returns the query for what follows. Only for names in a zone: the
+/// others pass without a key or a lookup.
 #[inline(always)]
 pub(crate) fn build_name_key(scratch: &mut Scratch, query: Query) -> Query {
     // The zone's check leaves each length of the apex knowing another
@@ -308,9 +347,48 @@ pub(crate) fn build_name_key(scratch: &mut Scratch, query: Query) -> Query {
     // and each word count within it, knows a different range of the sum.
     scratch.name_sum = name_sum;
     // And of the length: made one again for what follows.
+    let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
+    if query.expansion == 0 {
+        return Query { name_len, ..query };
+    }
+    // The search program's: the key cut to the mesh name, by copies of the
+    // lengths, so that what the cut's loop learns of them stays there.
+    let key_len = forget_exact_value(&mut scratch.laundry, query.key_len, 0xff);
+    let cut_at = forget_exact_value(&mut scratch.laundry, key_len, 0xff);
+    let cut_to = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
+    cut_key(&mut scratch.key, cut_at, cut_to);
     Query {
-        name_len: forget_exact_value(&mut scratch.laundry, name_len, 0xff),
+        name_len,
+        key_len,
         ..query
+    }
+}
+
+/// Cuts the key of a `name_len`-byte name to the `key_len`-byte name its
+/// labels start with: its first `key_len - 1` bytes are kept, and the
+/// rest, up to `name_len`, become zeros, the first of them the root label.
+///
+/// Each word's mask is computed without a branch: with one comparison per
+/// word against the cut, the verifier would walk each word once for each
+/// range of the cut it had learnt at the words before.
+#[inline(always)]
+fn cut_key(key: &mut NameKey, key_len: usize, name_len: usize) {
+    let kept = key_len as i64 - 1;
+    let words = key as *mut NameKey as *mut u64;
+    for w in 0..(MAX_NAME_LEN + 1) / 8 {
+        if 8 * w >= name_len {
+            break;
+        }
+        // How many of the word's bytes are kept, from 0 to 8.
+        let n = kept - 8 * w as i64;
+        let n = n & !(n >> 63);
+        let over = n - 8;
+        let n = (8 + (over & (over >> 63))) as u32;
+        // Byte order in memory is the name's: the low bytes come first.
+        // Two shifts, so that 8 bytes (a shift by 64) keeps them all.
+        let mask = !((u64::MAX << (4 * n)) << (4 * n));
+        // SAFETY: a NameKey is 256 bytes and 8-byte aligned; w < 32.
+        unsafe { *words.add(w) &= mask };
     }
 }
 

@@ -12,12 +12,12 @@ use aya_ebpf::{
 };
 use meshdns_common::Counter;
 
-use crate::answer::Reply;
 use crate::dns::*;
 use crate::maps::Scratch;
 use crate::never::{Never, happened};
 use crate::packet::*;
 use crate::parse::{Query, Transport};
+use crate::reply::Reply;
 use crate::verifier::forget_exact_value;
 use crate::{MAX_HEADERS_LEN, Outcome, checksum};
 
@@ -163,7 +163,7 @@ pub(crate) fn send_reply(
     // made one, so that what follows is walked once.
     let question_end = forget_exact_value(&mut scratch.laundry, query.question_end(), 0x1ff);
     let appended = Appended {
-        start: forget_exact_value(&mut scratch.laundry, reply.start, 0xf),
+        start: forget_exact_value(&mut scratch.laundry, reply.start, 0x1ff),
         len: forget_exact_value(&mut scratch.laundry, reply.appended_len(), 0x1ff),
         at: question_end,
     };
@@ -284,21 +284,22 @@ fn rewrite_frame(
     let l4 = transport.l4;
     let dns = transport.dns();
     let (start, question_end, appended) = (appended.start, appended.at, appended.len);
-    // Never empty (a record at least), but the helper wants it shown.
-    if appended == 0 {
-        return None;
-    }
-    // SAFETY: the section buffer holds 1024 bytes; start + appended < 528.
-    let stored = unsafe {
-        bpf_xdp_store_bytes(
-            ctx.ctx,
-            (dns + question_end) as u32,
-            scratch.section.bytes.as_mut_ptr().add(start) as *mut _,
-            appended as u32,
-        )
-    };
-    if stored != 0 {
-        return None;
+    // Empty for a search expansion's NXDOMAIN without EDNS: the question
+    // alone.
+    if appended > 0 {
+        // SAFETY: the section buffer holds 1024 bytes; start and appended
+        // are each below 512.
+        let stored = unsafe {
+            bpf_xdp_store_bytes(
+                ctx.ctx,
+                (dns + question_end) as u32,
+                scratch.section.bytes.as_mut_ptr().add(start) as *mut _,
+                appended as u32,
+            )
+        };
+        if stored != 0 {
+            return None;
+        }
     }
 
     let header = ptr_at_mut::<DnsHdr>(ctx, dns)?;

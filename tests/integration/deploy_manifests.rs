@@ -414,8 +414,9 @@ fn the_services_configmap_is_mounted_as_the_config_folder_and_holds_a_valid_file
     let text = str_of(&configmap["data"][key]);
     let parsed = meshdns::config::Config::parse(text);
     assert!(parsed.is_ok(), "{key}: {:?}", parsed.err());
-    // Its commented NodeLocal DNSCache-style forwarding, uncommented, is a
-    // valid file too, with the four zones it lists.
+    // Its commented NodeLocal DNSCache-style forwarding and search
+    // expansions, uncommented, are a valid file too, with the four zones
+    // and the three suffixes they list.
     let lines: Vec<&str> = text.lines().collect();
     let start = lines
         .iter()
@@ -436,6 +437,8 @@ fn the_services_configmap_is_mounted_as_the_config_folder_and_holds_a_valid_file
         .map(|z| z.shown())
         .collect();
     assert_eq!(zones, ["cluster.local", "in-addr.arpa", "ip6.arpa", "."]);
+    assert!(services.search.is_on(), "{example}");
+    assert_eq!(services.search.suffixes.len(), 3, "{example}");
 }
 
 /// What the agent needs, shown by the proof below; the manifests and the

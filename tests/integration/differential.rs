@@ -315,3 +315,85 @@ fn names_outside_the_zones_answer_alike_and_their_nodata_is_the_resolvers() {
     );
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+/// Search-list expansions of mesh names answer alike in both paths, in
+/// both modes: the CNAME chain (records, or the SOA for a family the mesh
+/// name lacks) and NXDOMAIN, with and without EDNS, in mixed case. What
+/// the fast path never answers, the resolver answers by the same rule: a
+/// TXT under a suffix gets the CNAME and the mesh zone's SOA, a CNAME
+/// query the CNAME alone; names under a suffix that are no mesh name are
+/// passed and forwarded.
+#[test]
+fn search_expansions_answer_alike_in_both_paths_rfc1034_3_6_2() {
+    let dig = Opt::dig();
+    for answer in ["cname", "nxdomain"] {
+        let text = services(
+            &format!(
+                "ttl: 45\nsearch:\n  suffixes: [\"*.svc.cluster.local\", svc.cluster.local, cluster.local]\n  answer: {answer}\n"
+            ),
+            "",
+        );
+        let (mut fast_path, table) = fixtures::loaded_fast_path(&text);
+        let resolver = fixtures::offline_resolver(table.clone());
+        let runtime = runtime();
+        let mut differences = Vec::new();
+        for (description, query) in [
+            (
+                "A",
+                Query::new("redis.mesh.default.svc.cluster.local", TYPE_A),
+            ),
+            (
+                "AAAA, EDNS",
+                Query::new("redis.mesh.svc.cluster.local", TYPE_AAAA).with_opt(dig.clone()),
+            ),
+            (
+                "0x20",
+                Query::new("WeB.Mesh.Default.SVC.Cluster.Local", TYPE_A),
+            ),
+            (
+                "a family it lacks",
+                Query::new("web.mesh.cluster.local", TYPE_AAAA),
+            ),
+            (
+                "eight, EDNS",
+                Query::new("eight.mesh.ns.svc.cluster.local", TYPE_AAAA).with_opt(dig.clone()),
+            ),
+        ] {
+            differences.extend(difference(
+                &mut fast_path,
+                &resolver,
+                &runtime,
+                &format!("{answer}: {description}"),
+                &query,
+            ));
+        }
+        differences.extend(
+            [
+                "nope.mesh.default.svc.cluster.local",
+                "redis.default.svc.cluster.local",
+                "redis.mesh.example.org",
+            ]
+            .map(|name| Query::new(name, TYPE_A))
+            .iter()
+            .filter_map(|query| not_ours(&mut fast_path, &table, query)),
+        );
+        assert!(differences.is_empty(), "{}", differences.join("\n"));
+
+        // The resolver's own: other types, by the same rule.
+        for (qtype, want_answers, want_authorities) in [(TYPE_TXT, 1, 1), (TYPE_CNAME, 1, 0)] {
+            let query = Query::new("redis.mesh.default.svc.cluster.local", qtype);
+            let reply = userspace(&resolver, &runtime, &query);
+            let (rcode, answers, authorities) = match answer {
+                "cname" => (ResponseCode::NoError, want_answers, want_authorities),
+                _ => (ResponseCode::NXDomain, 0, 0),
+            };
+            assert!(
+                reply.metadata.response_code == rcode
+                    && reply.answers.len() == answers
+                    && reply.authorities.len() == authorities
+                    && !reply.metadata.authoritative,
+                "{answer}: type {qtype}: {reply:?}"
+            );
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode},
-    rr::{RData, Record, rdata},
+    rr::{Name, RData, Record, rdata},
 };
 
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -24,7 +24,9 @@ pub const UDP: usize = IP + 20;
 pub const DNS: usize = UDP + 8;
 
 pub const TYPE_A: u16 = 1;
+pub const TYPE_CNAME: u16 = 5;
 pub const TYPE_MX: u16 = 15;
+pub const TYPE_TXT: u16 = 16;
 pub const TYPE_AAAA: u16 = 28;
 pub const CLASS_IN: u16 = 1;
 pub const CLASS_CH: u16 = 3;
@@ -188,52 +190,120 @@ impl Query {
         apex_labels: usize,
     ) -> Vec<u8> {
         let flags = QR | AA | RA | (self.flags & (RD | CD)) | rcode;
+        let mut dns = self.reply_head(flags, [0, 1]);
+        // Offsets of the name's labels; the apex is its last apex_labels.
+        let starts = label_starts(&self.name);
+        let apex_at = 12 + starts[starts.len() - 1 - apex_labels];
+        dns.extend((0xc000 | apex_at as u16).to_be_bytes());
+        dns.extend(soa_rr);
+        self.push_opt(&mut dns);
+        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
+    }
+
+    /// The frame of a search expansion's answer (`<mesh name>.<suffix>`),
+    /// built with hickory-proto as `expected_reply` is: not authoritative,
+    /// a CNAME from the question's name as sent to `target` (lowercased),
+    /// then `addrs` owned by the target, all with `ttl`.
+    pub fn expected_cname_reply(&self, target: &str, addrs: &[IpAddr], ttl: u32) -> Vec<u8> {
+        self.hickory_reply(Some(target), addrs, ttl)
+    }
+
+    /// The frame of a search expansion's answer for a family the mesh name
+    /// lacks, built by hand: not authoritative, NOERROR, the CNAME (owner a
+    /// pointer to the question, the target `target_wire` written whole, TTL
+    /// `ttl`), and the zone's SOA (`soa_rr`, from TYPE on) owned by a
+    /// pointer to the target's last `apex_labels` labels.
+    pub fn expected_cname_nodata(
+        &self,
+        target_wire: &[u8],
+        ttl: u32,
+        soa_rr: &[u8],
+        apex_labels: usize,
+    ) -> Vec<u8> {
+        let flags = QR | RA | (self.flags & (RD | CD));
+        let mut dns = self.reply_head(flags, [1, 1]);
+        dns.extend([0xc0, 12, 0, 5, 0, 1]);
+        dns.extend(ttl.to_be_bytes());
+        dns.extend((target_wire.len() as u16).to_be_bytes());
+        let target_at = dns.len();
+        dns.extend(target_wire);
+        let starts = label_starts(target_wire);
+        let apex_at = target_at + starts[starts.len() - 1 - apex_labels];
+        dns.extend((0xc000 | apex_at as u16).to_be_bytes());
+        dns.extend(soa_rr);
+        self.push_opt(&mut dns);
+        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
+    }
+
+    /// The frame of a search expansion's NXDOMAIN, built by hand: not
+    /// authoritative, the question alone (no SOA: the asked name's zone is
+    /// not ours), and our OPT if the query had one.
+    pub fn expected_search_nxdomain(&self) -> Vec<u8> {
+        let flags = QR | RA | (self.flags & (RD | CD)) | 3;
+        let mut dns = self.reply_head(flags, [0, 0]);
+        self.push_opt(&mut dns);
+        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
+    }
+
+    /// A reply's header (`flags`, one question, `[ancount, nscount]`, an
+    /// OPT if the query had one) and the question as sent.
+    fn reply_head(&self, flags: u16, counts: [u16; 2]) -> Vec<u8> {
         let mut dns = Vec::new();
         dns.extend(self.id.to_be_bytes());
         dns.extend(flags.to_be_bytes());
-        dns.extend([0, 1, 0, 0, 0, 1]);
+        dns.extend(1u16.to_be_bytes());
+        for count in counts {
+            dns.extend(count.to_be_bytes());
+        }
         dns.extend((self.opt.is_some() as u16).to_be_bytes());
         dns.extend(&self.name);
         dns.extend(self.qtype.to_be_bytes());
         dns.extend(self.qclass.to_be_bytes());
-        // Offsets of the name's labels; the apex is its last apex_labels.
-        let mut starts = vec![];
-        let mut at = 0;
-        while self.name[at] != 0 {
-            starts.push(at);
-            at += 1 + self.name[at] as usize;
-        }
-        starts.push(at);
-        let apex_at = 12 + starts[starts.len() - 1 - apex_labels];
-        dns.extend((0xc000 | apex_at as u16).to_be_bytes());
-        dns.extend(soa_rr);
+        dns
+    }
+
+    /// Our OPT record, if the query had one: payload 1232, the DO bit echoed.
+    fn push_opt(&self, dns: &mut Vec<u8>) {
         if let Some(opt) = &self.opt {
             dns.extend([0, 0, 41, 0x04, 0xd0, 0, 0]);
             dns.extend((if opt.do_bit { 0x8000u16 } else { 0 }).to_be_bytes());
             dns.extend([0, 0]);
         }
-        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
     }
 
     /// The frame the fast path must send back: built with hickory-proto from
     /// the query as hickory decodes it, so name case and order are the
     /// client's. `addrs` are the answers in order; `ttl` their TTL.
     pub fn expected_reply(&self, addrs: &[IpAddr], ttl: u32) -> Vec<u8> {
+        self.hickory_reply(None, addrs, ttl)
+    }
+
+    /// The reply hickory-proto encodes for the query: authoritative with
+    /// `addrs` owned by the question's name, or, with a CNAME `target`, not
+    /// authoritative, the CNAME owned by the question's name and `addrs`
+    /// by the target.
+    fn hickory_reply(&self, target: Option<&str>, addrs: &[IpAddr], ttl: u32) -> Vec<u8> {
         let query = Message::from_vec(&self.to_bytes()).expect("hickory decodes the query");
         let question = query.queries[0].clone();
         let mut reply = Message::new(self.id, MessageType::Response, OpCode::Query);
-        reply.metadata.authoritative = true;
+        reply.metadata.authoritative = target.is_none();
         reply.metadata.recursion_desired = self.flags & RD != 0;
         reply.metadata.recursion_available = true;
         reply.metadata.checking_disabled = self.flags & CD != 0;
-        let name = question.name().clone();
+        let mut owner = question.name().clone();
         reply.add_query(question);
+        if let Some(target) = target {
+            let target = Name::from_ascii(target).expect("a name");
+            let cname = RData::CNAME(rdata::CNAME(target.clone()));
+            reply.add_answer(Record::from_rdata(owner, ttl, cname));
+            owner = target;
+        }
         for addr in addrs {
             let rdata = match addr {
                 IpAddr::V4(a) => RData::A(rdata::A(*a)),
                 IpAddr::V6(a) => RData::AAAA(rdata::AAAA(*a)),
             };
-            reply.add_answer(Record::from_rdata(name.clone(), ttl, rdata));
+            reply.add_answer(Record::from_rdata(owner.clone(), ttl, rdata));
         }
         if let Some(opt) = &self.opt {
             let mut edns = Edns::new();
@@ -245,6 +315,18 @@ impl Query {
         let dns = reply.to_vec().expect("hickory encodes the reply");
         frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
     }
+}
+
+/// Offsets of a wire name's labels, its root label's included.
+fn label_starts(wire: &[u8]) -> Vec<usize> {
+    let mut starts = vec![];
+    let mut at = 0;
+    while wire[at] != 0 {
+        starts.push(at);
+        at += 1 + wire[at] as usize;
+    }
+    starts.push(at);
+    starts
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -90,6 +90,10 @@ pub enum ConfigErrorKind {
         zone: String,
         upstream: std::net::SocketAddr,
     },
+    #[error("search: suffix {suffix:?}: {why}")]
+    SearchSuffix { suffix: String, why: String },
+    #[error("search: answer is not off, but there are no suffixes")]
+    SearchNoSuffixes,
     #[error("services {first:?} and {second:?} both answer for {dns_name}")]
     DuplicateName {
         first: String,
@@ -141,6 +145,8 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
         | ConfigErrorKind::ForwardUpstream { zone, .. }
         | ConfigErrorKind::ForwardZone { zone, .. }
         | ConfigErrorKind::ForwardToItself { zone, .. } => Needle::Forward(zone.clone()),
+        ConfigErrorKind::SearchSuffix { suffix, .. } => Needle::Text(suffix.clone()),
+        ConfigErrorKind::SearchNoSuffixes => key("search"),
         ConfigErrorKind::Read(_) | ConfigErrorKind::Yaml(_) => return None,
     };
     text.lines()

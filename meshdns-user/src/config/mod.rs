@@ -15,6 +15,7 @@
 
 mod error;
 pub mod forward;
+pub mod search;
 mod validate;
 mod zone;
 
@@ -75,6 +76,10 @@ pub struct Config {
     /// every name to `--upstream`, or the node's resolv.conf.
     #[serde(default)]
     pub forward: Vec<forward::ForwardConfig>,
+    /// The search-list expansions of mesh names answered here (`<mesh
+    /// name>.<suffix>`); default none.
+    #[serde(default)]
+    pub search: search::SearchConfig,
     /// How long past their TTL cached answers may be served while every
     /// upstream fails (RFC 8767); default 1 day.
     #[serde(default = "default_stale_max")]

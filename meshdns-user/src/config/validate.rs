@@ -35,6 +35,8 @@ pub struct Services {
     /// In file order, which is their order of precedence.
     pub sources: Vec<Source>,
     pub resolver: ResolverSettings,
+    /// The search-list expansions answered from the table.
+    pub search: super::search::Search,
 }
 
 /// One service of the file, checked.
@@ -100,6 +102,8 @@ impl Config {
             return Err(ConfigErrorKind::Ttl(self.ttl));
         }
         let zones = self.zones()?;
+        let apexes: Vec<&[u8]> = zones.iter().map(ZoneConfig::apex_wire).collect();
+        let search = super::search::check(&self.search, &apexes)?;
         let zone = self.zone();
         let pools = self.pools()?;
         let resolver = ResolverSettings {
@@ -163,6 +167,7 @@ impl Config {
             services,
             sources,
             resolver,
+            search,
         })
     }
 

@@ -29,10 +29,13 @@ use std::{path::PathBuf, sync::Arc};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData},
+    maps::{Array, MapData, ProgramArray},
     programs::Xdp,
 };
-use meshdns_common::{ANSWER_PROGRAM, NAMES_MAPS, ZONE_MAP, ZoneConfig};
+use meshdns_common::{
+    ANSWER_PROGRAM, NAMES_MAPS, SEARCH_MAP, SEARCH_PROGRAM, SEARCH_PROGRAM_MAP, SearchPattern,
+    ZONE_MAP, ZoneConfig,
+};
 
 pub use attach::{AttachMode, Attachment, remove_link_pin};
 pub use counters::Counters;
@@ -64,6 +67,10 @@ pub struct FastPath {
     /// known (see [`FastPath::set_zone`]).
     zone: Slot,
     zone_map: Option<Array<MapData, ZoneConfig>>,
+    /// The search expansions' array of maps, and the array in its slot, if
+    /// known (see [`FastPath::set_search`]).
+    search: Slot,
+    search_map: Option<Array<MapData, SearchPattern>>,
 }
 
 impl FastPath {
@@ -95,7 +102,7 @@ impl FastPath {
     /// the counters of the program that serves.
     pub fn load_beside(pins: &Pins) -> Result<Self> {
         let mut loader = EbpfLoader::new();
-        for name in NAMES_MAPS.into_iter().chain([ZONE_MAP]) {
+        for name in NAMES_MAPS.into_iter().chain([ZONE_MAP, SEARCH_MAP]) {
             let path = pins.map(name);
             if !path.exists() {
                 // map_pin_path would create and pin an empty map there.
@@ -112,6 +119,7 @@ impl FastPath {
     fn load_with(loader: &mut EbpfLoader<'_>, pins: Option<&Pins>, role: Role) -> Result<Self> {
         let mut ebpf = loader.load(EBPF_OBJECT)?;
         load_program(Self::xdp(&mut ebpf)?)?;
+        link_search_program(&mut ebpf)?;
         let [short, medium, long, full] =
             NAMES_MAPS.map(|name| ebpf.take_map(name).ok_or(FastPathError::Missing(name)));
         let names = NameMaps::new(
@@ -126,6 +134,13 @@ impl FastPath {
             pins.map(|pins| pins.slot_map(ZONE_MAP)),
         )?;
         let zone_map = sync::zone_array(&zone, role)?;
+        let search = Slot::open(
+            ebpf.take_map(SEARCH_MAP)
+                .ok_or(FastPathError::Missing(SEARCH_MAP))?,
+            SEARCH_MAP,
+            pins.map(|pins| pins.slot_map(SEARCH_MAP)),
+        )?;
+        let search_map = sync::search_array(&search, role)?;
         Ok(Self {
             ebpf,
             names,
@@ -133,6 +148,8 @@ impl FastPath {
             in_kernel: None,
             zone,
             zone_map,
+            search,
+            search_map,
         })
     }
 
@@ -156,6 +173,46 @@ impl FastPath {
     /// The object's other programs and maps, for tests and tools.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
+    }
+}
+
+/// Loads the search program and puts it in the answer program's program
+/// array, which the answer program tail-calls for names in no zone. The
+/// array stays in `ebpf` (and, for the agent, pinned): the kernel empties
+/// a program array that no process holds.
+fn link_search_program(ebpf: &mut Ebpf) -> Result<()> {
+    let program: &mut Xdp = ebpf
+        .program_mut(SEARCH_PROGRAM)
+        .ok_or(FastPathError::Missing(SEARCH_PROGRAM))?
+        .try_into()
+        .map_err(FastPathError::Program)?;
+    load_program(program)?;
+    let fd = program
+        .fd()
+        .map_err(FastPathError::Program)?
+        .try_clone()
+        .map_err(|source| FastPathError::Io {
+            path: SEARCH_PROGRAM.into(),
+            source,
+        })?;
+    let map = ebpf
+        .map_mut(SEARCH_PROGRAM_MAP)
+        .ok_or(FastPathError::Missing(SEARCH_PROGRAM_MAP))?;
+    let mut array = ProgramArray::try_from(map).map_err(map_error(SEARCH_PROGRAM_MAP))?;
+    array
+        .set(0, &fd, 0)
+        .map_err(map_error(SEARCH_PROGRAM_MAP))?;
+    Ok(())
+}
+
+/// The search program, e.g. for its instruction counts.
+impl FastPath {
+    pub fn search_program(&mut self) -> Result<&mut Xdp> {
+        self.ebpf
+            .program_mut(SEARCH_PROGRAM)
+            .ok_or(FastPathError::Missing(SEARCH_PROGRAM))?
+            .try_into()
+            .map_err(FastPathError::Program)
     }
 }
 

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use aya::maps::{Array, IterableMap as _, Map, MapData};
-use meshdns_common::{MAX_ZONES, NameKey, ServiceRecord, ZONE_MAP, ZoneConfig};
+use meshdns_common::{
+    MAX_SEARCH_PATTERNS, MAX_ZONES, NameKey, SEARCH_MAP, SearchPattern, ServiceRecord, ZONE_MAP,
+    ZoneConfig,
+};
 
 use super::{
     FastPath, Result, map_error,
@@ -41,6 +44,13 @@ impl FastPath {
         // about to be added would be NXDOMAIN). A failed sync leaves it so.
         let zones = table.zone_entries();
         let zone_changes = self.zones()? != Some(zones);
+        // The search patterns name zones by their index: none while the
+        // zones change, the new ones once the zones are set.
+        let patterns = table.search_patterns();
+        let search_changes = zone_changes || self.search_patterns() != Some(patterns);
+        if search_changes {
+            self.set_search(&[SearchPattern::NONE; MAX_SEARCH_PATTERNS])?;
+        }
         if zone_changes {
             self.set_zones(&[ZoneConfig::NONE; MAX_ZONES])?;
         }
@@ -110,6 +120,9 @@ impl FastPath {
         if zone_changes {
             self.set_zones(&zones)?;
         }
+        if search_changes {
+            self.set_search(&patterns)?;
+        }
         self.in_kernel = Some(table);
         Ok(report)
     }
@@ -132,6 +145,45 @@ impl FastPath {
         self.zone_map = Some(map);
         Ok(())
     }
+}
+
+impl FastPath {
+    /// The search patterns the program uses now, if they can be known.
+    fn search_patterns(&self) -> Option<[SearchPattern; MAX_SEARCH_PATTERNS]> {
+        self.search_map.as_ref().and_then(search_entries)
+    }
+
+    /// Replaces the search patterns the program uses, in one update, as
+    /// [`FastPath::set_zones`] replaces the zones.
+    pub fn set_search(&mut self, patterns: &[SearchPattern; MAX_SEARCH_PATTERNS]) -> Result<()> {
+        let mut map: Array<MapData, SearchPattern> =
+            Array::create(MAX_SEARCH_PATTERNS as u32, 0).map_err(map_error(SEARCH_MAP))?;
+        for (index, pattern) in (0..).zip(patterns) {
+            map.set(index, pattern, 0).map_err(map_error(SEARCH_MAP))?;
+        }
+        self.search.put(map.map())?;
+        self.search_map = Some(map);
+        Ok(())
+    }
+}
+
+/// Every entry of a search array, if each can be read.
+pub fn search_entries(
+    map: &Array<MapData, SearchPattern>,
+) -> Option<[SearchPattern; MAX_SEARCH_PATTERNS]> {
+    let mut patterns = [SearchPattern::NONE; MAX_SEARCH_PATTERNS];
+    for (index, pattern) in (0..).zip(&mut patterns) {
+        *pattern = map.get(&index, 0).ok()?;
+    }
+    Some(patterns)
+}
+
+/// The search array in the search slot, if it can be had.
+pub fn search_array(search: &Slot, role: Role) -> Result<Option<Array<MapData, SearchPattern>>> {
+    search
+        .current(role)?
+        .map(|map| Array::try_from(Map::Array(map)).map_err(map_error(SEARCH_MAP)))
+        .transpose()
 }
 
 /// Every entry of a zones array, if each can be read.

@@ -20,11 +20,13 @@ use std::{
 
 use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
 use meshdns_common::{
-    COUNTERS_MAP, MAX_ZONES, NAMES_MAPS, NameKey, ServiceRecord, ZONE_MAP, ZoneConfig,
+    COUNTERS_MAP, MAX_SEARCH_PATTERNS, MAX_ZONES, NAMES_MAPS, NameKey, SEARCH_MAP, SearchPattern,
+    ServiceRecord, ZONE_MAP, ZoneConfig,
 };
 use serde::Serialize;
 
 use crate::{
+    config::search::Search,
     dns_name,
     fastpath::{self, Counters, FastPathError, NameMaps, Pins, Role, Slot},
     source::provenance::Provenance,
@@ -72,6 +74,8 @@ pub struct Pinned {
     /// The one-entry array in the zone's slot; `None`: none, or it cannot
     /// be had (see `Slot::current`).
     zone: Option<Array<MapData, ZoneConfig>>,
+    /// The array in the search slot, likewise.
+    search: Option<Array<MapData, SearchPattern>>,
     counters: PerCpuArray<MapData, u64>,
 }
 
@@ -121,6 +125,14 @@ impl Pinned {
                 )?,
                 Role::Reading,
             )?,
+            search: fastpath::sync::search_array(
+                &Slot::open(
+                    Map::ArrayOfMaps(open(SEARCH_MAP)?),
+                    SEARCH_MAP,
+                    Some(pins.slot_map(SEARCH_MAP)),
+                )?,
+                Role::Reading,
+            )?,
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
                 .map_err(error(COUNTERS_MAP))?,
         })
@@ -147,11 +159,32 @@ impl Pinned {
     }
 
     /// As much of the kernel's table as the resolver's rules consult for a
-    /// query for `key`: the zone, and that name if it is there. Reading
-    /// every name would take seconds at a million.
+    /// query for `key`: the zones and search expansions, that name if it is
+    /// there, and the mesh name it expands to, if any. Reading every name
+    /// would take seconds at a million.
     pub fn table_for(&self, key: &NameKey) -> Result<Table> {
+        let zones = self.zones()?;
+        let search = Search::from_patterns(
+            &self
+                .search
+                .as_ref()
+                .and_then(fastpath::sync::search_entries)
+                .unwrap_or([SearchPattern::NONE; MAX_SEARCH_PATTERNS]),
+        );
         let record = self.names.get(key)?.map(|record| (*key, record));
-        Ok(Table::from_kernel(&self.zones()?, record))
+        let zones_only = Table::from_kernel(&zones, search.clone(), None);
+        let mesh_name = match zones_only.expand(key.as_wire()) {
+            Some(expansion) => {
+                let key = expansion.key;
+                self.names.get(&key)?.map(|record| (key, record))
+            }
+            None => None,
+        };
+        Ok(Table::from_kernel(
+            &zones,
+            search,
+            record.into_iter().chain(mesh_name),
+        ))
     }
 
     pub fn counters(&self) -> Result<Counters> {

@@ -7,13 +7,16 @@ use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, ResponseCode},
     rr::{
         Name, RData, Record, RecordType,
-        rdata::{A, AAAA, HINFO},
+        rdata::{A, AAAA, CNAME, HINFO},
     },
     serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _},
 };
 use meshdns_common::{EDNS_UDP_PAYLOAD_SIZE, NameKey, ZoneConfig};
 
-use crate::table::{Entry, Table};
+use crate::{
+    config::search::SearchAnswer,
+    table::{Entry, Table},
+};
 
 /// What the zone says about a query.
 pub enum Verdict {
@@ -77,7 +80,17 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
         return Verdict::Forward;
     };
     let Some(zone) = zones.of_name(name) else {
-        return exact_answer(table, &key, query);
+        // As the fast path: one of the names outside the zones with an
+        // address of the family, else a search expansion, else that name's
+        // NODATA or the upstreams'.
+        let exact = exact_answer(table, &key, query);
+        if matches!(&exact, Verdict::Answer(reply) if !reply.answers.is_empty()) {
+            return exact;
+        }
+        return match expansion_answer(table, zones, query, &key) {
+            Some(reply) => Verdict::Answer(reply),
+            None => exact,
+        };
     };
     let mut reply = reply_to(query);
     let entry = match table.get(&key) {
@@ -89,10 +102,18 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
         }
         None => return Verdict::Forward,
     };
+    add_records(&mut reply, zone, name, entry, question.query_type());
+    Verdict::Answer(reply)
+}
+
+/// The records of `entry` (the table's for `name`, in `zone`) of type
+/// `qtype` into `reply`'s answers, or, lacking them, the zone's SOA into
+/// its authority section (NODATA).
+fn add_records(reply: &mut Message, zone: &Zone, name: &Name, entry: &Entry, qtype: RecordType) {
     let ttl = entry.record.ttl;
     let record = |data: RData| Record::from_rdata(name.clone(), ttl, data);
     let (v4, v6) = address_records(name, entry);
-    let answers: Vec<Record> = match question.query_type() {
+    let answers: Vec<Record> = match qtype {
         RecordType::A => v4,
         RecordType::AAAA => v6,
         // RFC 8482 §4.2: a subset of the records, or a synthesized HINFO
@@ -120,7 +141,45 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
     } else {
         reply.add_answers(answers);
     }
-    Verdict::Answer(reply)
+}
+
+/// The answer to a search-list expansion of a name of the table (see
+/// [`Table::expand`]), as the fast path gives it for A and AAAA: not
+/// authoritative (the asked name is in another server's zone), and
+/// either NXDOMAIN, or a CNAME to the mesh name, owned by the asked name
+/// as spelled, followed by the mesh name's records of the asked type or
+/// its zone's SOA (a query for the CNAME itself, or ANY, gets the CNAME
+/// alone). `None` if the name expands to no name the table holds: the
+/// upstreams', as the fast path passes it.
+fn expansion_answer(
+    table: &Table,
+    zones: &Zones,
+    query: &Message,
+    key: &NameKey,
+) -> Option<Message> {
+    let expansion = table.expand(key.as_wire())?;
+    let entry = table.get(&expansion.key)?;
+    let mut reply = reply_to(query);
+    reply.metadata.authoritative = false;
+    match expansion.answer {
+        SearchAnswer::Off => return None,
+        SearchAnswer::Nxdomain => reply.metadata.response_code = ResponseCode::NXDomain,
+        SearchAnswer::Cname => {
+            let question = &query.queries[0];
+            let mut decoder = BinDecoder::new(expansion.key.as_wire());
+            let mesh_name = Name::read(&mut decoder).ok()?;
+            reply.add_answer(Record::from_rdata(
+                question.name().clone(),
+                entry.record.ttl,
+                RData::CNAME(CNAME(mesh_name.clone())),
+            ));
+            if !matches!(question.query_type(), RecordType::CNAME | RecordType::ANY) {
+                let zone = zones.of_name(&mesh_name)?;
+                add_records(&mut reply, zone, &mesh_name, entry, question.query_type());
+            }
+        }
+    }
+    Some(reply)
 }
 
 /// A name outside every zone that the table holds (a source's host,

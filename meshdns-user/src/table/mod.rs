@@ -3,6 +3,7 @@
 //! (`merge`).
 
 mod merge;
+mod search;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -16,12 +17,13 @@ use meshdns_common::{
 };
 
 use crate::{
-    config::{ConfigErrorKind, Services, located},
+    config::{ConfigErrorKind, Services, located, search::Search},
     dns_name,
     vip::{AllocError, Request, State},
 };
 
 pub use merge::{Merged, SourceNames};
+pub use search::Expansion;
 
 /// One name of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct Table {
     /// Whether some names are in no zone (a source's hosts, answered as
     /// written): the program looks names outside the zones up only then.
     exact_names: bool,
+    /// The search-list expansions of its names (see [`Table::expand`]).
+    search: Search,
 }
 
 impl Table {
@@ -128,6 +132,7 @@ impl Table {
         }
         let table = Self {
             exact_names: entries.keys().any(|key| zone_of(&zones, key).is_none()),
+            search: services.search,
             zones,
             class_counts: class_counts(entries.keys().map(|k| &**k)),
             entries,
@@ -141,6 +146,7 @@ impl Table {
     /// need no services file. The kernel knows no service names.
     pub fn from_kernel(
         zones: &[ZoneConfig; MAX_ZONES],
+        search: Search,
         records: impl IntoIterator<Item = (NameKey, ServiceRecord)>,
     ) -> Self {
         let entries: BTreeMap<Box<[u8]>, Entry> = records
@@ -162,6 +168,7 @@ impl Table {
             entries,
             sources: Vec::new(),
             exact_names: zones[0].flags & ZONE_EXACT_NAMES != 0,
+            search,
         }
     }
 
@@ -194,10 +201,14 @@ impl Table {
         entries
     }
 
-    /// Whether `wire` is ours to answer: in a zone, or one of the names
-    /// outside them.
+    /// Whether `wire` is ours to answer: in a zone, one of the names
+    /// outside them, or a search expansion of a name of the table.
     pub fn answers_for(&self, wire: &[u8]) -> bool {
-        self.zone_of(wire).is_some() || (self.exact_names && self.entries.contains_key(wire))
+        self.zone_of(wire).is_some()
+            || (self.exact_names && self.entries.contains_key(wire))
+            || self
+                .expand(wire)
+                .is_some_and(|expansion| self.get(&expansion.key).is_some())
     }
 
     /// The zone `wire` (a name in wire format, lowercased) is in, if any:

@@ -22,6 +22,18 @@ fn soa_rr() -> Vec<u8> {
     rr
 }
 
+/// The IPv4 VIPs of the fixtures' `eight`.
+const EIGHT_V4: [&str; 8] = [
+    "240.0.1.1",
+    "240.0.1.2",
+    "240.0.1.3",
+    "240.0.1.4",
+    "240.0.1.5",
+    "240.0.1.6",
+    "240.0.1.7",
+    "240.0.1.8",
+];
+
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
@@ -37,7 +49,14 @@ pub(super) enum Zone {
     Forwarding,
     /// `authoritative: true`: unknown names in the zone get NXDOMAIN.
     Authoritative,
+    /// As `Forwarding`, with the search expansions answered NXDOMAIN
+    /// (`answer: nxdomain`); the others answer them with a CNAME.
+    NxdomainSearch,
 }
+
+/// The fixtures' search suffixes, as a pod in Kubernetes has them.
+pub(super) const SEARCH_SUFFIXES: &str =
+    "[\"*.svc.cluster.local\", svc.cluster.local, cluster.local]";
 
 pub(super) enum Expect {
     /// XDP_TX with exactly these bytes, counted under this counter.
@@ -109,16 +128,7 @@ fn in_zone(mut fixture: Fixture, zone: Zone) -> Fixture {
 
 pub(super) fn fixtures() -> Vec<Fixture> {
     let redis_a = || Query::new("redis.mesh", TYPE_A);
-    let eight_v4 = [
-        "240.0.1.1",
-        "240.0.1.2",
-        "240.0.1.3",
-        "240.0.1.4",
-        "240.0.1.5",
-        "240.0.1.6",
-        "240.0.1.7",
-        "240.0.1.8",
-    ];
+    let eight_v4 = EIGHT_V4;
     let eight_v6 = [
         "fd00::1", "fd00::2", "fd00::3", "fd00::4", "fd00::5", "fd00::6", "fd00::7", "fd00::8",
     ];
@@ -480,5 +490,132 @@ pub(super) fn fixtures() -> Vec<Fixture> {
     let mut fragment = redis_a().frame();
     patch_u16(&mut fragment, IP + 6, 0x2000);
     cases.push(pass("IPv4 fragment (MF)", fragment, Counter::PassIpOptions));
+    cases.extend(search_expansions());
     cases
+}
+
+/// A search expansion answered with a CNAME to `target` and `addrs`.
+fn expansion(description: &'static str, query: Query, target: &str, addrs: &[&str]) -> Fixture {
+    Fixture {
+        description,
+        zone: Zone::Forwarding,
+        input: query.frame(),
+        expect: Expect::Tx(
+            query.expected_cname_reply(target, &ips(addrs), 60),
+            Counter::AnsweredSearchCname,
+        ),
+    }
+}
+
+/// The search-list expansions of mesh names (`<mesh name>.<suffix>`), each
+/// named after what it checks: CoreDNS's autopath answer (RFC 1034 §3.6.2:
+/// a CNAME, then the target's records, RFC 2308 §2.2 for a family it
+/// lacks), with and without EDNS, under each kind of suffix, in mixed case
+/// (the question as sent, the target as the table has it); NXDOMAIN in
+/// that mode (RFC 8020's "the client tries the next search domain"); and
+/// the names under a suffix that are no mesh name, passed.
+fn search_expansions() -> Vec<Fixture> {
+    let first = "redis.mesh.default.svc.cluster.local";
+    vec![
+        expansion(
+            "RFC 1034 §3.6.2: A under *.svc.cluster.local: CNAME, then the target's A",
+            Query::new(first, TYPE_A),
+            "redis.mesh.",
+            &["240.0.0.100"],
+        ),
+        expansion(
+            "RFC 6891: AAAA expansion with EDNS gets OPT after the chain",
+            Query::new(first, TYPE_AAAA).with_opt(Opt::dig()),
+            "redis.mesh.",
+            &["fd00:fd00::100"],
+        ),
+        expansion(
+            "DNS 0x20: the question keeps the client's case, the target is the table's",
+            Query::new("ReDiS.MeSh.DeFault.SVC.cluster.LOCAL", TYPE_A),
+            "redis.mesh.",
+            &["240.0.0.100"],
+        ),
+        expansion(
+            "under svc.cluster.local (no wildcard label), eight A",
+            Query::new("eight.mesh.svc.cluster.local", TYPE_A),
+            "eight.mesh.",
+            &EIGHT_V4,
+        ),
+        expansion(
+            "under cluster.local, a dotted Kuma name, over IPv6",
+            Query::new(
+                "echo-server.echo-example.svc.1010.mesh.cluster.local",
+                TYPE_A,
+            )
+            .over(Link::ipv6()),
+            "echo-server.echo-example.svc.1010.mesh.",
+            &["240.0.0.104"],
+        ),
+        {
+            let query = Query::new("web.mesh.kube-system.svc.cluster.local", TYPE_AAAA)
+                .with_opt(Opt::dig());
+            Fixture {
+                description: "RFC 2308 §2.2: a family the target lacks: the CNAME, and its zone's SOA",
+                zone: Zone::Forwarding,
+                input: query.frame(),
+                expect: Expect::Tx(
+                    query.expected_cname_nodata(&wire_name("web.mesh"), 60, &soa_rr(), 1),
+                    Counter::AnsweredSearchCname,
+                ),
+            }
+        },
+        {
+            let query = Query::new("redis.mesh.svc.cluster.local", TYPE_A);
+            Fixture {
+                description: "answer: nxdomain: NXDOMAIN, the question alone, not authoritative",
+                zone: Zone::NxdomainSearch,
+                input: query.frame(),
+                expect: Expect::Tx(
+                    query.expected_search_nxdomain(),
+                    Counter::AnsweredSearchNxdomain,
+                ),
+            }
+        },
+        {
+            let query =
+                Query::new("web.mesh.default.svc.cluster.local", TYPE_AAAA).with_opt(Opt::dig());
+            Fixture {
+                description: "answer: nxdomain, with EDNS, for a family the name lacks",
+                zone: Zone::NxdomainSearch,
+                input: query.frame(),
+                expect: Expect::Tx(
+                    query.expected_search_nxdomain(),
+                    Counter::AnsweredSearchNxdomain,
+                ),
+            }
+        },
+        pass(
+            "under a suffix, a mesh zone's name the table lacks: passed",
+            Query::new("nope.mesh.default.svc.cluster.local", TYPE_A).frame(),
+            Counter::PassNotInZone,
+        ),
+        pass(
+            "under a suffix, no mesh name before it: passed",
+            Query::new("redis.default.svc.cluster.local", TYPE_A).frame(),
+            Counter::PassNotInZone,
+        ),
+        pass(
+            "a mesh name under no suffix: passed",
+            Query::new("redis.mesh.example.com", TYPE_A).frame(),
+            Counter::PassNotInZone,
+        ),
+        pass(
+            "a suffix alone: passed",
+            Query::new("svc.cluster.local", TYPE_A).frame(),
+            Counter::PassNotInZone,
+        ),
+        in_zone(
+            pass(
+                "answer: nxdomain, a name the table lacks: passed",
+                Query::new("nope.mesh.cluster.local", TYPE_A).frame(),
+                Counter::PassNotInZone,
+            ),
+            Zone::NxdomainSearch,
+        ),
+    ]
 }

@@ -1,7 +1,8 @@
 //! `meshdns-xdp-cost [--runs N]`: what each path through the XDP program
 //! costs in the kernel, measured with BPF_PROG_TEST_RUN on the compiled
-//! object: answers (A, AAAA, a long name, NODATA) and passes (a name not in
-//! the table, names outside the zone, another type), with the benchmark's
+//! object: answers (A, AAAA, a long name, NODATA, search expansions) and
+//! passes (a name not in the table, names outside the zone, which walk the
+//! search patterns, another type), with the benchmark's
 //! floor program for reference. Prints one line per path:
 //! `path="..." action=TX ns=832`.
 //!
@@ -35,15 +36,23 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    // The fixtures' services: one of each answer shape.
-    let (mut fast_path, _) = fixtures::loaded_fast_path(&fixtures::services("", ""));
+    // The fixtures' services: one of each answer shape; and a pod's search
+    // expansions, so that names outside the zone walk their patterns.
+    let (mut fast_path, _) = fixtures::loaded_fast_path(&fixtures::services(
+        "search:\n  suffixes: [\"*.svc.cluster.local\", svc.cluster.local, cluster.local]\n  answer: cname\n",
+        "",
+    ));
     list_loopback(&mut fast_path)?;
-    let info = fast_path.program()?.info()?;
-    eprintln!(
-        "program: {} instructions; the verifier processed {}",
-        info.size_translated().unwrap_or(0) / 8,
-        info.verified_instruction_count().unwrap_or(0)
-    );
+    for (name, info) in [
+        ("program", fast_path.program()?.info()?),
+        ("search program", fast_path.search_program()?.info()?),
+    ] {
+        eprintln!(
+            "{name}: {} instructions; the verifier processed {}",
+            info.size_translated().unwrap_or(0) / 8,
+            info.verified_instruction_count().unwrap_or(0)
+        );
+    }
     // What a resolver sends: EDNS(0) with a cookie, as dig does.
     let query = |name: &'static str, qtype| Query::new(name, qtype).with_opt(Opt::dig());
     let paths = [
@@ -71,6 +80,21 @@ fn main() -> anyhow::Result<()> {
                 "a-rather-long-hostname.some-service.namespace.svc.cluster.local",
                 TYPE_A,
             ),
+            XDP_PASS,
+        ),
+        (
+            "A, search expansion: CNAME and A",
+            query("redis.mesh.default.svc.cluster.local", TYPE_A),
+            XDP_TX,
+        ),
+        (
+            "AAAA, search expansion: CNAME and SOA",
+            query("web.mesh.default.svc.cluster.local", TYPE_AAAA),
+            XDP_TX,
+        ),
+        (
+            "A, passed: under a suffix, no mesh name",
+            query("redis.default.svc.cluster.local", TYPE_A),
             XDP_PASS,
         ),
         (
