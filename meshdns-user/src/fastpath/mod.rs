@@ -154,10 +154,7 @@ impl FastPath {
     }
 
     pub(crate) fn xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
-        ebpf.program_mut(ANSWER_PROGRAM)
-            .ok_or(FastPathError::Missing(ANSWER_PROGRAM))?
-            .try_into()
-            .map_err(FastPathError::Program)
+        xdp_named(ebpf, ANSWER_PROGRAM)
     }
 
     /// The answer program, e.g. to run it on test frames.
@@ -181,11 +178,7 @@ impl FastPath {
 /// array stays in `ebpf` (and, for the agent, pinned): the kernel empties
 /// a program array that no process holds.
 fn link_search_program(ebpf: &mut Ebpf) -> Result<()> {
-    let program: &mut Xdp = ebpf
-        .program_mut(SEARCH_PROGRAM)
-        .ok_or(FastPathError::Missing(SEARCH_PROGRAM))?
-        .try_into()
-        .map_err(FastPathError::Program)?;
+    let program = xdp_named(ebpf, SEARCH_PROGRAM)?;
     load_program(program)?;
     let fd = program
         .fd()
@@ -205,15 +198,19 @@ fn link_search_program(ebpf: &mut Ebpf) -> Result<()> {
     Ok(())
 }
 
-/// The search program, e.g. for its instruction counts.
 impl FastPath {
+    /// The search program, e.g. for its instruction counts.
     pub fn search_program(&mut self) -> Result<&mut Xdp> {
-        self.ebpf
-            .program_mut(SEARCH_PROGRAM)
-            .ok_or(FastPathError::Missing(SEARCH_PROGRAM))?
-            .try_into()
-            .map_err(FastPathError::Program)
+        xdp_named(&mut self.ebpf, SEARCH_PROGRAM)
     }
+}
+
+/// The object's XDP program `name`.
+fn xdp_named<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp> {
+    ebpf.program_mut(name)
+        .ok_or(FastPathError::Missing(name))?
+        .try_into()
+        .map_err(FastPathError::Program)
 }
 
 /// How long the verifier is asked again while signals interrupt it.

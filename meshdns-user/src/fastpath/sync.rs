@@ -136,13 +136,7 @@ impl FastPath {
     /// Replaces the zones the program uses, in one update: a new array
     /// holding them (see `ZoneConfig`) goes into the zone's slot.
     pub fn set_zones(&mut self, zones: &[ZoneConfig; MAX_ZONES]) -> Result<()> {
-        let mut map: Array<MapData, ZoneConfig> =
-            Array::create(MAX_ZONES as u32, 0).map_err(map_error(ZONE_MAP))?;
-        for (index, zone) in (0..).zip(zones) {
-            map.set(index, zone, 0).map_err(map_error(ZONE_MAP))?;
-        }
-        self.zone.put(map.map())?;
-        self.zone_map = Some(map);
+        self.zone_map = Some(replace_array(&mut self.zone, ZONE_MAP, zones)?);
         Ok(())
     }
 }
@@ -156,43 +150,60 @@ impl FastPath {
     /// Replaces the search patterns the program uses, in one update, as
     /// [`FastPath::set_zones`] replaces the zones.
     pub fn set_search(&mut self, patterns: &[SearchPattern; MAX_SEARCH_PATTERNS]) -> Result<()> {
-        let mut map: Array<MapData, SearchPattern> =
-            Array::create(MAX_SEARCH_PATTERNS as u32, 0).map_err(map_error(SEARCH_MAP))?;
-        for (index, pattern) in (0..).zip(patterns) {
-            map.set(index, pattern, 0).map_err(map_error(SEARCH_MAP))?;
-        }
-        self.search.put(map.map())?;
-        self.search_map = Some(map);
+        self.search_map = Some(replace_array(&mut self.search, SEARCH_MAP, patterns)?);
         Ok(())
     }
+}
+
+/// A new array holding `entries`, put into `slot` whole (an update in place
+/// could be read half-written); the array, to be read back.
+fn replace_array<T: aya::Pod, const N: usize>(
+    slot: &mut Slot,
+    name: &'static str,
+    entries: &[T; N],
+) -> Result<Array<MapData, T>> {
+    let mut map: Array<MapData, T> = Array::create(N as u32, 0).map_err(map_error(name))?;
+    for (index, entry) in (0..).zip(entries) {
+        map.set(index, entry, 0).map_err(map_error(name))?;
+    }
+    slot.put(map.map())?;
+    Ok(map)
+}
+
+/// Every entry of an array in a slot, if each can be read.
+fn array_entries<T: aya::Pod, const N: usize>(map: &Array<MapData, T>) -> Option<[T; N]> {
+    let entries: Vec<T> = (0..N as u32)
+        .map(|index| map.get(&index, 0).ok())
+        .collect::<Option<_>>()?;
+    entries.try_into().ok()
+}
+
+/// The array in `slot`, if it can be had (see [`Slot::current`]).
+fn slot_array<T: aya::Pod>(
+    slot: &Slot,
+    role: Role,
+    name: &'static str,
+) -> Result<Option<Array<MapData, T>>> {
+    slot.current(role)?
+        .map(|map| Array::try_from(Map::Array(map)).map_err(map_error(name)))
+        .transpose()
 }
 
 /// Every entry of a search array, if each can be read.
 pub fn search_entries(
     map: &Array<MapData, SearchPattern>,
 ) -> Option<[SearchPattern; MAX_SEARCH_PATTERNS]> {
-    let mut patterns = [SearchPattern::NONE; MAX_SEARCH_PATTERNS];
-    for (index, pattern) in (0..).zip(&mut patterns) {
-        *pattern = map.get(&index, 0).ok()?;
-    }
-    Some(patterns)
+    array_entries(map)
 }
 
 /// The search array in the search slot, if it can be had.
 pub fn search_array(search: &Slot, role: Role) -> Result<Option<Array<MapData, SearchPattern>>> {
-    search
-        .current(role)?
-        .map(|map| Array::try_from(Map::Array(map)).map_err(map_error(SEARCH_MAP)))
-        .transpose()
+    slot_array(search, role, SEARCH_MAP)
 }
 
 /// Every entry of a zones array, if each can be read.
 pub fn zone_entries(map: &Array<MapData, ZoneConfig>) -> Option<[ZoneConfig; MAX_ZONES]> {
-    let mut zones = [ZoneConfig::NONE; MAX_ZONES];
-    for (index, zone) in (0..).zip(&mut zones) {
-        *zone = map.get(&index, 0).ok()?;
-    }
-    Some(zones)
+    array_entries(map)
 }
 
 /// The names `read` (what the maps held) has and `table` does not.
@@ -206,7 +217,5 @@ fn gone<'a>(
 /// The zones array in the zone's slot, if it can be had (see
 /// [`Slot::current`]).
 pub fn zone_array(zone: &Slot, role: Role) -> Result<Option<Array<MapData, ZoneConfig>>> {
-    zone.current(role)?
-        .map(|map| Array::try_from(Map::Array(map)).map_err(map_error(ZONE_MAP)))
-        .transpose()
+    slot_array(zone, role, ZONE_MAP)
 }

@@ -101,22 +101,24 @@ fn common_tail<'a>(mut names: impl Iterator<Item = &'a [u8]>) -> &'a [u8] {
 /// suffix (and before the wildcard's label, if it has one), and the root.
 /// `None` if `wire` is not under the suffix, or nothing is left.
 fn mesh_name_under(wire: &[u8], suffix: &SearchSuffix) -> Option<Vec<u8>> {
-    let mut starts = Vec::new();
-    let mut at = 0;
-    while let Some(&len) = wire.get(at) {
-        if len == 0 {
-            break;
-        }
-        starts.push(at);
-        at += 1 + usize::from(len);
-    }
+    // Cheap first: the resolver asks this of every name in no zone.
     let end = wire.len().checked_sub(suffix.wire.len())?;
-    if end == 0 || wire[end..] != suffix.wire[..] || !starts.contains(&end) {
+    if end == 0 || wire[end..] != suffix.wire[..] {
+        return None;
+    }
+    // The suffix must start at a label; the label before it is the
+    // wildcard's.
+    let (mut at, mut before) = (0, None);
+    while at < end {
+        before = Some(at);
+        at += 1 + usize::from(wire[at]);
+    }
+    if at != end {
         return None;
     }
     let end = match suffix.wildcard {
         false => end,
-        true => *starts.iter().rev().find(|&&start| start < end)?,
+        true => before?,
     };
     if end == 0 {
         return None;
