@@ -61,11 +61,7 @@ impl RoutedNode {
         assert!(name.len() <= 3, "{name}: at most 3 characters");
         let tag = std::process::id() % 10_000;
         let node = Netns::new(format!("md{name}{tag}n")).unwrap();
-        node.command("sysctl")
-            .args(["-qw", "net.ipv4.ip_forward=1"])
-            .status()
-            .unwrap();
-        meshdns_topology::routed::add_uplink(&node).unwrap();
+        meshdns_topology::routed::make_node(&node).unwrap();
         // The cluster DNS address on the node's loopback, for tests whose
         // resolver listens there (NodeLocal DNSCache binds it to a device of
         // its own the same way); the kernel program answers before it.

@@ -9,11 +9,24 @@ use crate::{End, Netns, Veth};
 /// The gateway every pod routes through, answered by proxy ARP.
 pub const GATEWAY: &str = "169.254.1.1";
 
-/// Gives `node` an uplink with the default route: proxy ARP answers for
-/// the pods' gateway only with a route to it out of another interface, as
-/// a real node has. A veth whose far end stays in the node: this kernel
-/// has no dummy device. Deleted with the node's namespace.
-pub fn add_uplink(node: &Netns) -> anyhow::Result<()> {
+/// Makes `node` a node that routes: IPv4 forwarding on (proxy ARP answers
+/// only on an interface that forwards, and a new namespace does not) and
+/// an uplink with the default route (proxy ARP answers for the pods'
+/// gateway only with a route to it out of another interface, as a real
+/// node has). The uplink is a veth whose far end stays in the node: this
+/// kernel has no dummy device. Deleted with the node's namespace.
+pub fn make_node(node: &Netns) -> anyhow::Result<()> {
+    crate::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &node.name,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ],
+    )?;
     node.ip(&[
         "link",
         "add",

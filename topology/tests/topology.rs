@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use meshdns_topology::{End, Netns, Veth};
+use meshdns_topology::{End, Netns, Veth, routed};
 
 fn require_root() {
     // SAFETY: geteuid has no preconditions.
@@ -110,4 +110,20 @@ fn a_host_end_goes_with_its_veth() {
     assert!(ip_succeeds(&["link", "show", "dev", &host_if]));
     veth.delete().unwrap();
     assert!(!ip_succeeds(&["link", "show", "dev", &host_if]));
+}
+
+#[test]
+fn a_routed_pod_reaches_its_node_through_the_proxy_arp_gateway() {
+    require_root();
+    let id = std::process::id();
+    let node = Netns::create(format!("mdtopo-{id}-n")).unwrap();
+    let pod = Netns::create(format!("mdtopo-{id}-p")).unwrap();
+    routed::make_node(&node).unwrap();
+    // An address of the node's own, off the pod's link: the pod reaches it
+    // only through its gateway, which the host end's proxy ARP answers.
+    node.ip(&["addr", "add", "198.19.0.10/32", "dev", "lo"])
+        .unwrap();
+    let _veth = routed::add_pod(&node, &pod, &format!("mdt{id}r"), "198.18.8.1").unwrap();
+    assert_datagram_crosses(&pod, &node, "198.19.0.10:5300");
+    assert_datagram_crosses(&node, &pod, "198.18.8.1:5300");
 }

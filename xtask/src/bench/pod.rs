@@ -230,7 +230,7 @@ impl RoutedNode {
         // userspace servers listen (NodeLocal DNSCache binds its address to
         // a device of its own the same way).
         node.ip(&["addr", "add", &format!("{CLUSTER_DNS}/32"), "dev", "lo"])?;
-        routed::add_uplink(&node)?;
+        routed::make_node(&node)?;
         let veth = routed::add_pod(&node, &pod, HOST_IF, POD_IP)?;
         Ok(Self {
             _veth: veth,
