@@ -175,6 +175,11 @@ impl LinkEvents {
     /// while CAP_NET_ADMIN is held, which the buffer's size needs past the
     /// system's `rmem_max`. In a tokio runtime.
     pub fn new() -> std::io::Result<Self> {
+        Self::with_buffer(EVENTS_BUFFER)
+    }
+
+    /// [`LinkEvents::new`] with a receive buffer of `bytes`.
+    fn with_buffer(bytes: libc::c_int) -> std::io::Result<Self> {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind(&SocketAddr::new(0, 0))?;
         // RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE.
@@ -182,7 +187,7 @@ impl LinkEvents {
             socket.add_membership(group)?;
         }
         socket.set_non_blocking(true)?;
-        set_receive_buffer(&socket, EVENTS_BUFFER);
+        set_receive_buffer(&socket, bytes);
         // SAFETY: `Socket` owns its descriptor and closes it only when
         // dropped, which the AsyncFd that owns it does last.
         let socket = unsafe { AsyncFd::register(socket) }.map_err(std::io::Error::from)?;
@@ -202,10 +207,31 @@ impl LinkEvents {
             match ready.try_io(|socket| socket.get_ref().recv_from_full()) {
                 Ok(Ok((datagram, _))) => self.pending.extend(events(&datagram)),
                 Ok(Err(error)) if error.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.discard_queued();
                     return Ok(LinkEvent::Lost);
                 }
                 Ok(Err(error)) => return Err(error),
                 Err(_would_block) => {}
+            }
+        }
+    }
+
+    /// Empties the socket's queue and what was read of it, after an
+    /// overflow. From the overflow on, the kernel drops every announcement
+    /// to this socket, and says so no more, until its queue has been read
+    /// empty (`NETLINK_S_CONGESTED`, cleared in `netlink_rcv_wake`): read
+    /// in turn, a full queue would hide the announcements that come while
+    /// it is read (a thousand pods going after a thousand came). What is
+    /// queued is superseded by the listing the caller takes next (`Lost`);
+    /// what comes once the queue is empty is delivered.
+    fn discard_queued(&mut self) {
+        self.pending.clear();
+        loop {
+            match self.socket.get_ref().recv_from_full() {
+                Ok(_) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) => {}
+                // Empty (EAGAIN), or unreadable, which the next read reports.
+                Err(_) => return,
             }
         }
     }
@@ -353,6 +379,8 @@ fn xdp_programs(xdp: &[LinkXdp]) -> Vec<(XdpAttachMode, u32)> {
 }
 #[cfg(test)]
 mod tests {
+    use std::{io::Write as _, time::Duration};
+
     use netlink_packet_core::ErrorMessage;
 
     use super::super::index;
@@ -504,6 +532,67 @@ mod tests {
         // Cut short: the kernel's announcements must be read again.
         let cut = &datagram[..datagram.len() - 3];
         assert_eq!(events(cut).last(), Some(&LinkEvent::Lost));
+    }
+
+    /// Runs `ip -batch` with `commands` (this thread's namespace).
+    fn ip_batch(commands: &str) {
+        let mut ip = std::process::Command::new("ip")
+            .args(["-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip (iproute2)");
+        ip.stdin
+            .take()
+            .unwrap()
+            .write_all(commands.as_bytes())
+            .unwrap();
+        assert!(ip.wait().unwrap().success(), "ip -batch:\n{commands}");
+    }
+
+    /// The next announcement, if one comes within two seconds.
+    async fn next_within(events: &mut LinkEvents) -> Option<LinkEvent> {
+        let next = tokio::time::timeout(Duration::from_secs(2), events.next());
+        next.await.ok().map(Result::unwrap)
+    }
+
+    #[test]
+    fn after_an_overflow_the_announcements_that_follow_are_not_lost() {
+        // In a network namespace of its own: the thread's, which the `ip`
+        // it runs inherits.
+        std::thread::spawn(|| {
+            // SAFETY: unshares this thread only, which owns no sockets yet.
+            let unshared = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(unshared, 0, "unshare(CLONE_NEWNET) needs root");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut events = LinkEvents::with_buffer(16 << 10).unwrap();
+                // A burst past the buffer: two announcements a veth pair.
+                let burst: String = (0..200)
+                    .map(|i| format!("link add ovh{i} type veth peer name ovp{i}\n"))
+                    .collect();
+                ip_batch(&burst);
+                let mut before_lost = 0;
+                while next_within(&mut events).await.expect("an overflow") != LinkEvent::Lost {
+                    before_lost += 1;
+                }
+                assert!(before_lost < 200, "{before_lost} read before the overflow");
+                // The agent lists the interfaces now; then one goes.
+                let gone = index("ovh0").unwrap();
+                ip_batch("link delete ovh0\n");
+                loop {
+                    match next_within(&mut events).await {
+                        Some(LinkEvent::Gone { index, .. }) if index == gone => break,
+                        Some(_) => {}
+                        None => panic!("ovh0's deletion was not announced"),
+                    }
+                }
+            });
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
