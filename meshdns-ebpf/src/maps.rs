@@ -65,7 +65,10 @@ pub(crate) static NAMES_FULL: HashMap<u32, ServiceRecord> =
 /// lookups cost 4 to 6 ns less on every path through the zone check
 /// (meshdns-xdp-cost).
 #[btf_map]
-pub(crate) static ZONE: ArrayOfMaps<btf_maps::Array<ZoneConfig, MAX_ZONES>, 1> = ArrayOfMaps::new();
+pub(crate) static ZONE: ArrayOfMaps<Zones, 1> = ArrayOfMaps::new();
+
+/// The zones' array, in `ZONE`'s slot.
+pub(crate) type Zones = btf_maps::Array<ZoneConfig, MAX_ZONES>;
 
 /// The slot of the zone's array of maps that holds its array.
 pub(crate) const ZONE_SLOT: u32 = 0;

@@ -8,7 +8,7 @@
 
 use meshdns_common::{MAX_SEARCH_PATTERNS, MAX_SEARCH_SUFFIX_LEN, MAX_ZONES, SearchPattern};
 
-use crate::maps::{SEARCH, SEARCH_SLOT, Scratch, ZONE, ZONE_SLOT};
+use crate::maps::{SEARCH, SEARCH_SLOT, Scratch, ZONE, ZONE_SLOT, Zones};
 use crate::verifier::forget_exact_value;
 use crate::zone::{in_zone, is_label_start, same_at};
 
@@ -52,17 +52,20 @@ pub(crate) fn may_expand(scratch: &Scratch, name_len: usize) -> bool {
 // The unrolled walk's last step sets `ended` for no step after it.
 #[allow(unused_assignments)]
 pub(crate) fn expand(scratch: &mut Scratch, name_len: usize) -> Option<Expansion> {
+    // Each array looked up once for every pattern.
+    let patterns = SEARCH.get(SEARCH_SLOT)?;
+    let zones = ZONE.get(ZONE_SLOT)?;
     let mut found = None;
     let mut ended = false;
     // Unrolled by hand, as the zones' walk is, for the same reason.
     macro_rules! try_pattern {
         ($index:expr) => {
             if found.is_none() && !ended && $index < MAX_SEARCH_PATTERNS as u32 {
-                match SEARCH.get_value(SEARCH_SLOT, &$index) {
+                match patterns.get($index) {
                     Some(pattern) if pattern.suffix_len != 0 => {
                         // A copy for each pattern, as in the zones' walk.
                         let name_len = forget_exact_value(&mut scratch.laundry, name_len, 0xff);
-                        found = under(scratch, name_len, pattern);
+                        found = under(scratch, name_len, pattern, zones);
                     }
                     // The patterns end at the first empty entry; no slot
                     // filled, no patterns.
@@ -83,9 +86,14 @@ pub(crate) fn expand(scratch: &mut Scratch, name_len: usize) -> Option<Expansion
 }
 
 /// The mesh name that the `name_len`-byte question name is under
-/// `pattern`, if it is.
+/// `pattern`, if it is, in one of `zones`.
 #[inline(always)]
-fn under(scratch: &Scratch, name_len: usize, pattern: &SearchPattern) -> Option<Expansion> {
+fn under(
+    scratch: &Scratch,
+    name_len: usize,
+    pattern: &SearchPattern,
+    zones: &Zones,
+) -> Option<Expansion> {
     let suffix_len = pattern.suffix_len as usize;
     // A label at least before the suffix.
     if suffix_len >= name_len || suffix_len > MAX_SEARCH_SUFFIX_LEN {
@@ -113,7 +121,7 @@ fn under(scratch: &Scratch, name_len: usize, pattern: &SearchPattern) -> Option<
     }
     let key_len = end + 1;
     let index = pattern.zone & (MAX_ZONES as u32 - 1);
-    let zone = ZONE.get_value(ZONE_SLOT, &index)?;
+    let zone = zones.get(index)?;
     in_zone(scratch, key_len, zone).then_some(Expansion {
         zone: index,
         key_len,

@@ -35,6 +35,9 @@ pub(crate) enum InZone {
 // The unrolled walk's last step sets `ended` for no step after it.
 #[allow(unused_assignments)]
 pub(crate) fn zone_of(scratch: &mut Scratch, query: &Query) -> Result<InZone, Counter> {
+    // The zones' array, looked up once for every zone (an array of maps'
+    // lookup a zone costs a few ns on every path).
+    let zones = ZONE.get(ZONE_SLOT).ok_or(Counter::PassNotInZone)?;
     let mut found = None;
     let mut ended = false;
     let mut exact_names = false;
@@ -42,9 +45,7 @@ pub(crate) fn zone_of(scratch: &mut Scratch, query: &Query) -> Result<InZone, Co
     macro_rules! try_zone {
         ($index:expr) => {
             if found.is_none() && !ended && $index < MAX_ZONES as u32 {
-                let zone = ZONE
-                    .get_value(ZONE_SLOT, &$index)
-                    .ok_or(Counter::PassNotInZone)?;
+                let zone = zones.get($index).ok_or(Counter::PassNotInZone)?;
                 if $index == 0 {
                     exact_names = zone.flags & ZONE_EXACT_NAMES != 0;
                 }
@@ -86,7 +87,8 @@ pub(crate) fn zone_of(scratch: &mut Scratch, query: &Query) -> Result<InZone, Co
     // pointer, another entry): one index again, looked up once, so that
     // what follows is walked once, not once per zone.
     let index = forget_exact_value(&mut scratch.laundry, index as usize, MAX_ZONES - 1) as u32;
-    ZONE.get_value(ZONE_SLOT, &index)
+    zones
+        .get(index)
         .map(InZone::Zone)
         .ok_or(Counter::PassNotInZone)
 }

@@ -24,7 +24,7 @@ pub(crate) fn meshdns_json(lab: &Lab, args: &[&str]) -> Result<Value, String> {
 }
 
 /// A reply's records as dig prints them: answers, then authority.
-fn records(reply: &Value) -> Vec<String> {
+pub(crate) fn records(reply: &Value) -> Vec<String> {
     ["answers", "authority"]
         .iter()
         .flat_map(|section| reply[section].as_array().unwrap().iter())

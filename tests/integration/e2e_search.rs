@@ -71,6 +71,27 @@ fn getent_with(answer: &str) -> meshdns::fastpath::Counters {
     ] {
         assert_eq!(moved.get(counter), 0, "{answer}: {moved}");
     }
+    // `meshdns lookup` runs the first expansion glibc asked through the
+    // program on the maps that serve: answered there, as glibc was.
+    let expansion = "redis.mesh.default.svc.cluster.local";
+    let lookup = crate::e2e_inspect::meshdns_json(&lab, &["lookup", expansion, "A"]).unwrap();
+    let verdict = &lookup["fast_path"];
+    let (outcome, rcode) = match answer {
+        "cname" => (Counter::AnsweredSearchCname, "NOERROR"),
+        _ => (Counter::AnsweredSearchNxdomain, "NXDOMAIN"),
+    };
+    assert_eq!(verdict["outcome"], outcome.name(), "{lookup:#}");
+    assert_eq!(verdict["action"], "answered", "{lookup:#}");
+    assert_eq!(verdict["reply"]["rcode"], rcode, "{lookup:#}");
+    let records = crate::e2e_inspect::records(&verdict["reply"]);
+    let expected: &[&str] = match answer {
+        "cname" => &[
+            "redis.mesh.default.svc.cluster.local. 60 IN CNAME redis.mesh.",
+            "redis.mesh. 60 IN A 240.0.0.100",
+        ],
+        _ => &[],
+    };
+    assert_eq!(records, expected, "{lookup:#}");
     moved
 }
 

@@ -175,6 +175,7 @@ pub fn xdp_paths(bin: &Path, runs: usize) -> anyhow::Result<Vec<report::PathCost
     out.lines()
         .map(|line| {
             // path="A, answered" action=TX ns=731
+            // path="MX, passed: another type" action=PASS ns=231 ns_in_loop=12
             let (path, rest) = line
                 .strip_prefix("path=\"")
                 .and_then(|l| l.split_once("\" "))
@@ -188,6 +189,7 @@ pub fn xdp_paths(bin: &Path, runs: usize) -> anyhow::Result<Vec<report::PathCost
                 path: path.to_string(),
                 action: field("action")?.to_string(),
                 ns: field("ns")?.parse()?,
+                ns_in_loop: field("ns_in_loop").ok().map(str::parse).transpose()?,
             })
         })
         .collect()
