@@ -41,6 +41,14 @@ impl Netns {
         crate::ip(Some(&self.name), args)
     }
 
+    /// Sets the namespace's kernel parameters, each `KEY=VALUE`
+    /// (`sysctl -qw` inside it); fails with sysctl's output.
+    pub fn sysctl(&self, settings: &[&str]) -> anyhow::Result<()> {
+        let mut args = vec!["netns", "exec", &self.name, "sysctl", "-qw"];
+        args.extend_from_slice(settings);
+        crate::run("ip", &args).map(drop)
+    }
+
     /// A command that runs `program` inside the namespace (`ip netns exec`).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new("ip");

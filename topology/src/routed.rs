@@ -16,17 +16,7 @@ pub const GATEWAY: &str = "169.254.1.1";
 /// node has). The uplink is a veth whose far end stays in the node: this
 /// kernel has no dummy device. Deleted with the node's namespace.
 pub fn make_node(node: &Netns) -> anyhow::Result<()> {
-    crate::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.name,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ],
-    )?;
+    node.sysctl(&["net.ipv4.ip_forward=1"])?;
     node.ip(&[
         "link",
         "add",
@@ -72,18 +62,10 @@ pub fn add_pod(node: &Netns, pod: &Netns, host_end: &str, address: &str) -> anyh
     pod.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
     pod.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
     // The default delays each proxy ARP answer by up to 0.8 s.
-    crate::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.name,
-            "sysctl",
-            "-qw",
-            &format!("net.ipv4.conf.{host_end}.proxy_arp=1"),
-            &format!("net.ipv4.neigh.{host_end}.proxy_delay=0"),
-        ],
-    )?;
+    node.sysctl(&[
+        &format!("net.ipv4.conf.{host_end}.proxy_arp=1"),
+        &format!("net.ipv4.neigh.{host_end}.proxy_delay=0"),
+    ])?;
     node.ip(&["route", "add", &format!("{address}/32"), "dev", host_end])?;
     Ok(veth)
 }
