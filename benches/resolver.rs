@@ -57,6 +57,7 @@ fn www_example() -> Key {
         qtype: RecordType::A,
         qclass: 1,
         dnssec_ok: false,
+        checking_disabled: false,
     }
 }
 

@@ -35,6 +35,20 @@ pub(crate) enum Addresses {
 }
 
 impl Addresses {
+    /// Whether the record has no address of either family: the apex or
+    /// an empty non-terminal (or NXDOMAIN's none).
+    #[inline(always)]
+    pub(crate) fn is_empty(self) -> bool {
+        // SAFETY: map values, valid for the whole run of the program (RCU).
+        unsafe {
+            match self {
+                Addresses::None => true,
+                Addresses::Compact(record) => (*record).v4_count | (*record).v6_count == 0,
+                Addresses::Full(record) => (*record).v4_count | (*record).v6_count == 0,
+            }
+        }
+    }
+
     /// The TTL of the record they are in (0 for none).
     #[inline(always)]
     pub(crate) fn ttl(self) -> u32 {

@@ -108,6 +108,14 @@ fn try_search(ctx: &XdpContext) -> Result<Counter, Outcome> {
     let query = build_name_key(scratch, query);
     check_interface(ctx)?;
     let decision = decide(scratch, &query, zone)?;
+    // The apex and the empty non-terminals exist, but no client means one
+    // by a search expansion: `mesh.<ns>.svc.cluster.local` is a cluster's
+    // own Service named `mesh`, the upstreams'. Asked here, not in
+    // `decide`, which the answer program shares: there the branch doubled
+    // the verifier's walk.
+    if decision.addresses.is_empty() {
+        return Err(Counter::PassNotInZone.into());
+    }
     let reply = build_reply(scratch, &query, &decision);
     send_reply(ctx, &transport, scratch, &query, &reply)?;
     Ok(decision.counter)

@@ -149,6 +149,20 @@ services:
             Query::new("nope.mesh", TYPE_A).with_opt(dig),
         ),
         ("mesh's empty non-terminal", Query::new("demo.mesh", TYPE_A)),
+        // A zone that is not authoritative has its apex and its empty
+        // non-terminals all the same (RFC 8020 §2): NODATA, its own SOA.
+        (
+            "mesh.local's apex, NODATA",
+            Query::new("mesh.local", TYPE_A),
+        ),
+        (
+            "mesh.local's empty non-terminal",
+            Query::new("kuma-demo.mesh.local", TYPE_AAAA),
+        ),
+        (
+            "svc.mesh's apex, inside mesh",
+            Query::new("svc.mesh", TYPE_A),
+        ),
         (
             "mesh NXDOMAIN, like another zone's label",
             Query::new("kuma-demo.mesh", TYPE_A),
@@ -169,9 +183,8 @@ services:
     differences.extend(
         [
             "nope.mesh.local",
-            "mesh.local",
+            "nope.kuma-demo.mesh.local",
             "x.svc.mesh",
-            "svc.mesh",
             "mesh.example",
         ]
         .map(|name| Query::new(name, TYPE_A))

@@ -293,7 +293,12 @@ fn one_agent_answers_on_every_interface_it_is_given() {
 
     // Ready only while every interface runs the program.
     let ready = || lab.server.http_get("127.0.0.1:9153", "/readyz").unwrap();
-    assert!(ready().0.contains("200"));
+    // The agent logs an attachment a moment before `/readyz` counts it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !ready().0.contains("200") {
+        assert!(std::time::Instant::now() < deadline, "{:?}", ready());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let pin_dir = lab.pin_dir.to_string_lossy().into_owned();
     let detach = lab
         .meshdns(&["detach", "--iface", &second, "--pin-dir", &pin_dir])

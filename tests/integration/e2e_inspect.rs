@@ -156,7 +156,8 @@ fn status_and_dump_read_the_pins_with_the_agent_running_and_stopped() {
     assert_eq!(status["agent"]["pid"], agent.pid(), "{status:#}");
     assert_eq!(status["agent"]["command"], "meshdns");
     assert_eq!(status["zones"][0]["name"], "mesh.");
-    assert_eq!(status["names"], 2);
+    // redis, web and the apex, which every zone has (RFC 8020).
+    assert_eq!(status["names"], 3);
     assert_eq!(status["counters"]["answered_a"], 1, "{status:#}");
 
     let dump = meshdns_json(&lab, &["dump"]).unwrap();
@@ -175,6 +176,12 @@ fn status_and_dump_read_the_pins_with_the_agent_running_and_stopped() {
     assert_eq!(
         names,
         [
+            // The apex exists, without addresses (RFC 8020).
+            (
+                "mesh.".to_string(),
+                serde_json::json!([]),
+                serde_json::json!([])
+            ),
             (
                 "redis.mesh.".to_string(),
                 serde_json::json!(["240.0.0.100"]),

@@ -306,3 +306,46 @@ fn rfc7766_pipelined_queries_on_one_connection_answered_with_their_ids() {
         }
     }
 }
+
+/// RFC 7766 §8: a message is its announced length; one cut short by the
+/// client (39 bytes announced, 33 sent, the write side shut) is no
+/// message and is not answered, as Knot does: the connection just ends.
+/// A whole one before it, on the same connection, is answered.
+#[test]
+fn rfc7766_8_a_message_cut_short_is_not_answered() {
+    let s = setup("");
+    let server: SocketAddr = format!("{SERVER_V4}:53").parse().unwrap();
+    let (whole, rest) = s
+        .lab
+        .client
+        .run(move || {
+            let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+            query.add_query(Query::query(
+                Name::from_ascii("redis.mesh.")?,
+                RecordType::TXT,
+            ));
+            let bytes = query.to_vec()?;
+            let mut out = Vec::new();
+            out.extend((bytes.len() as u16).to_be_bytes());
+            out.extend(&bytes);
+            // The same query again, its last 6 bytes never sent.
+            out.extend((bytes.len() as u16).to_be_bytes());
+            out.extend(&bytes[..bytes.len() - 6]);
+            stream.write_all(&out)?;
+            stream.shutdown(std::net::Shutdown::Write)?;
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len)?;
+            let mut whole = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut whole)?;
+            // Then the server's end: nothing more.
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest)?;
+            Ok((Message::from_vec(&whole)?, rest))
+        })
+        .unwrap();
+    assert_eq!(whole.metadata.id, 7);
+    assert_eq!(whole.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(rest, b"", "the cut message was answered");
+}

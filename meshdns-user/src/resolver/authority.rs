@@ -6,8 +6,8 @@
 use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, ResponseCode},
     rr::{
-        Name, RData, Record, RecordType,
-        rdata::{A, AAAA, CNAME, HINFO},
+        DNSClass, Name, RData, Record, RecordType,
+        rdata::{A, AAAA, CNAME, NS},
     },
     serialize::binary::{BinDecodable as _, BinDecoder, BinEncodable as _},
 };
@@ -37,6 +37,14 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// The primary server the SOA names (MNAME): the apex's NS record.
+    fn mname(&self) -> Name {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.mname.clone(),
+            _ => self.apex.clone(),
+        }
+    }
+
     fn of(zone: &ZoneConfig) -> Self {
         let mut rr = zone.apex_wire().to_vec();
         rr.extend_from_slice(&zone.soa_rr[..usize::from(zone.soa_rr_len)]);
@@ -79,6 +87,16 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
     let Some(key) = key_of(name) else {
         return Verdict::Forward;
     };
+    // The table is class IN's, and QCLASS * (RFC 1035 §3.2.5) asks for
+    // every class, of which we have IN. Our names in another class (CH,
+    // HS, NONE) are refused, as an authoritative server refuses a class
+    // it has no zone of; names of no zone of ours go on as any other.
+    if !matches!(question.query_class(), DNSClass::IN | DNSClass::ANY) {
+        if zones.of_name(name).is_some() || table.answers_for(key.as_wire()) {
+            return Verdict::Answer(refused(query));
+        }
+        return Verdict::Forward;
+    }
     let Some(zone) = zones.of_name(name) else {
         // As the fast path: one of the names outside the zones with an
         // address of the family, else a search expansion, else that name's
@@ -113,27 +131,25 @@ fn add_records(reply: &mut Message, zone: &Zone, name: &Name, entry: &Entry, qty
     let ttl = entry.record.ttl;
     let record = |data: RData| Record::from_rdata(name.clone(), ttl, data);
     let (v4, v6) = address_records(name, entry);
+    let at_apex = name == &zone.apex;
+    let soa = || {
+        let mut soa = zone.soa.clone();
+        soa.name = name.clone();
+        soa
+    };
+    let ns = || record(RData::NS(NS(zone.mname())));
     let answers: Vec<Record> = match qtype {
         RecordType::A => v4,
         RecordType::AAAA => v6,
-        // RFC 8482 §4.2: a subset of the records, or a synthesized HINFO
-        // where there are none.
+        // RFC 8482 §4.1: the records there are (all of them: few). Where
+        // there are none (an empty non-terminal) that is NODATA, not a
+        // synthesized HINFO, which §4.2 gives a name that has records.
         RecordType::ANY => {
-            let all: Vec<Record> = v4.into_iter().chain(v6).collect();
-            if all.is_empty() {
-                vec![record(RData::HINFO(HINFO::new(
-                    "RFC8482".into(),
-                    String::new(),
-                )))]
-            } else {
-                all
-            }
+            let apex = at_apex.then(|| [soa(), ns()]).into_iter().flatten();
+            v4.into_iter().chain(v6).chain(apex).collect()
         }
-        RecordType::SOA if name == &zone.apex => {
-            let mut soa = zone.soa.clone();
-            soa.name = name.clone();
-            vec![soa]
-        }
+        RecordType::SOA if at_apex => vec![soa()],
+        RecordType::NS if at_apex => vec![ns()],
         _ => vec![],
     };
     if answers.is_empty() {
@@ -157,8 +173,7 @@ fn expansion_answer(
     query: &Message,
     key: &NameKey,
 ) -> Option<Message> {
-    let expansion = table.expand(key.as_wire())?;
-    let entry = table.get(&expansion.key)?;
+    let (expansion, entry) = table.expanded(key.as_wire())?;
     let mut reply = reply_to(query);
     reply.metadata.authoritative = false;
     match expansion.answer {
@@ -229,6 +244,15 @@ pub fn reply_to(query: &Message) -> Message {
     if let Some(edns) = &query.edns {
         reply.set_edns(our_edns(edns.flags().dnssec_ok));
     }
+    reply
+}
+
+/// REFUSED, with the header and question of [`reply_to`], not
+/// authoritative.
+fn refused(query: &Message) -> Message {
+    let mut reply = reply_to(query);
+    reply.metadata.authoritative = false;
+    reply.metadata.response_code = ResponseCode::Refused;
     reply
 }
 

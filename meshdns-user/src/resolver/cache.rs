@@ -30,6 +30,10 @@ pub struct Key {
     pub qclass: u16,
     /// Whether the query asked for DNSSEC records (DO).
     pub dnssec_ok: bool,
+    /// Whether the query asked for no validation (CD): an answer fetched
+    /// so is not one for a client that wants it validated (RFC 4035
+    /// §3.2.2, RFC 6840 §5.9).
+    pub checking_disabled: bool,
 }
 
 impl Key {
@@ -380,6 +384,7 @@ mod tests {
             qtype: RecordType::A,
             qclass: 1,
             dnssec_ok: false,
+            checking_disabled: false,
         }
     }
 

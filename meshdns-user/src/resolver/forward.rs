@@ -16,7 +16,7 @@ use super::{
     Pending, Resolver,
     cache::{Key, Templates},
     reply::{answer_for, error_reply},
-    wire::{Copied, Template},
+    wire::Template,
 };
 
 /// The answer to a question in flight, for the queries that wait for it.
@@ -108,7 +108,7 @@ fn templates(key: &Key, answer: &Message) -> Templates {
         let reply = answer_for(&key.template_query(edns)?, answer)
             .to_vec()
             .ok()?;
-        Template::new(reply, key.name.len(), Copied::Rd)
+        Template::new(reply, key.name.len())
     };
     Templates {
         plain: template(false),

@@ -7,7 +7,7 @@ use hickory_proto::op::Message;
 use super::{
     authority::{self, Verdict, Zones},
     cache::{Cache, Key, Limits, Templates},
-    wire::{Copied, Template},
+    wire::Template,
 };
 use crate::{cidr::Cidr, config::ResolverSettings, table::Table};
 
@@ -101,9 +101,8 @@ impl Mesh {
         let Some(plain) = reply(false) else {
             return;
         };
-        let template = |reply: Option<Message>| {
-            Template::new(reply?.to_vec().ok()?, key.name.len(), Copied::RdCd)
-        };
+        let template =
+            |reply: Option<Message>| Template::new(reply?.to_vec().ok()?, key.name.len());
         let rcode = plain.metadata.response_code;
         let templates = Templates {
             plain: template(Some(plain)),

@@ -18,6 +18,8 @@
 
 pub mod authority;
 pub mod cache;
+#[cfg(test)]
+mod conformance;
 mod forward;
 pub mod forwarding;
 mod mesh;

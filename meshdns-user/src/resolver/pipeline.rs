@@ -19,7 +19,10 @@ use super::{
     Resolver, Transport,
     authority::{self, Verdict},
     cache::{Key, Lookup},
-    reply::{PLAIN_UDP_REPLY, answer_for, client_limit, error_reply, formerr, reply_limit},
+    reply::{
+        PLAIN_UDP_REPLY, answer_for, client_limit, error_reply, formerr, not_implemented,
+        reply_limit,
+    },
     wire::QueryView,
 };
 
@@ -101,6 +104,9 @@ impl Resolver {
             qtype: RecordType::from(query.qtype),
             qclass: query.qclass,
             dnssec_ok: query.edns.is_some_and(|edns| edns.dnssec_ok),
+            // As the whole way keys them: the mesh's own answers alike
+            // for both.
+            checking_disabled: !in_zone && query.checking_disabled(),
         };
         let limit = client_limit(query.edns.map(|edns| edns.payload), transport);
         let mut reply = Vec::with_capacity(PLAIN_UDP_REPLY);
@@ -132,7 +138,7 @@ impl Resolver {
             return Ok(error_reply(&query, ResponseCode::Refused));
         }
         if query.metadata.op_code != OpCode::Query {
-            return Ok(error_reply(&query, ResponseCode::NotImp));
+            return Ok(not_implemented(&query));
         }
         if query.queries.len() != 1 {
             return Ok(error_reply(&query, ResponseCode::FormErr));
@@ -145,6 +151,11 @@ impl Resolver {
         }
 
         let question = &query.queries[0];
+        if matches!(question.query_type(), RecordType::AXFR | RecordType::IXFR) {
+            // No zone is transferred, ours or another's (RFC 5936 §2.2.1:
+            // REFUSED, not an answer that is not a transfer).
+            return Ok(error_reply(&query, ResponseCode::Refused));
+        }
         let Ok(name) = question.name().to_lowercase().to_bytes() else {
             return Ok(error_reply(&query, ResponseCode::FormErr));
         };
@@ -153,11 +164,16 @@ impl Resolver {
             qtype: question.query_type(),
             qclass: u16::from(question.query_class()),
             dnssec_ok: query.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+            checking_disabled: query.metadata.checking_disabled,
         };
 
         if let Verdict::Answer(reply) = authority::answer(&mesh.table, &mesh.zones, &query) {
             self.stats.mesh_answers.fetch_add(1, Ordering::Relaxed);
-            mesh.remember(key);
+            // The mesh's own answers are the same whatever CD says.
+            mesh.remember(Key {
+                checking_disabled: false,
+                ..key
+            });
             return Ok(reply);
         }
         let stale = match self.cache.get(&key, Instant::now()) {
@@ -256,6 +272,7 @@ mod tests {
             qtype,
             qclass: 1,
             dnssec_ok,
+            checking_disabled: false,
         };
         let stored = Instant::now().checked_sub(age).unwrap();
         resolver.remember(key, answer, stored);

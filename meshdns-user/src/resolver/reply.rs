@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use hickory_proto::{
-    op::{Message, ResponseCode},
+    op::{Message, MessageType, ResponseCode},
     rr::RecordType,
 };
 
@@ -74,12 +74,14 @@ impl Resolver {
 }
 
 /// An upstream's (or the cache's) answer, as a reply to the client's query:
-/// the client's ID, question bytes (case, as sent) and RD; our OPT record if
-/// the client sent one.
+/// the client's ID, question bytes (case, as sent), RD and CD (the cached
+/// answer's header is another client's: RFC 4035 §3.2.2); our OPT record
+/// if the client sent one.
 pub(super) fn answer_for(query: &Message, answer: &Message) -> Message {
     let mut reply = answer.clone();
     reply.metadata.id = query.metadata.id;
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
+    reply.metadata.checking_disabled = query.metadata.checking_disabled;
     reply.metadata.recursion_available = true;
     reply.metadata.authoritative = false;
     reply.queries = query.queries.clone();
@@ -101,6 +103,23 @@ pub(super) fn error_reply(query: &Message, rcode: ResponseCode) -> Message {
     reply.metadata.response_code = rcode;
     if rcode == ResponseCode::BADVERS {
         // BADVERS needs an OPT record to carry its high bits.
+        reply.set_edns(our_edns(false));
+    }
+    reply
+}
+
+/// NOTIMP for an opcode we do not implement: the ID, the opcode and QR,
+/// nothing else (RFC 1035 §4.1.1 defines RD, RA and CD for queries only;
+/// an unknown opcode's sections may not even be a question), and our OPT
+/// record if the request had one (RFC 6891 §6.1.1).
+pub(super) fn not_implemented(query: &Message) -> Message {
+    let mut reply = Message::new(
+        query.metadata.id,
+        MessageType::Response,
+        query.metadata.op_code,
+    );
+    reply.metadata.response_code = ResponseCode::NotImp;
+    if query.edns.is_some() {
         reply.set_edns(our_edns(false));
     }
     reply

@@ -295,11 +295,12 @@ async fn serve_connection(
             Ok(Err(_)) | Err(_) => break,
         };
         let mut request = vec![0u8; len];
-        if timeout(TCP_IDLE, reader.read_exact(&mut request))
-            .await
-            .is_err()
-        {
-            break;
+        // A message cut short (the client closed, or idled, before its
+        // announced length arrived) is no message: the connection ends
+        // unanswered (RFC 7766 §8), as it does for what follows.
+        match timeout(TCP_IDLE, reader.read_exact(&mut request)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => break,
         }
         let Ok(permit) = inflight.clone().acquire_owned().await else {
             break;

@@ -39,6 +39,11 @@ pub struct Edns {
 }
 
 impl<'a> QueryView<'a> {
+    /// Whether the query set CD.
+    pub fn checking_disabled(&self) -> bool {
+        self.request[3] & FLAG_CD != 0
+    }
+
     /// The query in `request`, if it is a plain one; `None` sends it the
     /// whole way (which also answers what is malformed).
     pub fn parse(request: &'a [u8]) -> Option<Self> {
@@ -123,30 +128,19 @@ pub struct Template {
     bytes: Box<[u8]>,
     ttls: Box<[(u16, u32)]>,
     name_len: usize,
-    copied: Copied,
-}
-
-/// Which of the query's header flags a reply copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Copied {
-    /// RD: a forwarded answer, whose other flags are the upstream's.
-    Rd,
-    /// RD and CD: the mesh's own answers (RFC 4035 §3.1.6).
-    RdCd,
 }
 
 impl Template {
     /// `reply`, encoded for a query whose name is `name_len` bytes long and
-    /// whose `copied` flags are clear: `None` if its records cannot be
-    /// walked (never for what hickory encodes).
-    pub fn new(reply: Vec<u8>, name_len: usize, copied: Copied) -> Option<Self> {
+    /// whose RD and CD are clear: `None` if its records cannot be walked
+    /// (never for what hickory encodes).
+    pub fn new(reply: Vec<u8>, name_len: usize) -> Option<Self> {
         let ttls = ttl_offsets(&reply)?;
         let clear = reply.get(2)? & FLAG_RD == 0 && reply.get(3)? & FLAG_CD == 0;
         clear.then(|| Self {
             bytes: reply.into_boxed_slice(),
             ttls: ttls.into_boxed_slice(),
             name_len,
-            copied,
         })
     }
 
@@ -181,16 +175,15 @@ impl Template {
     }
 
     /// The reply to `query` (whose name is as long as the template's) with
-    /// every TTL at most `left` seconds, into `out`: the query's ID, the
-    /// `copied` flags and its name as sent, the rest as the template has it.
+    /// every TTL at most `left` seconds, into `out`: the query's ID, RD and
+    /// CD (RFC 4035 §3.1.6, §3.2.2) and its name as sent, the rest as the
+    /// template has it.
     pub fn reply_to(&self, query: &QueryView, left: u32, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&self.bytes);
         out[..2].copy_from_slice(&query.request[..2]);
         out[2] |= query.request[2] & FLAG_RD;
-        if self.copied == Copied::RdCd {
-            out[3] |= query.request[3] & FLAG_CD;
-        }
+        out[3] |= query.request[3] & FLAG_CD;
         out[HDR_LEN..HDR_LEN + self.name_len].copy_from_slice(query.name);
         for &(at, ttl) in &self.ttls {
             let at = usize::from(at);

@@ -48,6 +48,17 @@ impl Table {
         })
     }
 
+    /// The expansion of `wire` that is answered, and the mesh name's
+    /// entry: a name the table holds with an address. The apex and the
+    /// empty non-terminals exist but are no service to reach, and a
+    /// cluster's own `mesh.<ns>.svc.cluster.local` must not be shadowed by
+    /// them: such names are the upstreams', in both paths.
+    pub fn expanded(&self, wire: &[u8]) -> Option<(Expansion<'_>, &super::Entry)> {
+        let expansion = self.expand(wire)?;
+        let entry = self.get(&expansion.key)?;
+        entry.has_addresses().then_some((expansion, entry))
+    }
+
     /// The program's search array: a pattern for each suffix and zone, in
     /// the order `expand` tries them (the suffixes in the file's order,
     /// each with every zone, the longest apex first), so that the program

@@ -599,6 +599,26 @@ fn search_expansions() -> Vec<Fixture> {
             Query::new("redis.default.svc.cluster.local", TYPE_A).frame(),
             Counter::PassNotInZone,
         ),
+        // The apex and the empty non-terminals exist (RFC 8020) but are no
+        // service: `mesh.<ns>.svc.cluster.local` is the cluster's.
+        pass(
+            "under a suffix, the mesh zone's apex: passed",
+            Query::new("mesh.default.svc.cluster.local", TYPE_A).frame(),
+            Counter::PassNotInZone,
+        ),
+        pass(
+            "under a suffix, an empty non-terminal: passed",
+            Query::new("svc.1010.mesh.svc.cluster.local", TYPE_AAAA).frame(),
+            Counter::PassNotInZone,
+        ),
+        in_zone(
+            pass(
+                "answer: nxdomain, the mesh zone's apex: passed",
+                Query::new("Mesh.cluster.local", TYPE_A).frame(),
+                Counter::PassNotInZone,
+            ),
+            Zone::NxdomainSearch,
+        ),
         pass(
             "a mesh name under no suffix: passed",
             Query::new("redis.mesh.example.com", TYPE_A).frame(),
