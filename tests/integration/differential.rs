@@ -383,6 +383,10 @@ fn search_expansions_answer_alike_in_both_paths_rfc1034_3_6_2() {
         differences.extend(
             [
                 "nope.mesh.default.svc.cluster.local",
+                // The apex and an empty non-terminal exist (RFC 8020) but
+                // are no service: the cluster's `mesh` Service, say.
+                "mesh.default.svc.cluster.local",
+                "svc.1010.mesh.svc.cluster.local",
                 "redis.default.svc.cluster.local",
                 "redis.mesh.example.org",
             ]

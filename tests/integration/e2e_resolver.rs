@@ -308,7 +308,8 @@ fn rfc7766_pipelined_queries_on_one_connection_answered_with_their_ids() {
 }
 
 /// RFC 7766 §8: a message is its announced length; one cut short by the
-/// client (39 bytes announced, 33 sent, the write side shut) is no
+/// client (its length announced, its last 6 bytes never sent, the write
+/// side shut; the outside run announced 39 and sent 33) is no
 /// message and is not answered, as Knot does: the connection just ends.
 /// A whole one before it, on the same connection, is answered.
 #[test]

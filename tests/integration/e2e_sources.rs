@@ -215,8 +215,8 @@ fn kuma_cps_names_are_answered_in_the_kernel_and_outlive_its_failures() {
         .wait_for_log("fast path table updated", Duration::from_secs(5))
         .unwrap()
         .to_string();
-    // The three names and their empty non-terminals, `svc.` and
-    // `extsvc.mesh.local` (the apex came with the file).
+    // The three names and their empty non-terminals, `svc.mesh.local`
+    // and `extsvc.mesh.local` (the apex came with the file).
     assert!(line.contains("added=5"), "{line}");
 
     let answered = |lab: &Lab| {

@@ -216,8 +216,8 @@ impl LinkEvents {
         }
     }
 
-    /// Empties the socket's queue and what was read of it, after an
-    /// overflow. From the overflow on, the kernel drops every announcement
+    /// Empties the socket's queue after an overflow (what was read of it
+    /// is handed out before the next read, so none is left). From the overflow on, the kernel drops every announcement
     /// to this socket, and says so no more, until its queue has been read
     /// empty (`NETLINK_S_CONGESTED`, cleared in `netlink_rcv_wake`): read
     /// in turn, a full queue would hide the announcements that come while
@@ -225,7 +225,6 @@ impl LinkEvents {
     /// queued is superseded by the listing the caller takes next (`Lost`);
     /// what comes once the queue is empty is delivered.
     fn discard_queued(&mut self) {
-        self.pending.clear();
         loop {
             match self.socket.get_ref().recv_from_full() {
                 Ok(_) => {}

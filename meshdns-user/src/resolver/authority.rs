@@ -92,7 +92,7 @@ pub fn answer(table: &Table, zones: &Zones, query: &Message) -> Verdict {
     // HS, NONE) are refused, as an authoritative server refuses a class
     // it has no zone of; names of no zone of ours go on as any other.
     if !matches!(question.query_class(), DNSClass::IN | DNSClass::ANY) {
-        if zones.of_name(name).is_some() || table.answers_for(key.as_wire()) {
+        if zones.of_name(name).is_some() || table.get(&key).is_some() {
             return Verdict::Answer(refused(query));
         }
         return Verdict::Forward;

@@ -98,7 +98,7 @@ impl Resolver {
             return None;
         }
         let name = query.lowercase_name();
-        let in_zone = mesh.table.answers_for(&name);
+        let ours = mesh.table.answers_for(&name);
         let key = Key {
             name,
             qtype: RecordType::from(query.qtype),
@@ -106,12 +106,12 @@ impl Resolver {
             dnssec_ok: query.edns.is_some_and(|edns| edns.dnssec_ok),
             // As the whole way keys them: the mesh's own answers alike
             // for both.
-            checking_disabled: !in_zone && query.checking_disabled(),
+            checking_disabled: !ours && query.checking_disabled(),
         };
         let limit = client_limit(query.edns.map(|edns| edns.payload), transport);
         let mut reply = Vec::with_capacity(PLAIN_UDP_REPLY);
         // The zone's names from its own replies, the rest from the cache.
-        let (replies, counter) = if in_zone {
+        let (replies, counter) = if ours {
             (&*mesh.replies, &self.stats.mesh_answers)
         } else {
             (&self.cache, &self.stats.cache_hits)
@@ -193,6 +193,26 @@ impl Resolver {
             transport: Transport::Udp,
             limit: 0,
         }))
+    }
+}
+
+#[cfg(test)]
+impl Resolver {
+    /// The whole way's reply to `request` (hickory's `Message`, never the
+    /// fast lane), for the tests that hold the two to the same bytes.
+    pub(super) fn whole_way(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+    ) -> Vec<u8> {
+        let query = Message::from_vec(request).unwrap();
+        let limit = reply_limit(&query, transport);
+        let reply = self
+            .reply_now(query, client.ip())
+            .ok()
+            .expect("answered now");
+        self.encode(reply, transport, limit)
     }
 }
 
@@ -300,13 +320,7 @@ mod tests {
         client: SocketAddr,
         transport: Transport,
     ) -> Vec<u8> {
-        let query = Message::from_vec(request).unwrap();
-        let limit = reply_limit(&query, transport);
-        let reply = resolver
-            .reply_now(query, client.ip())
-            .ok()
-            .expect("answered now");
-        resolver.encode(reply, transport, limit)
+        resolver.whole_way(request, client, transport)
     }
 
     /// The fast lane gives what the whole way gives: the client's ID, RD

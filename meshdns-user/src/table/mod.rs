@@ -137,9 +137,7 @@ impl Table {
         let merged = merge::merge(&mut entries, &zones, sources);
         // In every zone, authoritative or not: a name below one that did
         // not exist could not exist either (RFC 8020).
-        for zone in &zones {
-            add_empty_names(&mut entries, &zones, zone, services.ttl);
-        }
+        add_empty_names(&mut entries, &zones, services.ttl);
         let table = Self {
             exact_names: entries.keys().any(|key| zone_of(&zones, key).is_none()),
             search: services.search,
@@ -339,31 +337,27 @@ pub(crate) fn zone_of<'a>(zones: &'a [ZoneConfig], wire: &[u8]) -> Option<&'a Zo
         .find(|zone| dns_name::is_at_or_below(wire, zone.apex_wire()))
 }
 
-/// Adds the apex of `zone` and every empty non-terminal of its names (a
+/// Adds every zone's apex and every empty non-terminal of its names (a
 /// name with no records of its own but names below it, such as
 /// `svc.1010.mesh` for `echo-server.echo-example.svc.1010.mesh`) as names
 /// without addresses: they exist, so a zone answers them NODATA, never
 /// NXDOMAIN or the upstreams' (RFC 8020), whether or not it is
-/// authoritative for the names it does not hold. A name of a zone inside
-/// `zone` has its non-terminals there, not here.
-fn add_empty_names(
-    entries: &mut BTreeMap<Box<[u8]>, Entry>,
-    zones: &[ZoneConfig],
-    zone: &ZoneConfig,
-    ttl: u32,
-) {
-    let apex = zone.apex_wire();
-    // Many names share each parent: each is copied once.
-    let mut empty = BTreeSet::from([apex]);
-    for key in entries.keys() {
-        if zone_of(zones, key).map(ZoneConfig::apex_wire) != Some(apex) {
-            continue;
-        }
-        let mut wire: &[u8] = key;
-        // Strip the first label while what is left is below the apex.
-        while wire.len() > apex.len() {
-            wire = &wire[1 + wire[0] as usize..];
-            empty.insert(wire);
+/// authoritative for the names it does not hold. Each is in the zone that
+/// holds it: a zone inside another (`a.b.mesh` in `mesh`) makes `b.mesh`
+/// one of the outer zone's.
+fn add_empty_names(entries: &mut BTreeMap<Box<[u8]>, Entry>, zones: &[ZoneConfig], ttl: u32) {
+    let mut empty = BTreeSet::new();
+    let names = entries.keys().map(|key| parent(key));
+    let apexes = zones.iter().map(|zone| Some(zone.apex_wire()));
+    for start in names.chain(apexes) {
+        // Up the name, while in a zone. A name seen before had its own
+        // way up walked then: many names share each parent.
+        let mut wire = start;
+        while let Some(name) = wire
+            && zone_of(zones, name).is_some()
+            && empty.insert(name)
+        {
+            wire = parent(name);
         }
     }
     let empty: Vec<Box<[u8]>> = empty
@@ -384,6 +378,12 @@ fn add_empty_names(
             },
         );
     }
+}
+
+/// `wire` without its first label; `None` for the root.
+fn parent(wire: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(*wire.first()?);
+    (len != 0).then(|| &wire[1 + len..])
 }
 
 /// The record for a service's VIPs (checked: at most `MAX_ADDRS` of each
@@ -525,6 +525,27 @@ mod tests {
         let table = Table::parse(&text.replace("true", "false")).unwrap();
         assert_eq!(table.len(), 4);
         assert!(table.get(&apex).is_some() && table.get(&key("b.c")).is_some());
+    }
+
+    /// A zone inside another with a label between them (`a.b.mesh` in
+    /// `mesh`): `b.mesh` has a name below it, so it exists, in `mesh`.
+    #[test]
+    fn rfc8020_2_the_names_between_a_zone_and_the_one_inside_it_exist() {
+        let table = Table::parse(
+            "zones:\n  - name: mesh\n  - name: a.b.mesh\nservices:\n  - name: x\n    zone: a.b.mesh\n    vips: [240.0.0.1]\n",
+        )
+        .unwrap();
+        let mut names: Vec<String> = table
+            .iter()
+            .map(|(k, _)| dns_name::to_text(k.as_wire()))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.b.mesh.", "b.mesh.", "mesh.", "x.a.b.mesh."]);
+        let between = dns_name::from_text("b.mesh").unwrap();
+        assert_eq!(
+            table.zone_of(&between).map(ZoneConfig::apex_wire),
+            Some(&b"\x04mesh\x00"[..])
+        );
     }
 
     #[test]

@@ -177,7 +177,8 @@ mod tests {
 
     const KUBERNETES: &str = "search:\n  suffixes: [\"*.svc.cluster.local\", svc.cluster.local, cluster.local]\n  answer: cname\n";
 
-    fn expanded(table: &Table, name: &str) -> Option<String> {
+    /// The mesh name `name` expands to, as text.
+    fn mesh_name_of(table: &Table, name: &str) -> Option<String> {
         let wire = dns_name::from_text(name).unwrap();
         table
             .expand(&wire)
@@ -203,14 +204,14 @@ mod tests {
             ("mesh.cluster.local", Some("mesh.")),
             ("redis.mesh.example.com", None),
         ] {
-            assert_eq!(expanded(&table, name).as_deref(), want, "{name}");
+            assert_eq!(mesh_name_of(&table, name).as_deref(), want, "{name}");
         }
     }
 
     #[test]
     fn off_expands_nothing_and_gives_the_program_no_patterns() {
         let table = table("");
-        assert_eq!(expanded(&table, "redis.mesh.cluster.local"), None);
+        assert_eq!(mesh_name_of(&table, "redis.mesh.cluster.local"), None);
         assert!(table.search_patterns().iter().all(|p| p.suffix_len == 0));
     }
 
