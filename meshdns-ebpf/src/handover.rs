@@ -24,14 +24,14 @@ use aya_ebpf::{
 use meshdns_common::{Counter, MAX_ZONES};
 
 use crate::answer::decide;
-use crate::maps::{SCRATCH, Scratch, ZONE, ZONE_SLOT};
+use crate::maps::{Scratch, ZONE, ZONE_SLOT, scratch};
 use crate::parse::{Query, Transport, build_name_key};
 use crate::reply::build_reply;
 use crate::scope::check_interface;
 use crate::search::expand;
 use crate::send::send_reply;
 use crate::verifier::forget_exact_value;
-use crate::{Outcome, never, verdict};
+use crate::{Outcome, verdict};
 
 /// Slot 0: the search program, which the agent puts there after loading
 /// both. Empty (a tail call that returns), a query for an expansion is
@@ -87,13 +87,7 @@ pub fn meshdns_search(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn try_search(ctx: &XdpContext) -> Result<Counter, Outcome> {
-    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
-        never::happened(ctx, never::Never::NoScratch);
-        return Err(Counter::PassMalformed.into());
-    };
-    // SAFETY: a per-CPU slot: nothing else uses it while we run, and the
-    // answer program that filled it has ended.
-    let scratch = unsafe { &mut *scratch };
+    let scratch = scratch(ctx)?;
     let (transport, query) = take_over(scratch);
     let expansion = expand(scratch, query.name_len).ok_or(Counter::PassNotInZone)?;
     let index = expansion.zone & (MAX_ZONES as u32 - 1);

@@ -71,7 +71,7 @@ use meshdns_common::Counter;
 
 use crate::answer::decide;
 use crate::handover::hand_over;
-use crate::maps::{SCRATCH, count};
+use crate::maps::{count, scratch};
 use crate::packet::UDP_HDR_LEN;
 use crate::parse::{build_name_key, parse_query, parse_transport};
 use crate::reply::build_reply;
@@ -164,13 +164,7 @@ impl From<Counter> for Outcome {
 
 #[inline(always)]
 fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
-    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
-        // Index 0 of a one-slot per-CPU array: it is always there.
-        never::happened(ctx, never::Never::NoScratch);
-        return Err(Counter::PassMalformed.into());
-    };
-    // SAFETY: a per-CPU slot: nothing else uses it while we run.
-    let scratch = unsafe { &mut *scratch };
+    let scratch = scratch(ctx)?;
     let transport = parse_transport(ctx, &mut scratch.laundry)?;
     let query = parse_query(ctx, &transport, scratch)?;
     let zone = match zone_of(scratch, &query)? {

@@ -6,6 +6,7 @@ use aya_ebpf::{
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
     maps::{HashMap, PerCpuArray},
+    programs::XdpContext,
 };
 use meshdns_common::{
     CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_SEARCH_PATTERNS,
@@ -119,7 +120,21 @@ pub(crate) struct Scratch {
 }
 
 #[map]
-pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch memory, for one run of either program.
+#[inline(always)]
+pub(crate) fn scratch(ctx: &XdpContext) -> Result<&'static mut Scratch, Counter> {
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        // Index 0 of a one-slot per-CPU array: it is always there.
+        crate::never::happened(ctx, crate::never::Never::NoScratch);
+        return Err(Counter::PassMalformed);
+    };
+    // SAFETY: a per-CPU slot: nothing else uses it while we run (the
+    // answer program that hands a query to the search program has ended
+    // when the search program runs).
+    Ok(unsafe { &mut *scratch })
+}
 
 #[inline(always)]
 pub(crate) fn count(counter: Counter) {

@@ -127,19 +127,14 @@ impl FastPath {
             pins.map(Pins::slot_maps),
             role,
         )?;
-        let zone = Slot::open(
-            ebpf.take_map(ZONE_MAP)
-                .ok_or(FastPathError::Missing(ZONE_MAP))?,
-            ZONE_MAP,
-            pins.map(|pins| pins.slot_map(ZONE_MAP)),
-        )?;
+        // A one-slot array of maps and, when pinned, the map in its slot.
+        let mut slot = |name| {
+            let map = ebpf.take_map(name).ok_or(FastPathError::Missing(name))?;
+            Slot::open(map, name, pins.map(|pins| pins.slot_map(name)))
+        };
+        let zone = slot(ZONE_MAP)?;
+        let search = slot(SEARCH_MAP)?;
         let zone_map = sync::zone_array(&zone, role)?;
-        let search = Slot::open(
-            ebpf.take_map(SEARCH_MAP)
-                .ok_or(FastPathError::Missing(SEARCH_MAP))?,
-            SEARCH_MAP,
-            pins.map(|pins| pins.slot_map(SEARCH_MAP)),
-        )?;
         let search_map = sync::search_array(&search, role)?;
         Ok(Self {
             ebpf,

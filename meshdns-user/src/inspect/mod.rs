@@ -98,6 +98,11 @@ impl Pinned {
             let path = pins.map(name);
             MapData::from_pin(&path).map_err(|source| InspectError::Map { path, source })
         };
+        // A one-slot array of maps, with the map in its slot.
+        let slot = |name: &'static str| -> Result<Slot> {
+            let map = Map::ArrayOfMaps(open(name)?);
+            Ok(Slot::open(map, name, Some(pins.slot_map(name)))?)
+        };
         let error = |name: &str| {
             let path = pins.map(name);
             move |source| InspectError::Map { path, source }
@@ -117,22 +122,8 @@ impl Pinned {
                     Role::Reading,
                 )?
             },
-            zone: fastpath::sync::zone_array(
-                &Slot::open(
-                    Map::ArrayOfMaps(open(ZONE_MAP)?),
-                    ZONE_MAP,
-                    Some(pins.slot_map(ZONE_MAP)),
-                )?,
-                Role::Reading,
-            )?,
-            search: fastpath::sync::search_array(
-                &Slot::open(
-                    Map::ArrayOfMaps(open(SEARCH_MAP)?),
-                    SEARCH_MAP,
-                    Some(pins.slot_map(SEARCH_MAP)),
-                )?,
-                Role::Reading,
-            )?,
+            zone: fastpath::sync::zone_array(&slot(ZONE_MAP)?, Role::Reading)?,
+            search: fastpath::sync::search_array(&slot(SEARCH_MAP)?, Role::Reading)?,
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
                 .map_err(error(COUNTERS_MAP))?,
         })
