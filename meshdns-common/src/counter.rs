@@ -52,11 +52,16 @@ pub enum Counter {
     PassTooLarge,
     /// Passed: the kernel refused to resize the frame for the reply (not enough headroom).
     PassResize,
+    /// Passed: the client is outside `allow_from` (the resolver refuses it).
+    PassClientNotAllowed,
+    /// Passed: sent to an address outside `fast_path_destinations` (another
+    /// host's, routed through this one): the reply would leave from it.
+    PassOtherDestination,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 19] = [
+    pub const ALL: [Counter; 21] = [
         Counter::AnsweredA,
         Counter::AnsweredAaaa,
         Counter::AnsweredNodata,
@@ -76,6 +81,8 @@ impl Counter {
         Counter::PassUnknownName,
         Counter::PassTooLarge,
         Counter::PassResize,
+        Counter::PassClientNotAllowed,
+        Counter::PassOtherDestination,
     ];
 
     /// Number of counters: the counters map's `max_entries`.
@@ -103,6 +110,8 @@ impl Counter {
             Counter::PassUnknownName => "pass_unknown_name",
             Counter::PassTooLarge => "pass_too_large",
             Counter::PassResize => "pass_resize",
+            Counter::PassClientNotAllowed => "pass_client_not_allowed",
+            Counter::PassOtherDestination => "pass_other_destination",
         }
     }
 
@@ -145,6 +154,10 @@ impl Counter {
             }
             Counter::PassTooLarge => "passed: the query is larger than 512 bytes",
             Counter::PassResize => "passed: the frame could not be resized for the reply",
+            Counter::PassClientNotAllowed => {
+                "passed: the client is outside allow_from (the resolver refuses it)"
+            }
+            Counter::PassOtherDestination => "passed: to an address outside fast_path_destinations",
         }
     }
 

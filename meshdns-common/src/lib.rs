@@ -29,6 +29,7 @@ pub mod counter;
 pub mod interface;
 pub mod name;
 pub mod record;
+pub mod scope;
 pub mod search;
 pub mod zone;
 
@@ -38,6 +39,10 @@ pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
 pub use record::{CompactRecord, MAX_ADDRS, ServiceRecord};
+pub use scope::{
+    MAX_SCOPE_RANGES4, MAX_SCOPE_RANGES6, Range4, Range6, Ranges4, Ranges6, SCOPE_ANY_CLIENT,
+    SCOPE_ANY_DESTINATION, ScopeTable,
+};
 pub use search::{
     MAX_SEARCH_PATTERNS, MAX_SEARCH_SUFFIX_LEN, SEARCH_CNAME, SEARCH_NXDOMAIN, SearchPattern,
 };
@@ -63,6 +68,10 @@ pub const ZONE_MAP: &str = "ZONE";
 /// Name of the one-slot array of maps whose slot holds the array of the
 /// search-list expansions, [`MAX_SEARCH_PATTERNS`] [`SearchPattern`]s.
 pub const SEARCH_MAP: &str = "SEARCH";
+/// Name of the one-slot array of maps whose slot holds a one-entry array
+/// of the [`ScopeTable`]: whom and for which destinations the program
+/// answers.
+pub const SCOPE_MAP: &str = "SCOPE";
 /// Name of the hash map of ifindex to [`InterfaceMac`]. Not pinned: each
 /// agent fills its program's own, before attaching.
 pub const INTERFACES_MAP: &str = "INTERFACES";
@@ -116,7 +125,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.
@@ -129,6 +138,7 @@ pub const LAYOUT_FINGERPRINT: u32 = {
         core::mem::size_of::<CompactRecord>(),
         core::mem::size_of::<ZoneConfig>(),
         core::mem::size_of::<SearchPattern>(),
+        core::mem::size_of::<ScopeTable>(),
         Counter::COUNT as usize,
         MAX_NAMES[0] as usize,
         MAX_NAMES[1] as usize,

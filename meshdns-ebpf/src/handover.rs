@@ -27,7 +27,7 @@ use crate::answer::decide;
 use crate::maps::{Scratch, ZONE, ZONE_SLOT, scratch};
 use crate::parse::{Query, Transport, build_name_key};
 use crate::reply::build_reply;
-use crate::scope::check_interface;
+use crate::scope::check_scope;
 use crate::search::expand;
 use crate::send::send_reply;
 use crate::verifier::forget_exact_value;
@@ -100,7 +100,7 @@ fn try_search(ctx: &XdpContext) -> Result<Counter, Outcome> {
         ..query
     };
     let query = build_name_key(scratch, query);
-    check_interface(ctx)?;
+    check_scope(ctx, &transport)?;
     let decision = decide(scratch, &query, zone)?;
     // The apex and the empty non-terminals exist, but no client means one
     // by a search expansion: `mesh.<ns>.svc.cluster.local` is a cluster's

@@ -17,8 +17,10 @@
 //!    leave here); `parse::build_name_key` builds the key a word at a
 //!    time, and `answer::decide` looks it up: an answer, NODATA, NXDOMAIN,
 //!    a search expansion's CNAME or NXDOMAIN, or a pass;
-//!    `scope::check_interface` then passes a frame that was sent to another
-//!    host (the checks with a map lookup of their own come last);
+//!    `scope::check_scope` then passes a frame that was sent to another
+//!    host's MAC, from a client outside `allow_from` or to an address
+//!    outside `fast_path_destinations` (the checks with map lookups of
+//!    their own come last);
 //! 4. `reply::build_reply` writes what the reply appends to the question
 //!    (a CNAME, answers or SOA, and OPT) into a per-CPU section buffer,
 //!    summing it;
@@ -75,7 +77,7 @@ use crate::maps::{count, scratch};
 use crate::packet::UDP_HDR_LEN;
 use crate::parse::{build_name_key, parse_query, parse_transport};
 use crate::reply::build_reply;
-use crate::scope::check_interface;
+use crate::scope::check_scope;
 use crate::send::send_reply;
 use crate::zone::{InZone, zone_of};
 
@@ -172,7 +174,7 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
         InZone::Search => return Err(hand_over(ctx, scratch, &transport, &query).into()),
     };
     let query = build_name_key(scratch, query);
-    check_interface(ctx)?;
+    check_scope(ctx, &transport)?;
     let decision = match decide(scratch, &query, zone) {
         // A name outside the zones that the table has no address of the
         // family for, or does not have: a search expansion, perhaps.

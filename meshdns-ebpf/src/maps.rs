@@ -10,8 +10,8 @@ use aya_ebpf::{
 };
 use meshdns_common::{
     CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_SEARCH_PATTERNS,
-    MAX_ZONES, NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, SearchPattern, ServiceRecord,
-    ZoneConfig,
+    MAX_ZONES, NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, ScopeTable, SearchPattern,
+    ServiceRecord, ZoneConfig,
 };
 
 use crate::MAX_HEADERS_LEN;
@@ -92,6 +92,17 @@ pub(crate) const SEARCH_SLOT: u32 = 0;
 #[map]
 pub(crate) static INTERFACES: HashMap<u32, InterfaceMac> =
     HashMap::with_max_entries(MAX_INTERFACES, BPF_F_NO_PREALLOC);
+
+/// Whom and for which destinations the program answers (see
+/// `ScopeTable`): one table in the slot of a one-slot array of maps,
+/// replaced whole as the zones are (its ranges are searched by halving,
+/// which a half-written list would mislead). An empty slot passes every
+/// query.
+#[btf_map]
+pub(crate) static SCOPE: ArrayOfMaps<btf_maps::Array<ScopeTable, 1>, 1> = ArrayOfMaps::new();
+
+/// The slot of the scope's array of maps that holds its table.
+pub(crate) const SCOPE_SLOT: u32 = 0;
 
 /// What happened to each packet, per CPU, indexed by `Counter`.
 #[map]

@@ -117,6 +117,26 @@ impl Cidr {
         }
     }
 
+    /// The prefix of `addr` alone (a /32 or a /128).
+    pub fn host(addr: IpAddr) -> Self {
+        Cidr::containing(addr, if addr.is_ipv4() { 32 } else { 128 })
+    }
+
+    /// The network address.
+    pub fn network(&self) -> IpAddr {
+        self.base
+    }
+
+    /// The prefix length, in bits.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether it holds every address of its family (`0.0.0.0/0`, `::/0`).
+    pub fn is_everything(&self) -> bool {
+        self.prefix == 0
+    }
+
     pub fn contains(&self, addr: IpAddr) -> bool {
         addr.is_ipv4() == self.base.is_ipv4()
             && to_u128(addr) & !self.host_mask() == to_u128(self.base) & !self.host_mask()

@@ -437,7 +437,7 @@ fn a_table_that_outgrows_its_map_is_answered_from_a_bigger_one() {
 fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
     use aya::maps::{HashMap, IterableMap as _, MapData};
     use meshdns::{
-        fastpath::{FastPath, Pins, XDP_TX},
+        fastpath::{FastPath, Pins, Scope, XDP_TX},
         table::Table,
     };
     use meshdns_common::{CompactRecord, NAMES_MAP_FLAGS, NameKey48};
@@ -487,6 +487,8 @@ fn a_pinned_names_map_that_is_not_the_programs_is_filled_anew() {
     let now = id(second.names().maps()[0]);
     assert_ne!(now, served);
     assert_eq!(id(&MapData::from_pin(&short).unwrap()), now);
+    // New pinned maps answer nobody until the agent sets the scope.
+    second.set_scope(&Scope::any()).unwrap();
     let (action, _) =
         meshdns_tests::xdp::run(&mut second, &Query::new("redis.mesh", TYPE_A).frame()).unwrap();
     assert_eq!(action, XDP_TX);

@@ -9,11 +9,14 @@ use meshdns_tests::{
     unbound::{UNBOUND_ADDR, Unbound},
 };
 
-/// Loopback only may use the resolver: a query over the veth is refused.
-/// The lab's services; only loopback may ask the resolver, so a query over
-/// the veth is REFUSED.
+/// The lab's services; only loopback and the lab's client address may ask,
+/// so a query over the veth from another address of the client is REFUSED
+/// (by the resolver: the kernel program passes it).
 static SERVICES: LazyLock<String> =
-    LazyLock::new(|| format!("allow_from: [127.0.0.0/8]\n{LAB_SERVICES}"));
+    LazyLock::new(|| format!("allow_from: [127.0.0.0/8, 198.18.0.2/32]\n{LAB_SERVICES}"));
+
+/// The client's other address, outside `allow_from`.
+const OUTSIDER: &str = "198.18.0.3";
 
 const LATENCY: &str = "meshdns_upstream_request_duration_seconds";
 
@@ -152,10 +155,19 @@ fn udp_exchange(lab: &Lab, datagrams: &'static [&'static [u8]]) -> Vec<u8> {
 fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
+    lab.client
+        .ip(&[
+            "addr",
+            "add",
+            &format!("{OUTSIDER}/24"),
+            "dev",
+            &lab.client_if,
+        ])
+        .unwrap();
     let mut unbound = Unbound::start(&lab.server).unwrap();
     let config = lab.write_services(&SERVICES);
-    // On the veth too, so that what XDP passes reaches the resolver (and is
-    // refused: only loopback is allowed).
+    // On the veth too, so that what XDP passes reaches the resolver (and,
+    // from the outsider, is refused).
     let listen_veth = format!("{SERVER_V4}:53");
     let _agent = lab
         .start_agent(
@@ -240,7 +252,7 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     let nxdomain = lab.server.dig("127.0.0.1", &["+tcp", "nope.test", "AAAA"]);
     assert!(nxdomain.contains("status: NXDOMAIN"), "{nxdomain}");
     // Over the veth, from outside allow_from: XDP passes it, REFUSED.
-    let refused = lab.dig(&["www.test", "TXT"]);
+    let refused = lab.dig(&["-b", OUTSIDER, "www.test", "TXT"]);
     assert!(refused.contains("status: REFUSED"), "{refused}");
     // Raw messages from one socket, handled in order: a response and a
     // runt get no reply (received, not answered); a header with a broken

@@ -15,8 +15,9 @@ use meshdns_tests::{
     tc::TcHelper,
 };
 
-const SERVICES: &str =
-    "zone: mesh\nservices:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n";
+/// The pods ask the cluster DNS address, which the fast path answers for
+/// as a DaemonSet's file says (it is not the node's own).
+const SERVICES: &str = "zone: mesh\nfast_path_destinations: [198.19.0.10]\nservices:\n  - name: redis\n    vips: [240.0.0.100, \"fd00:fd00::100\"]\n";
 
 const PODS: usize = 32;
 
@@ -457,11 +458,21 @@ fn the_resolver_answers_the_pods_the_routes_say_and_pod_cidrs_override_them() {
         .wait_for_log("table reloaded", Duration::from_secs(5))
         .unwrap();
     assert_eq!(resolver_rcode(&node, 0), "REFUSED", "outside pod_cidrs");
-    // And the kernel program still answers them (allow_from is not checked
-    // in the fast path yet: issue 16).
+    // And the kernel program no longer answers them either: it passes
+    // their mesh names to the resolver, which refuses them too.
+    let before = node.status();
     let answer = node
         .pod(0)
         .netns
-        .dig(CLUSTER_DNS, &["redis.mesh", "A", "+short"]);
-    assert_eq!(answer.trim(), "240.0.0.100");
+        .dig(CLUSTER_DNS, &["redis.mesh", "A", "+time=1", "+tries=1"]);
+    assert!(answer.contains("status: REFUSED"), "{answer}");
+    let after = node.status();
+    assert_eq!(
+        counter(&after, "pass_client_not_allowed") - counter(&before, "pass_client_not_allowed"),
+        1
+    );
+    assert_eq!(
+        counter(&after, "answered_a"),
+        counter(&before, "answered_a")
+    );
 }

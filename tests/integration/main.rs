@@ -18,6 +18,7 @@ mod e2e_inspect;
 mod e2e_metrics;
 mod e2e_resolver;
 mod e2e_routed;
+mod e2e_scope;
 mod e2e_search;
 mod e2e_sources;
 mod resolver_coalescing;

@@ -523,6 +523,32 @@ pub fn decode_dns(frame: &[u8]) -> Result<Message, String> {
     Message::from_vec(dns_payload(frame)).map_err(|e| e.to_string())
 }
 
+/// Which address of a frame's IP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Address {
+    Source,
+    Destination,
+}
+
+/// `frame` with its IP header's source or destination address set to
+/// `address` (of the frame's family) and its checksums fixed.
+pub fn readdressed(frame: &[u8], which: Address, address: std::net::IpAddr) -> Vec<u8> {
+    let l = layout(frame);
+    let mut frame = frame.to_vec();
+    let (octets, at): (Vec<u8>, usize) = match (address, l.ipv6) {
+        (std::net::IpAddr::V4(v4), false) => (v4.octets().to_vec(), l.l3 + 12),
+        (std::net::IpAddr::V6(v6), true) => (v6.octets().to_vec(), l.l3 + 8),
+        _ => panic!("{address} is not of the frame's family"),
+    };
+    let at = match which {
+        Address::Source => at,
+        Address::Destination => at + octets.len(),
+    };
+    frame[at..at + octets.len()].copy_from_slice(&octets);
+    fix_checksums(&mut frame);
+    frame
+}
+
 /// Sets the 16-bit big-endian word at `offset` and fixes the checksums.
 pub fn patch_u16(frame: &mut [u8], offset: usize, value: u16) {
     frame[offset..offset + 2].copy_from_slice(&value.to_be_bytes());

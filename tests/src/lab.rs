@@ -413,20 +413,31 @@ impl Agent {
 
     /// Waits until a log line contains `needle`.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<&str> {
+        self.wait_for_logs(needle, 1, timeout)?;
+        let line = self.lines.iter().find(|l| l.contains(needle));
+        Ok(line.expect("waited for it"))
+    }
+
+    /// Waits until `count` log lines contain `needle`: the `count`-th
+    /// reload, say.
+    pub fn wait_for_logs(
+        &mut self,
+        needle: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(i) = self.lines.iter().position(|l| l.contains(needle)) {
-                return Ok(&self.lines[i]);
-            }
+        while self.lines.iter().filter(|l| l.contains(needle)).count() < count {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.log.recv_timeout(left) {
                 Ok(line) => self.lines.push(line),
                 Err(_) => bail!(
-                    "meshdns did not log {needle:?} within {timeout:?}; it logged:\n{}",
+                    "meshdns did not log {needle:?} {count} times within {timeout:?}; it logged:\n{}",
                     self.lines.join("\n")
                 ),
             }
         }
+        Ok(())
     }
 
     /// The lines read so far (by [`Agent::wait_for_log`]), for what must

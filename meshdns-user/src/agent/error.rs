@@ -87,6 +87,8 @@ pub type Result<T, E = AgentError> = std::result::Result<T, E>;
 pub enum FastPathStep {
     /// Loading the program with its pinned maps.
     Load,
+    /// Setting whom and for which addresses it answers.
+    Scope,
     /// Filling the names map.
     Fill,
     /// Attaching the program to an interface.
@@ -125,6 +127,7 @@ impl fmt::Display for FastPathStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Load => f.write_str("loading the XDP program"),
+            Self::Scope => f.write_str("setting the fast path's scope"),
             Self::Fill => f.write_str("filling the names map"),
             Self::Attach { iface } => write!(f, "attaching the fast path to {iface}"),
             Self::Counters => f.write_str("reading the fast path's counters"),

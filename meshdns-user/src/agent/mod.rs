@@ -25,6 +25,7 @@ pub mod interfaces;
 pub mod pods;
 pub mod reconcile;
 pub mod resolver;
+pub mod scope;
 mod serve;
 pub mod watch;
 
@@ -230,6 +231,10 @@ impl Agent {
                 );
             }
         }
+        // Whom and for which addresses the fast path answers: the
+        // resolver's clients, and the file's destinations.
+        let mut scope_source = scope::ScopeSource::new(&listen, &addresses);
+        scope_source.set_destinations(&settings.fast_path_destinations);
         let listeners = runtime.block_on(server::listen(
             resolver.clone(),
             &listen,
@@ -237,7 +242,8 @@ impl Agent {
         ))?;
         let fast_path = match interfaces {
             Some(mut interfaces) => {
-                let mut fast_path = fast_path::load(&options, &table)?;
+                let mut fast_path =
+                    fast_path::load(&options, &table, &mut scope_source, &resolver)?;
                 interfaces.start(&mut fast_path, &links)?;
                 options.pins.remove_stale_maps();
                 // What should never happen in the program, in our log.
@@ -268,7 +274,7 @@ impl Agent {
                 events,
                 pod_routes,
                 resolver: resolver.clone(),
-                reconciler: Reconciler::new(registry, resolver, agent),
+                reconciler: Reconciler::new(registry, resolver, agent).with_scope(scope_source),
                 options,
                 signals,
                 changes,

@@ -1,12 +1,13 @@
 //! Keeping what serves in step with the services file: on every change
 //! (or SIGHUP), the resolver gets the new table and settings and the
-//! kernel's table is updated; a failed kernel update is tried again until
-//! it succeeds, while the program answers from what it has.
+//! kernel's scope and table are updated; a failed kernel update is tried
+//! again until it succeeds, while the program answers from what it has.
 
 use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
 
 use tokio::time::Instant;
 
+use super::scope::ScopeSource;
 use crate::{
     fastpath::FastPath,
     metrics::AgentState,
@@ -26,6 +27,10 @@ pub struct Reconciler {
     agent: Arc<AgentState>,
     /// A table the kernel's map failed to take, tried again until it does.
     unsynced: Option<Arc<Table>>,
+    /// What the fast path's scope is made of, and whether the program
+    /// failed to take it (tried again as a table is).
+    scope: ScopeSource,
+    scope_owed: bool,
     /// When to try it again: a deadline, not a sleep started anew each time
     /// something else wakes the loop.
     retry_at: Instant,
@@ -40,8 +45,16 @@ impl Reconciler {
             resolver,
             agent,
             unsynced: None,
+            scope: ScopeSource::default(),
+            scope_owed: false,
             retry_at: Instant::now(),
         }
+    }
+
+    /// The fast path's scope is made of `scope` (and the resolver's
+    /// clients), and the program has it.
+    pub fn with_scope(self, scope: ScopeSource) -> Self {
+        Self { scope, ..self }
     }
 
     /// Refreshes what `/metrics` says of the sources: a polled source's
@@ -64,7 +77,29 @@ impl Reconciler {
 
     /// When a failed kernel update is due again, if one is owed.
     pub fn retry_at(&self) -> Option<Instant> {
-        self.unsynced.as_ref().map(|_| self.retry_at)
+        (self.unsynced.is_some() || self.scope_owed).then_some(self.retry_at)
+    }
+
+    /// Gives the fast path the scope it should answer now: after a reload,
+    /// and when the resolver's default clients (the pods' routes) change.
+    /// A failure is logged and owed.
+    pub fn sync_scope(&mut self, fast_path: &mut FastPath) {
+        match self.scope.apply(&self.resolver, fast_path) {
+            Ok(()) => {
+                self.scope_owed = false;
+                if self.unsynced.is_none() {
+                    self.agent.out_of_step.store(false, Ordering::Relaxed);
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    "updating the fast path's scope: {error}; not ready; trying again in {SYNC_RETRY:?}"
+                );
+                self.agent.out_of_step.store(true, Ordering::Relaxed);
+                self.scope_owed = true;
+                self.retry_at = Instant::now() + SYNC_RETRY;
+            }
+        }
     }
 
     /// Reads the services file again (`why` says what woke the loop) and
@@ -83,25 +118,29 @@ impl Reconciler {
                     .store(table.len() as u64, Ordering::Relaxed);
                 self.resolver.set_table(table.clone(), &settings);
                 save_forwarding(&self.resolver, self.registry.state_dir());
-                table
+                self.scope
+                    .set_destinations(&settings.fast_path_destinations);
+                Some(table)
             }
             Ok(Reload::Unchanged) => {
                 tracing::debug!(why, "services file unchanged");
-                match self.unsynced.take() {
-                    Some(table) => table,
-                    None => return,
-                }
+                self.unsynced.take()
             }
             Err(error) => {
                 self.agent.reload_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(why, "{error}; the table that was serving keeps serving");
-                match self.unsynced.take() {
-                    Some(table) => table,
-                    None => return,
-                }
+                self.unsynced.take()
             }
         };
         let Some(fast_path) = fast_path else {
+            return;
+        };
+        // The scope before the table: whom a new file refuses is not
+        // answered from the table it brings.
+        if self.scope_owed || table.is_some() {
+            self.sync_scope(fast_path);
+        }
+        let Some(table) = table else {
             return;
         };
         match fast_path.sync(table.clone()) {
@@ -113,7 +152,9 @@ impl Reconciler {
                     removed = report.removed,
                     "fast path table updated"
                 );
-                self.agent.out_of_step.store(false, Ordering::Relaxed);
+                self.agent
+                    .out_of_step
+                    .store(self.scope_owed, Ordering::Relaxed);
             }
             Err(error) => {
                 // Not the end of the agent: the program keeps answering

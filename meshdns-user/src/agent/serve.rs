@@ -98,6 +98,10 @@ impl Serving {
                 }
                 _ = tokio::time::sleep_until(routes_due.unwrap_or_else(tokio::time::Instant::now)), if routes_due.is_some() => {
                     let _ = self.pod_routes.refresh(&self.resolver);
+                    // The default allow_from follows the routes.
+                    if let Some(attached) = self.fast_path.as_mut() {
+                        self.reconciler.sync_scope(&mut attached.fast_path);
+                    }
                     continue;
                 }
             };

@@ -59,6 +59,8 @@ pub enum ConfigErrorKind {
         value: String,
         error: CidrError,
     },
+    #[error("{field} {value:?}: neither local, any, an address nor a CIDR such as 10.96.0.0/12")]
+    Destination { field: &'static str, value: String },
     #[error("vip_reuse_after is {reuse_after}s; it must be at least twice the ttl ({ttl}s)")]
     ReuseTooSoon { reuse_after: u64, ttl: u32 },
     #[error("{field}: {error}")]
@@ -130,7 +132,9 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
         ConfigErrorKind::Name { name, .. }
         | ConfigErrorKind::TooManyVips { name, .. }
         | ConfigErrorKind::DuplicateVip { name, .. } => Needle::Text(name.clone()),
-        ConfigErrorKind::Cidr { field, .. } => key(field),
+        ConfigErrorKind::Cidr { field, .. } | ConfigErrorKind::Destination { field, .. } => {
+            key(field)
+        }
         ConfigErrorKind::ReuseTooSoon { .. } => key("vip_reuse_after"),
         ConfigErrorKind::BadDuration { field, .. } => key(field),
         ConfigErrorKind::Vip(AllocError::Collision { second, .. }) => Needle::Text(second.clone()),

@@ -13,6 +13,7 @@
 //! A file is either accepted whole or rejected with the line at fault; the
 //! caller keeps serving the table it had.
 
+pub mod destinations;
 mod error;
 pub mod forward;
 pub mod search;
@@ -67,6 +68,11 @@ pub struct Config {
     /// loopback and the subnets of the attached interface.
     #[serde(default)]
     pub allow_from: Option<Vec<String>>,
+    /// The destination addresses the fast path answers for: `local` (the
+    /// default: where the resolver listens and the interfaces' own
+    /// addresses), `any`, or a list of addresses and CIDRs (and `local`).
+    #[serde(default)]
+    pub fast_path_destinations: Option<destinations::DestinationsConfig>,
     /// The pods' addresses (CIDRs), which the default `allow_from` adds.
     /// Default: the destinations of the node's routes out of the
     /// interfaces `--iface` matches (a routed CNI has one per pod).

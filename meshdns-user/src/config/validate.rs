@@ -55,7 +55,8 @@ pub struct CheckedService {
     pub names: Vec<Box<[u8]>>,
 }
 
-/// What the services file says about the resolver.
+/// What the services file says about the resolver, and whom and for
+/// which addresses the fast path answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolverSettings {
     /// Clients to answer; `None`: the default (loopback, the interfaces'
@@ -64,6 +65,9 @@ pub struct ResolverSettings {
     /// The pods' addresses, for the default `allow_from`; `None`: from the
     /// node's routes to the interfaces.
     pub pod_cidrs: Option<Vec<Cidr>>,
+    /// The destination addresses the fast path answers for (the resolver
+    /// answers whatever reaches its sockets).
+    pub fast_path_destinations: super::destinations::Destinations,
     /// Where names outside the mesh go, by zone, as the file lists them.
     pub forward: Vec<super::forward::ForwardZone>,
     /// Seconds past their TTL that cached answers may be served stale.
@@ -76,6 +80,7 @@ impl Default for ResolverSettings {
         Self {
             allow_from: None,
             pod_cidrs: None,
+            fast_path_destinations: Default::default(),
             forward: Vec::new(),
             stale_max: DEFAULT_STALE_MAX,
         }
@@ -109,6 +114,9 @@ impl Config {
         let resolver = ResolverSettings {
             allow_from: cidrs("allow_from", self.allow_from.as_deref())?,
             pod_cidrs: cidrs("pod_cidrs", self.pod_cidrs.as_deref())?,
+            fast_path_destinations: super::destinations::check(
+                self.fast_path_destinations.as_ref(),
+            )?,
             forward: super::forward::check(&self.forward)?,
             stale_max: self.stale_max()?,
         };

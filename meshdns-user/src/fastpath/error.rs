@@ -58,6 +58,13 @@ pub enum FastPathError {
         names: usize,
         max: u32,
     },
+    #[error("{list} makes {count} IPv{family} ranges, more than the {max} the fast path holds")]
+    TooManyRanges {
+        list: &'static str,
+        family: u8,
+        count: usize,
+        max: usize,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -6,6 +6,7 @@
 //! - this module: loading the program, with pinned maps or maps of its own;
 //! - [`attach`]: attaching it to interfaces, pinned links, taking one over;
 //! - [`names`]: the names maps, one per length class, as one table;
+//! - [`scope`]: whom and for which destinations it answers;
 //! - [`slot`]: a map replaced whole, in the slot of an array of maps;
 //! - [`sync`]: keeping its table in step with the services;
 //! - [`link`]: what a pinned link runs and where, asked of the kernel;
@@ -21,6 +22,7 @@ pub mod link;
 pub mod logs;
 pub mod names;
 pub mod pins;
+pub mod scope;
 pub mod slot;
 pub mod sync;
 pub mod test_run;
@@ -33,8 +35,8 @@ use aya::{
     programs::Xdp,
 };
 use meshdns_common::{
-    ANSWER_PROGRAM, NAMES_MAPS, SEARCH_MAP, SEARCH_PROGRAM, SEARCH_PROGRAM_MAP, SearchPattern,
-    ZONE_MAP, ZoneConfig,
+    ANSWER_PROGRAM, NAMES_MAPS, SCOPE_MAP, SEARCH_MAP, SEARCH_PROGRAM, SEARCH_PROGRAM_MAP,
+    ScopeTable, SearchPattern, ZONE_MAP, ZoneConfig,
 };
 
 pub use attach::{AttachMode, Attachment, remove_link_pin};
@@ -47,6 +49,7 @@ pub use link::{
 pub use logs::ProgramLog;
 pub use names::NameMaps;
 pub use pins::{Pins, remove_pins};
+pub use scope::{Scope, ScopeRanges};
 pub use slot::{Role, Slot};
 pub use sync::SyncReport;
 pub use test_run::{XDP_PASS, XDP_TX};
@@ -71,18 +74,26 @@ pub struct FastPath {
     /// known (see [`FastPath::set_search`]).
     search: Slot,
     search_map: Option<Array<MapData, SearchPattern>>,
+    /// The scope's array of maps, and the array in its slot, if known.
+    scope: Slot,
+    scope_map: Option<Array<MapData, ScopeTable>>,
 }
 
 impl FastPath {
     /// Loads the embedded object and its answer program into the kernel
-    /// (this runs the verifier) with maps of its own, attached nowhere yet.
+    /// (this runs the verifier) with maps of its own, attached nowhere yet,
+    /// for tests and tools: it answers every client and destination until
+    /// [`FastPath::set_scope`] says otherwise.
     pub fn load() -> Result<Self> {
-        Self::load_with(&mut EbpfLoader::new(), None, Role::Serving)
+        let mut fast_path = Self::load_with(&mut EbpfLoader::new(), None, Role::Serving)?;
+        fast_path.set_scope(&Scope::any())?;
+        Ok(fast_path)
     }
 
     /// Loads the program with the pinned maps of `pins`, created and pinned
-    /// if there are none yet: a restarted agent keeps serving the table and
-    /// counters its predecessor left.
+    /// if there are none yet: a restarted agent keeps serving the table,
+    /// scope and counters its predecessor left. New maps answer no query
+    /// until the scope is set ([`FastPath::set_scope`]).
     pub fn load_pinned(pins: &Pins) -> Result<Self> {
         pins.create()?;
         let paths: Vec<(&str, PathBuf)> = pins::SHARED_MAPS
@@ -99,7 +110,8 @@ impl FastPath {
     /// Loads the program with the table that serves (the pinned names and
     /// zone maps, which must exist) but counters of its own, attached
     /// nowhere: `meshdns lookup` runs queries through it without moving
-    /// the counters of the program that serves.
+    /// the counters of the program that serves. Its scope is its own too,
+    /// and any: it answers as for a client and a destination in scope.
     pub fn load_beside(pins: &Pins) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         for name in NAMES_MAPS.into_iter().chain([ZONE_MAP, SEARCH_MAP]) {
@@ -113,7 +125,9 @@ impl FastPath {
             }
             loader.map_pin_path(name, path);
         }
-        Self::load_with(&mut loader, Some(pins), Role::Reading)
+        let mut fast_path = Self::load_with(&mut loader, Some(pins), Role::Reading)?;
+        fast_path.set_scope(&Scope::any())?;
+        Ok(fast_path)
     }
 
     fn load_with(loader: &mut EbpfLoader<'_>, pins: Option<&Pins>, role: Role) -> Result<Self> {
@@ -136,6 +150,8 @@ impl FastPath {
         let search = slot(SEARCH_MAP)?;
         let zone_map = sync::zone_array(&zone, role)?;
         let search_map = sync::search_array(&search, role)?;
+        let scope = slot(SCOPE_MAP)?;
+        let scope_map = sync::slot_array(&scope, role, SCOPE_MAP)?;
         Ok(Self {
             ebpf,
             names,
@@ -145,6 +161,8 @@ impl FastPath {
             zone_map,
             search,
             search_map,
+            scope,
+            scope_map,
         })
     }
 

@@ -157,7 +157,7 @@ impl FastPath {
 
 /// A new array holding `entries`, put into `slot` whole (an update in place
 /// could be read half-written); the array, to be read back.
-fn replace_array<T: aya::Pod, const N: usize>(
+pub(crate) fn replace_array<T: aya::Pod, const N: usize>(
     slot: &mut Slot,
     name: &'static str,
     entries: &[T; N],
@@ -179,7 +179,7 @@ fn array_entries<T: aya::Pod, const N: usize>(map: &Array<MapData, T>) -> Option
 }
 
 /// The array in `slot`, if it can be had (see [`Slot::current`]).
-fn slot_array<T: aya::Pod>(
+pub(crate) fn slot_array<T: aya::Pod>(
     slot: &Slot,
     role: Role,
     name: &'static str,

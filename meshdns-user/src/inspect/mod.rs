@@ -20,8 +20,8 @@ use std::{
 
 use aya::maps::{Array, Map, MapData, MapError, PerCpuArray};
 use meshdns_common::{
-    COUNTERS_MAP, MAX_SEARCH_PATTERNS, MAX_ZONES, NAMES_MAPS, NameKey, SEARCH_MAP, SearchPattern,
-    ServiceRecord, ZONE_MAP, ZoneConfig,
+    COUNTERS_MAP, MAX_SEARCH_PATTERNS, MAX_ZONES, NAMES_MAPS, NameKey, SCOPE_MAP, SEARCH_MAP,
+    ScopeTable, SearchPattern, ServiceRecord, ZONE_MAP, ZoneConfig,
 };
 use serde::Serialize;
 
@@ -76,6 +76,8 @@ pub struct Pinned {
     zone: Option<Array<MapData, ZoneConfig>>,
     /// The array in the search slot, likewise.
     search: Option<Array<MapData, SearchPattern>>,
+    /// The array in the scope's slot, likewise.
+    scope: Option<Array<MapData, ScopeTable>>,
     counters: PerCpuArray<MapData, u64>,
 }
 
@@ -124,6 +126,7 @@ impl Pinned {
             },
             zone: fastpath::sync::zone_array(&slot(ZONE_MAP)?, Role::Reading)?,
             search: fastpath::sync::search_array(&slot(SEARCH_MAP)?, Role::Reading)?,
+            scope: fastpath::sync::slot_array(&slot(SCOPE_MAP)?, Role::Reading, SCOPE_MAP)?,
             counters: PerCpuArray::try_from(Map::PerCpuArray(open(COUNTERS_MAP)?))
                 .map_err(error(COUNTERS_MAP))?,
         })
@@ -176,6 +179,12 @@ impl Pinned {
             search,
             record.into_iter().chain(mesh_name),
         ))
+    }
+
+    /// Whom and for which destinations the program answers; `None`: no
+    /// table in the slot (every query passed).
+    pub fn scope(&self) -> Result<Option<fastpath::ScopeRanges>> {
+        Ok(fastpath::scope::scope_of(self.scope.as_ref())?)
     }
 
     pub fn counters(&self) -> Result<Counters> {

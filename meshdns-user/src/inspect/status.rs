@@ -35,6 +35,9 @@ pub struct Status {
     pub agent: Option<process::Agent>,
     pub zones: Vec<ZoneView>,
     pub names: usize,
+    /// Whom and for which destinations the program answers: prefixes, or
+    /// `None` for any.
+    pub scope: ScopeView,
     pub counters: BTreeMap<&'static str, u64>,
     pub answered: u64,
     pub passed: u64,
@@ -45,6 +48,57 @@ pub struct Status {
     /// The interfaces of each `--iface` value, by what became of them, as
     /// the agent last wrote them to its state folder.
     pub interfaces_by_pattern: Vec<PatternStatus>,
+}
+
+/// The fast path's scope, as `status` shows it: each list's ranges (a
+/// CIDR where a range is one), or `None` for any.
+#[derive(Debug, Serialize)]
+pub struct ScopeView {
+    pub clients: Option<Vec<String>>,
+    pub destinations: Option<Vec<String>>,
+}
+
+impl ScopeView {
+    fn of(scope: Option<&fastpath::ScopeRanges>) -> Self {
+        let Some(scope) = scope else {
+            // No table in the slot: every query is passed.
+            return Self {
+                clients: Some(Vec::new()),
+                destinations: Some(Vec::new()),
+            };
+        };
+        let shown = |ranges: &Option<Vec<std::ops::RangeInclusive<std::net::IpAddr>>>| {
+            ranges
+                .as_ref()
+                .map(|ranges| ranges.iter().map(range_text).collect())
+        };
+        Self {
+            clients: shown(&scope.clients),
+            destinations: shown(&scope.destinations),
+        }
+    }
+}
+
+/// `198.18.0.0/24` for a range that is a prefix, `198.18.0.2-198.18.0.4`
+/// for one that is not.
+fn range_text(range: &std::ops::RangeInclusive<std::net::IpAddr>) -> String {
+    let (first, last) = (*range.start(), *range.end());
+    let number = |a: std::net::IpAddr| match a {
+        std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        std::net::IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    let ((first_n, bits), (last_n, _)) = (number(first), number(last));
+    let span = last_n - first_n;
+    let host_bits = 128 - span.leading_zeros();
+    let is_prefix = span
+        .checked_add(1)
+        .is_none_or(|size| size.is_power_of_two())
+        && (host_bits == 128 || first_n & ((1u128 << host_bits) - 1) == 0);
+    if is_prefix {
+        format!("{first}/{}", bits - host_bits)
+    } else {
+        format!("{first}-{last}")
+    }
 }
 
 /// One interface with a pinned link.
@@ -71,6 +125,7 @@ pub fn status(
     let pinned = Pinned::open(pins)?;
     let zones = ZoneView::all(&pinned.zones()?);
     let names = pinned.name_count()?;
+    let scope = ScopeView::of(pinned.scope()?.as_ref());
     let counters = pinned.counters()?;
     let interfaces: Vec<Interface> = pins
         .linked_interfaces()
@@ -85,6 +140,7 @@ pub fn status(
         agent: process::running_program(&programs),
         zones,
         names,
+        scope,
         counters: counters_by_name(&counters),
         answered: counters.answered(),
         passed: counters.passed(),
@@ -132,6 +188,20 @@ fn interface(pins: &Pins, name: String) -> Interface {
 
 /// Most interfaces `status` lists one by one.
 const MAX_LISTED: usize = 16;
+
+/// Prefixes for people: `any`, or the first few and how many.
+fn listed(prefixes: Option<&[String]>) -> String {
+    match prefixes {
+        None => "any".to_string(),
+        Some([]) => "none (no agent has set them)".to_string(),
+        Some(list) if list.len() <= MAX_LISTED => list.join(", "),
+        Some(list) => format!(
+            "{}, ... ({} prefixes)",
+            list[..MAX_LISTED].join(", "),
+            list.len()
+        ),
+    }
+}
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,6 +272,12 @@ impl fmt::Display for Status {
         )?;
         writeln!(
             f,
+            "answers:    clients {}; destinations {}",
+            listed(self.scope.clients.as_deref()),
+            listed(self.scope.destinations.as_deref())
+        )?;
+        writeln!(
+            f,
             "packets:    {} answered, {} passed",
             self.answered, self.passed
         )?;
@@ -223,5 +299,26 @@ impl fmt::Display for Status {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_that_is_a_prefix_shows_as_one() {
+        let range = |a: &str, b: &str| a.parse().unwrap()..=b.parse().unwrap();
+        for (first, last, shown) in [
+            ("198.18.0.0", "198.18.0.255", "198.18.0.0/24"),
+            ("198.18.0.1", "198.18.0.1", "198.18.0.1/32"),
+            ("0.0.0.0", "255.255.255.255", "0.0.0.0/0"),
+            ("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::/0"),
+            ("2001:db8::", "2001:db8::ffff", "2001:db8::/112"),
+            ("198.18.0.2", "198.18.0.4", "198.18.0.2-198.18.0.4"),
+            ("198.18.0.1", "198.18.0.2", "198.18.0.1-198.18.0.2"),
+        ] {
+            assert_eq!(range_text(&range(first, last)), shown);
+        }
     }
 }

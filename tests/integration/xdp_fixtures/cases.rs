@@ -491,7 +491,145 @@ pub(super) fn fixtures() -> Vec<Fixture> {
     patch_u16(&mut fragment, IP + 6, 0x2000);
     cases.push(pass("IPv4 fragment (MF)", fragment, Counter::PassIpOptions));
     cases.extend(search_expansions());
+    cases.extend(scope());
     cases
+}
+
+/// The scope the fixtures run in (`super` sets it): the clients of the
+/// frames' subnets (`allow_from`) and the server's own addresses
+/// (`fast_path_destinations`).
+pub(super) const ALLOW_FROM: [&str; 3] = ["127.0.0.0/8", "198.18.0.0/24", "2001:db8::/64"];
+pub(super) const DESTINATIONS: [&str; 2] = ["198.18.0.1/32", "2001:db8::1/128"];
+
+/// `fixture` with its query sent from, or to, `address` instead; an
+/// answer's reply goes back to it, or from it.
+fn readdress(mut fixture: Fixture, which: Address, address: &str) -> Fixture {
+    let address: IpAddr = address.parse().unwrap();
+    fixture.input = readdressed(&fixture.input, which, address);
+    if let Expect::Tx(reply, _) = &mut fixture.expect {
+        let mirrored = match which {
+            Address::Source => Address::Destination,
+            Address::Destination => Address::Source,
+        };
+        *reply = readdressed(reply, mirrored, address);
+    }
+    fixture
+}
+
+/// Issue 16's defect 4: `allow_from` and `fast_path_destinations` in the
+/// program. A query from a client outside the one, or to an address
+/// outside the other, is passed untouched, whatever its answer would be;
+/// one inside both is answered, from a prefix's other addresses too.
+fn scope() -> Vec<Fixture> {
+    let redis_a = || Query::new("redis.mesh", TYPE_A);
+    let redis_aaaa = || Query::new("redis.mesh", TYPE_AAAA).over(Link::ipv6());
+    let vlan = (0x8100, 100);
+    vec![
+        readdress(
+            answer(
+                "allow_from: another client of a listed prefix is answered",
+                redis_a(),
+                &["240.0.0.100"],
+            ),
+            Address::Source,
+            "198.18.0.200",
+        ),
+        readdress(
+            answer(
+                "allow_from: another IPv6 client of a listed prefix is answered",
+                redis_aaaa(),
+                &["fd00:fd00::100"],
+            ),
+            Address::Source,
+            "2001:db8::ffff:1",
+        ),
+        readdress(
+            pass(
+                "allow_from: a client outside it: passed",
+                redis_a().frame(),
+                Counter::PassClientNotAllowed,
+            ),
+            Address::Source,
+            "198.18.1.2",
+        ),
+        readdress(
+            pass(
+                "allow_from: an IPv6 client outside it: passed",
+                redis_aaaa().frame(),
+                Counter::PassClientNotAllowed,
+            ),
+            Address::Source,
+            "2001:db8:1::2",
+        ),
+        readdress(
+            pass(
+                "allow_from: a client outside it behind two VLAN tags: passed",
+                redis_a().over(Link::vlans(&[vlan, vlan], false)).frame(),
+                Counter::PassClientNotAllowed,
+            ),
+            Address::Source,
+            "203.0.113.9",
+        ),
+        readdress(
+            in_zone(
+                pass(
+                    "allow_from: NXDOMAIN is an answer too: a client outside it: passed",
+                    Query::new("nope.mesh", TYPE_A).frame(),
+                    Counter::PassClientNotAllowed,
+                ),
+                Zone::Authoritative,
+            ),
+            Address::Source,
+            "198.18.1.2",
+        ),
+        readdress(
+            pass(
+                "allow_from: a search expansion from a client outside it: passed",
+                Query::new("redis.mesh.default.svc.cluster.local", TYPE_A).frame(),
+                Counter::PassClientNotAllowed,
+            ),
+            Address::Source,
+            "198.18.1.2",
+        ),
+        readdress(
+            pass(
+                "fast_path_destinations: to another host's address: passed",
+                redis_a().frame(),
+                Counter::PassOtherDestination,
+            ),
+            Address::Destination,
+            "198.18.5.77",
+        ),
+        readdress(
+            pass(
+                "fast_path_destinations: to another host's IPv6 address: passed",
+                redis_aaaa().frame(),
+                Counter::PassOtherDestination,
+            ),
+            Address::Destination,
+            "2001:db8::77",
+        ),
+        readdress(
+            pass(
+                "fast_path_destinations: a search expansion to another host's address: passed",
+                Query::new("redis.mesh.default.svc.cluster.local", TYPE_A).frame(),
+                Counter::PassOtherDestination,
+            ),
+            Address::Destination,
+            "198.18.5.77",
+        ),
+        // The checks run on answers alone: what is passed anyway says why
+        // it is, not who sent it.
+        readdress(
+            pass(
+                "a name outside the zones from a client outside allow_from: not in the zone",
+                Query::new("www.example.com", TYPE_A).frame(),
+                Counter::PassNotInZone,
+            ),
+            Address::Source,
+            "198.18.1.2",
+        ),
+    ]
 }
 
 /// A search expansion answered with a CNAME to `target` and `addrs`.

@@ -2,8 +2,10 @@
 //! costs in the kernel, measured with BPF_PROG_TEST_RUN on the compiled
 //! object: answers (A, AAAA, a long name, NODATA, search expansions) and
 //! passes (a name not in the table, names outside the zone, which walk the
-//! search patterns, another type), with the benchmark's
-//! floor program for reference. Prints one line per path:
+//! search patterns, another type, a client or destination out of scope),
+//! with the benchmark's floor program for reference. The scope is a routed
+//! node's (see `node_scope`); the paths marked `scope: any` run again
+//! without its checks, which is what they cost. Prints one line per path:
 //! `path="..." action=TX ns=832`, and for a pass also the mean of a run in
 //! a loop of them (`ns_in_loop=`), which tells passes apart to the
 //! nanosecond.
@@ -17,6 +19,7 @@
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use clap::Parser;
+use meshdns::fastpath::Scope;
 use meshdns_common::{FLOOR_PROGRAM, InterfaceMac};
 use meshdns_tests::{
     fixtures,
@@ -45,6 +48,8 @@ fn main() -> anyhow::Result<()> {
         "",
     ));
     list_loopback(&mut fast_path)?;
+    let scope = node_scope();
+    fast_path.set_scope(&scope)?;
     for (name, info) in [
         ("program", fast_path.program()?.info()?),
         ("search program", fast_path.search_program()?.info()?),
@@ -56,7 +61,8 @@ fn main() -> anyhow::Result<()> {
         );
     }
     // What a resolver sends: EDNS(0) with a cookie, as dig does.
-    let query = |name: &'static str, qtype| Query::new(name, qtype).with_opt(Opt::dig());
+    let query = |name: &'static str, qtype| Query::new(name, qtype).with_opt(Opt::dig()).frame();
+    let any = Scope::any();
     let paths = [
         ("A, answered", query("redis.mesh", TYPE_A), XDP_TX),
         ("AAAA, answered", query("redis.mesh", TYPE_AAAA), XDP_TX),
@@ -104,17 +110,34 @@ fn main() -> anyhow::Result<()> {
             query("redis.mesh", TYPE_MX),
             XDP_PASS,
         ),
+        (
+            "A, passed: a client outside allow_from",
+            from_outside(query("redis.mesh", TYPE_A)),
+            XDP_PASS,
+        ),
+    ];
+    // Run again with no scope checks: the difference is what they cost.
+    let unscoped = [
+        (
+            "A, answered (scope: any)",
+            query("redis.mesh", TYPE_A),
+            XDP_TX,
+        ),
+        (
+            "A, passed: not in the table (scope: any)",
+            query("unknown.mesh", TYPE_A),
+            XDP_PASS,
+        ),
     ];
     if let Some(wanted) = &args.profile {
-        let (path, query, _) = paths
+        let (path, frame, _) = paths
             .iter()
             .find(|(path, _, _)| path.contains(wanted.as_str()))
             .ok_or_else(|| anyhow::anyhow!("no path named like {wanted:?}"))?;
         let program = fast_path.program()?;
-        let frame = query.frame();
         for _ in 0..args.runs {
             program.test_run(TestRunOptions {
-                data_in: Some(&frame),
+                data_in: Some(frame),
                 ..TestRunOptions::default()
             })?;
         }
@@ -127,16 +150,21 @@ fn main() -> anyhow::Result<()> {
         println!("path={path:?} profiled: {}", seen.join(" "));
         return Ok(());
     }
-    for (path, query, expected) in paths {
-        let (action, ns) = cost(fast_path.program()?, &query.frame(), args.runs)?;
+    let runs = paths
+        .iter()
+        .map(|path| (path, &scope))
+        .chain(unscoped.iter().map(|path| (path, &any)));
+    for ((path, frame, expected), scope) in runs {
+        fast_path.set_scope(scope)?;
+        let (action, ns) = cost(fast_path.program()?, frame, args.runs)?;
         anyhow::ensure!(
-            action == expected,
+            action == *expected,
             "{path}: action {action}, expected {expected}"
         );
         if action == XDP_TX {
             println!("path={path:?} action=TX ns={ns}");
         } else {
-            let in_loop = cost_in_loop(fast_path.program()?, &query.frame(), args.runs)?;
+            let in_loop = cost_in_loop(fast_path.program()?, frame, args.runs)?;
             println!("path={path:?} action=PASS ns={ns} ns_in_loop={in_loop}");
         }
     }
@@ -146,9 +174,42 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no {FLOOR_PROGRAM} program"))?
         .try_into()?;
     floor.load()?;
-    let (_, ns) = cost(floor, &query("redis.mesh", TYPE_A).frame(), args.runs)?;
+    let (_, ns) = cost(floor, &query("redis.mesh", TYPE_A), args.runs)?;
     println!("path=\"floor (swap and send back)\" action=TX ns={ns}");
     Ok(())
+}
+
+/// The scope of a routed node of 110 pods (kubelet's default most): its
+/// clients are loopback, the node's subnets and a /32 or /128 route per
+/// pod, the frames' client among them; its destinations the node's
+/// addresses and the cluster DNS Service's.
+fn node_scope() -> Scope {
+    let v4 = (2..112u8).map(|i| format!("198.18.0.{i}/32"));
+    let v6 = (2..112u16).map(|i| format!("2001:db8::{i:x}/128"));
+    let clients = ["127.0.0.0/8", "::1/128", "198.18.0.0/24", "2001:db8::/64"]
+        .into_iter()
+        .map(String::from)
+        .chain(v4)
+        .chain(v6);
+    let destinations = ["198.18.0.1/32", "2001:db8::1/128", "198.19.0.10/32"];
+    Scope {
+        clients: Some(clients.map(|c| c.parse().expect("a CIDR")).collect()),
+        destinations: Some(
+            destinations
+                .iter()
+                .map(|c| c.parse().expect("a CIDR"))
+                .collect(),
+        ),
+    }
+}
+
+/// `frame`, from a client outside `node_scope`'s.
+fn from_outside(frame: Vec<u8>) -> Vec<u8> {
+    frame::readdressed(
+        &frame,
+        frame::Address::Source,
+        "203.0.113.9".parse().expect("an address"),
+    )
 }
 
 /// Lists the test run's interface (the loopback) with the frames' MAC, so
