@@ -16,8 +16,8 @@ use nix::{
 };
 
 use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
+    net::TcpListener,
     sync::{Semaphore, mpsc, oneshot},
     task::JoinSet,
     time::timeout,
@@ -272,12 +272,17 @@ async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>, connections: 
 
 /// Reads queries until the client closes or idles; answers each as soon as
 /// it is ready, so a slow upstream answer does not hold up the others.
-async fn serve_connection(
-    stream: TcpStream,
+/// Generic over the stream so that the framing can be driven without a
+/// socket (the fuzz target `tcp_framing`).
+pub async fn serve_connection<S>(
+    stream: S,
     client: SocketAddr,
     resolver: Arc<Resolver>,
-) -> std::io::Result<()> {
-    let (mut reader, mut writer) = stream.into_split();
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (replies, mut outgoing) = mpsc::channel::<Vec<u8>>(MAX_TCP_INFLIGHT);
     let write = tokio::spawn(async move {
         while let Some(reply) = outgoing.recv().await {
