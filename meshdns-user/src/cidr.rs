@@ -132,6 +132,13 @@ impl Cidr {
         self.prefix
     }
 
+    /// Its addresses as numbers, first to last (an IPv4 address's is
+    /// below 2^32).
+    pub fn numbers(&self) -> std::ops::RangeInclusive<u128> {
+        let first = to_u128(self.base) & !self.host_mask();
+        first..=first | self.host_mask()
+    }
+
     /// Whether it holds every address of its family (`0.0.0.0/0`, `::/0`).
     pub fn is_everything(&self) -> bool {
         self.prefix == 0
@@ -148,6 +155,12 @@ fn to_u128(addr: IpAddr) -> u128 {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
     }
+}
+
+/// Each of `list` parsed, for tests.
+#[cfg(test)]
+pub(crate) fn cidrs(list: &[&str]) -> Vec<Cidr> {
+    list.iter().map(|c| c.parse().expect("a CIDR")).collect()
 }
 
 #[cfg(test)]

@@ -103,16 +103,13 @@ fn bad(item: &str) -> ConfigErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cidr::cidrs;
 
     /// What a services file of `yaml` says, or its error with its line.
     fn checked(yaml: &str) -> Result<Destinations, String> {
         crate::config::Services::parse(yaml)
             .map(|services| services.resolver.fast_path_destinations)
             .map_err(|(line, kind)| format!("line {line:?}: {kind}"))
-    }
-
-    fn cidrs(list: &[&str]) -> Vec<Cidr> {
-        list.iter().map(|c| c.parse().unwrap()).collect()
     }
 
     #[test]

@@ -65,7 +65,7 @@ impl Scope {
             list.as_deref().map(|cidrs| {
                 let (v4, v6) = merge(cidrs);
                 v4.into_iter()
-                    .map(|r| v4_addr(*r.start()).into()..=v4_addr(*r.end()).into())
+                    .map(|r| Ipv4Addr::from(*r.start()).into()..=Ipv4Addr::from(*r.end()).into())
                     .chain(v6.into_iter().map(|r| {
                         Ipv6Addr::from(*r.start()).into()..=Ipv6Addr::from(*r.end()).into()
                     }))
@@ -112,17 +112,7 @@ fn merge(cidrs: &[Cidr]) -> (Vec<RangeInclusive<u32>>, Vec<RangeInclusive<u128>>
     let mut v4: Vec<RangeInclusive<u128>> = Vec::new();
     let mut v6: Vec<RangeInclusive<u128>> = Vec::new();
     for cidr in cidrs {
-        let (first, bits) = match cidr.network() {
-            IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
-            IpAddr::V6(a) => (u128::from(a), 128),
-        };
-        let host_bits = bits - u32::from(cidr.prefix_len());
-        let size_less_one = match host_bits {
-            128 => u128::MAX,
-            n => (1u128 << n) - 1,
-        };
-        let range = first..=first + size_less_one;
-        if bits == 32 { &mut v4 } else { &mut v6 }.push(range);
+        if cidr.is_ipv4() { &mut v4 } else { &mut v6 }.push(cidr.numbers());
     }
     let v4 = join(v4)
         .into_iter()
@@ -190,16 +180,12 @@ fn first_step(count: usize) -> u32 {
     }
 }
 
-fn v4_addr(n: u32) -> Ipv4Addr {
-    Ipv4Addr::from(n)
-}
-
 /// A list of the program's table as ranges of addresses.
 fn ranges_of(v4: &Ranges4, v6: &Ranges6) -> Vec<RangeInclusive<IpAddr>> {
     let whole = |halves: [u64; 2]| (u128::from(halves[0]) << 64) | u128::from(halves[1]);
     let v4 = v4.ranges[..(v4.count as usize).min(MAX_SCOPE_RANGES4)]
         .iter()
-        .map(|r| IpAddr::from(v4_addr(r.first))..=IpAddr::from(v4_addr(r.last)));
+        .map(|r| IpAddr::from(Ipv4Addr::from(r.first))..=IpAddr::from(Ipv4Addr::from(r.last)));
     let v6 = v6.ranges[..(v6.count as usize).min(MAX_SCOPE_RANGES6)]
         .iter()
         .map(|r| {
@@ -250,10 +236,7 @@ pub fn scope_of(map: Option<&Array<MapData, ScopeTable>>) -> Result<Option<Scope
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cidrs(list: &[&str]) -> Vec<Cidr> {
-        list.iter().map(|c| c.parse().unwrap()).collect()
-    }
+    use crate::cidr::cidrs;
 
     #[test]
     fn prefixes_that_overlap_or_touch_are_one_range() {
@@ -305,7 +288,9 @@ mod tests {
     fn a_list_longer_than_the_table_holds_is_refused() {
         // Every other /32 of a /20: 2,048 ranges that do not touch.
         let spread: Vec<Cidr> = (0..2048u32)
-            .map(|i| Cidr::host(v4_addr(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + 2 * i).into()))
+            .map(|i| {
+                Cidr::host(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + 2 * i).into())
+            })
             .collect();
         let scope = Scope {
             clients: Some(spread),

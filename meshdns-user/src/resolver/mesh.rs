@@ -124,10 +124,7 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cidrs(list: &[&str]) -> Vec<Cidr> {
-        list.iter().map(|c| c.parse().unwrap()).collect()
-    }
+    use crate::cidr::cidrs;
 
     #[test]
     fn the_file_says_whom_to_answer_else_the_node_and_its_pods() {
