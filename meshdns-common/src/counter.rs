@@ -57,11 +57,17 @@ pub enum Counter {
     /// Passed: sent to an address outside `fast_path_destinations` (another
     /// host's, routed through this one): the reply would leave from it.
     PassOtherDestination,
+    /// Answered truncated (TC, no records): over the rate limit, and one
+    /// of the answers that slip, so that a real client asks again over TCP.
+    RateLimitedTruncated,
+    /// Dropped (`XDP_DROP`): an answer over the rate limit that does not
+    /// slip.
+    RateLimitedDropped,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 21] = [
+    pub const ALL: [Counter; 23] = [
         Counter::AnsweredA,
         Counter::AnsweredAaaa,
         Counter::AnsweredNodata,
@@ -83,6 +89,8 @@ impl Counter {
         Counter::PassResize,
         Counter::PassClientNotAllowed,
         Counter::PassOtherDestination,
+        Counter::RateLimitedTruncated,
+        Counter::RateLimitedDropped,
     ];
 
     /// Number of counters: the counters map's `max_entries`.
@@ -112,6 +120,8 @@ impl Counter {
             Counter::PassResize => "pass_resize",
             Counter::PassClientNotAllowed => "pass_client_not_allowed",
             Counter::PassOtherDestination => "pass_other_destination",
+            Counter::RateLimitedTruncated => "rate_limited_truncated",
+            Counter::RateLimitedDropped => "rate_limited_dropped",
         }
     }
 
@@ -158,6 +168,10 @@ impl Counter {
                 "passed: the client is outside allow_from (the resolver refuses it)"
             }
             Counter::PassOtherDestination => "passed: to an address outside fast_path_destinations",
+            Counter::RateLimitedTruncated => {
+                "answered truncated: the client's prefix is over the rate limit (a real client retries over TCP)"
+            }
+            Counter::RateLimitedDropped => "dropped: the client's prefix is over the rate limit",
         }
     }
 
@@ -171,7 +185,14 @@ impl Counter {
                 | Counter::AnsweredNxdomain
                 | Counter::AnsweredSearchCname
                 | Counter::AnsweredSearchNxdomain
+                | Counter::RateLimitedTruncated
         )
+    }
+
+    /// Whether the packet was dropped (`XDP_DROP`): neither answered nor
+    /// passed.
+    pub const fn is_drop(self) -> bool {
+        matches!(self, Counter::RateLimitedDropped)
     }
 }
 

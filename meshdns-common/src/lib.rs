@@ -28,6 +28,7 @@ macro_rules! aya_pod {
 pub mod counter;
 pub mod interface;
 pub mod name;
+pub mod rate_limit;
 pub mod record;
 pub mod scope;
 pub mod search;
@@ -38,6 +39,7 @@ pub use interface::{InterfaceMac, MAX_INTERFACES};
 pub use name::{
     MAX_LABEL_LEN, MAX_NAME_LEN, NAME_WIDTHS, NameClass, NameKey, NameKey48, NameKey112,
 };
+pub use rate_limit::{Debit, Due, MAX_RATE_BUCKETS, RATE_BURST_NS, RateBucket, RateKey, RateLimit};
 pub use record::{CompactRecord, MAX_ADDRS, ServiceRecord};
 pub use scope::{
     MAX_SCOPE_RANGES4, MAX_SCOPE_RANGES6, Range4, Range6, Ranges4, Ranges6, SCOPE_ANY_CLIENT,
@@ -72,6 +74,9 @@ pub const SEARCH_MAP: &str = "SEARCH";
 /// of the [`ScopeTable`]: whom and for which destinations the program
 /// answers.
 pub const SCOPE_MAP: &str = "SCOPE";
+/// Name of the LRU hash map of the rate limit's buckets, by client prefix
+/// ([`RateKey`] to [`RateBucket`]).
+pub const RATE_BUCKETS_MAP: &str = "RATE_BUCKETS";
 /// Name of the hash map of ifindex to [`InterfaceMac`]. Not pinned: each
 /// agent fills its program's own, before attaching.
 pub const INTERFACES_MAP: &str = "INTERFACES";
@@ -125,7 +130,7 @@ pub const EDNS_UDP_PAYLOAD_SIZE: u16 = 1232;
 /// Version of the layout of the maps the program and agent share. Bump it
 /// whenever a map's key, value or meaning changes: an agent never reuses
 /// pinned maps of another layout, it replaces them.
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 
 /// A fingerprint of the shared types' sizes, so a layout change that forgot
 /// to bump `LAYOUT_VERSION` is still caught.
@@ -139,6 +144,9 @@ pub const LAYOUT_FINGERPRINT: u32 = {
         core::mem::size_of::<ZoneConfig>(),
         core::mem::size_of::<SearchPattern>(),
         core::mem::size_of::<ScopeTable>(),
+        core::mem::size_of::<RateKey>(),
+        core::mem::size_of::<RateBucket>(),
+        MAX_RATE_BUCKETS as usize,
         Counter::COUNT as usize,
         MAX_NAMES[0] as usize,
         MAX_NAMES[1] as usize,

@@ -11,6 +11,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::RateLimit;
+
 /// Most IPv4 ranges of each list, after merging: a power of two.
 pub const MAX_SCOPE_RANGES4: usize = 1024;
 /// Most IPv6 ranges of each list, after merging: a power of two.
@@ -79,14 +81,18 @@ pub struct Ranges6 {
     pub ranges: [Range6; MAX_SCOPE_RANGES6],
 }
 
-/// The value in the `SCOPE` slot: both lists in both families, and which
-/// checks are off. No table in the slot (no agent has set one) passes
-/// every query to the resolver, which answers by its own `allow_from`.
+/// The value in the `SCOPE` slot: both lists in both families, which
+/// checks are off, and how many answers a client prefix gets (the rate
+/// limit, here because it is asked of the same answers, once they are
+/// known to be in scope, and the program has the table then). No table in
+/// the slot (no agent has set one) passes every query to the resolver,
+/// which answers by its own `allow_from`.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Pod, Zeroable)]
 pub struct ScopeTable {
     pub flags: u32,
     pub _pad: u32,
+    pub rate_limit: RateLimit,
     pub clients4: Ranges4,
     pub clients6: Ranges6,
     pub destinations4: Ranges4,
@@ -97,12 +103,14 @@ const _: () = assert!(core::mem::size_of::<Ranges4>() == 8 + 8 * MAX_SCOPE_RANGE
 const _: () = assert!(core::mem::size_of::<Ranges6>() == 8 + 32 * MAX_SCOPE_RANGES6);
 const _: () = assert!(
     core::mem::size_of::<ScopeTable>()
-        == 8 + 2 * core::mem::size_of::<Ranges4>() + 2 * core::mem::size_of::<Ranges6>()
+        == 8 + core::mem::size_of::<RateLimit>()
+            + 2 * core::mem::size_of::<Ranges4>()
+            + 2 * core::mem::size_of::<Ranges6>()
 );
 const _: () = assert!(MAX_SCOPE_RANGES4.is_power_of_two() && MAX_SCOPE_RANGES6.is_power_of_two());
 
 impl ScopeTable {
-    /// No flags, empty lists: answers nobody.
+    /// No flags, empty lists, no rate limit: answers nobody.
     pub const EMPTY: Self = {
         let mut table: Self = bytemuck::zeroed();
         let mut i = 0;

@@ -26,12 +26,10 @@ use meshdns_common::{Counter, MAX_ZONES};
 use crate::answer::decide;
 use crate::maps::{Scratch, ZONE, ZONE_SLOT, scratch};
 use crate::parse::{Query, Transport, build_name_key};
-use crate::reply::build_reply;
 use crate::scope::check_scope;
 use crate::search::expand;
-use crate::send::send_reply;
 use crate::verifier::forget_exact_value;
-use crate::{Outcome, verdict};
+use crate::{Outcome, answer, verdict};
 
 /// Slot 0: the search program, which the agent puts there after loading
 /// both. Empty (a tail call that returns), a query for an expansion is
@@ -100,7 +98,7 @@ fn try_search(ctx: &XdpContext) -> Result<Counter, Outcome> {
         ..query
     };
     let query = build_name_key(scratch, query);
-    check_scope(ctx, &transport)?;
+    let scope = check_scope(ctx, &transport)?;
     let decision = decide(scratch, &query, zone)?;
     // The apex and the empty non-terminals exist, but no client means one
     // by a search expansion: `mesh.<ns>.svc.cluster.local` is a cluster's
@@ -110,9 +108,7 @@ fn try_search(ctx: &XdpContext) -> Result<Counter, Outcome> {
     if decision.addresses.is_empty() {
         return Err(Counter::PassNotInZone.into());
     }
-    let reply = build_reply(scratch, &query, &decision);
-    send_reply(ctx, &transport, scratch, &query, &reply)?;
-    Ok(decision.counter)
+    answer(ctx, &transport, scratch, &query, &decision, scope)
 }
 
 /// The transport and query the answer program handed over, each bounded

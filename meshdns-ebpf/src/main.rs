@@ -20,10 +20,12 @@
 //!    `scope::check_scope` then passes a frame that was sent to another
 //!    host's MAC, from a client outside `allow_from` or to an address
 //!    outside `fast_path_destinations` (the checks with map lookups of
-//!    their own come last);
+//!    their own come last), and once the answer is known
+//!    `rate_limit::admit` asks the client prefix's bucket whether it goes
+//!    out whole, truncated or not at all (`XDP_DROP`);
 //! 4. `reply::build_reply` writes what the reply appends to the question
 //!    (a CNAME, answers or SOA, and OPT) into a per-CPU section buffer,
-//!    summing it;
+//!    summing it (`reply::build_truncated` only the OPT);
 //! 5. `send::send_reply` resizes the frame, rewrites the header's flags and
 //!    counts in place, stores the section after the question, swaps
 //!    addresses and writes the checksums, added up from their parts
@@ -31,7 +33,8 @@
 //!
 //! Every reason not to answer is found before phase 5 and is an `XDP_PASS`
 //! with the frame untouched, so the kernel and the agent see exactly what
-//! the client sent.
+//! the client sent; the one exception is an answer over the rate limit,
+//! which nobody is to send: dropped.
 //!
 //! What should never happen (a helper failing where its inputs are
 //! checked, a frame resized that cannot be finished) is logged with
@@ -47,6 +50,9 @@
 //! which runs the phases in order.
 #![no_std]
 #![no_main]
+// The rate limit's atomic add (see `rate_limit::atomic_add`).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 mod answer;
 mod checksum;
@@ -57,6 +63,7 @@ mod maps;
 mod never;
 mod packet;
 mod parse;
+mod rate_limit;
 mod reply;
 mod scope;
 mod search;
@@ -69,14 +76,15 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use meshdns_common::Counter;
+use meshdns_common::{Counter, ScopeTable};
 
-use crate::answer::decide;
+use crate::answer::{Decision, decide};
 use crate::handover::hand_over;
-use crate::maps::{count, scratch};
+use crate::maps::{Scratch, count, scratch};
 use crate::packet::UDP_HDR_LEN;
-use crate::parse::{build_name_key, parse_query, parse_transport};
-use crate::reply::build_reply;
+use crate::parse::{Query, Transport, build_name_key, parse_query, parse_transport};
+use crate::rate_limit::{Admitted, admit};
+use crate::reply::{build_reply, build_truncated};
 use crate::scope::check_scope;
 use crate::send::send_reply;
 use crate::zone::{InZone, zone_of};
@@ -102,6 +110,10 @@ fn verdict(result: Result<Counter, Outcome>) -> u32 {
         Err(Outcome::Pass(reason)) => {
             count(reason);
             xdp_action::XDP_PASS
+        }
+        Err(Outcome::Drop(reason)) => {
+            count(reason);
+            xdp_action::XDP_DROP
         }
         // Unreachable while the lengths computed before are right: the frame
         // is already resized, so passing it on would hand the kernel a
@@ -154,6 +166,8 @@ const TC_ACT_UNSPEC: i32 = -1;
 enum Outcome {
     /// `XDP_PASS`, frame untouched, for this reason.
     Pass(Counter),
+    /// `XDP_DROP`: an answer over the rate limit that does not slip.
+    Drop(Counter),
     /// The frame was already changed when something failed: `XDP_ABORTED`.
     Broken,
 }
@@ -174,7 +188,7 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
         InZone::Search => return Err(hand_over(ctx, scratch, &transport, &query).into()),
     };
     let query = build_name_key(scratch, query);
-    check_scope(ctx, &transport)?;
+    let scope = check_scope(ctx, &transport)?;
     let decision = match decide(scratch, &query, zone) {
         // A name outside the zones that the table has no address of the
         // family for, or does not have: a search expansion, perhaps.
@@ -185,9 +199,30 @@ fn try_meshdns(ctx: &XdpContext) -> Result<Counter, Outcome> {
         }
         decided => decided?,
     };
-    let reply = build_reply(scratch, &query, &decision);
-    send_reply(ctx, &transport, scratch, &query, &reply)?;
-    Ok(decision.counter)
+    answer(ctx, &transport, scratch, &query, &decision, scope)
+}
+
+/// Phases 4 and 5 for an answer decided and in scope, either program's:
+/// the rate limit, then the reply built and sent (truncated if the limit
+/// lets it slip).
+#[inline(always)]
+fn answer(
+    ctx: &XdpContext,
+    transport: &Transport,
+    scratch: &mut Scratch,
+    query: &Query,
+    decision: &Decision,
+    scope: &ScopeTable,
+) -> Result<Counter, Outcome> {
+    let (reply, counter) = match admit(ctx, transport, &scope.rate_limit)? {
+        Admitted::Whole => (build_reply(scratch, query, decision), decision.counter),
+        Admitted::Truncated => (
+            build_truncated(scratch, query, decision),
+            Counter::RateLimitedTruncated,
+        ),
+    };
+    send_reply(ctx, transport, scratch, query, &reply)?;
+    Ok(counter)
 }
 
 // Only on the BPF target: a host build of this crate (clippy over the

@@ -2,16 +2,16 @@
 //! scratch memory one run works in, and the counters.
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_PREALLOC,
+    bindings::{BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC},
     btf_maps::{self, ArrayOfMaps},
     macros::{btf_map, map},
-    maps::{HashMap, PerCpuArray},
+    maps::{HashMap, LruHashMap, PerCpuArray},
     programs::XdpContext,
 };
 use meshdns_common::{
-    CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_SEARCH_PATTERNS,
-    MAX_ZONES, NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, ScopeTable, SearchPattern,
-    ServiceRecord, ZoneConfig,
+    CompactRecord, Counter, InterfaceMac, MAX_FULL_RECORDS, MAX_INTERFACES, MAX_RATE_BUCKETS,
+    MAX_SEARCH_PATTERNS, MAX_ZONES, NAMES_MAP_FLAGS, NameKey, NameKey48, NameKey112, RateBucket,
+    RateKey, ScopeTable, SearchPattern, ServiceRecord, ZoneConfig,
 };
 
 use crate::MAX_HEADERS_LEN;
@@ -103,6 +103,16 @@ pub(crate) static SCOPE: ArrayOfMaps<btf_maps::Array<ScopeTable, 1>, 1> = ArrayO
 
 /// The slot of the scope's array of maps that holds its table.
 pub(crate) const SCOPE_SLOT: u32 = 0;
+
+/// The rate limit's buckets, by client prefix (see `RateLimit`). An LRU
+/// hash map: a flood from ever new prefixes (spoofed sources) evicts the
+/// buckets used least lately instead of finding the map full. Each CPU
+/// keeps its own lists of free and used entries (`BPF_F_NO_COMMON_LRU`),
+/// so that making a bucket takes no lock that every CPU shares; a bucket
+/// is then moved on in place with an atomic add, under no lock at all.
+#[map]
+pub(crate) static RATE_BUCKETS: LruHashMap<RateKey, RateBucket> =
+    LruHashMap::with_max_entries(MAX_RATE_BUCKETS, BPF_F_NO_COMMON_LRU);
 
 /// What happened to each packet, per CPU, indexed by `Counter`.
 #[map]

@@ -100,3 +100,14 @@ pub fn load_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
     // SAFETY: ptr_at checked that both bytes are inside the frame.
     ptr_at::<[u8; 2]>(ctx, offset).map(|p| u16::from_be_bytes(unsafe { *p }))
 }
+
+/// An IPv6 address (network order) as two numbers, its high and low 64
+/// bits, as the scope's ranges and the rate limit's keys hold it.
+#[inline(always)]
+pub fn ipv6_halves(address: &[u8; 16]) -> [u64; 2] {
+    let a = address;
+    [
+        u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]),
+        u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]),
+    ]
+}

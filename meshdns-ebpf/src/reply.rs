@@ -54,15 +54,7 @@ pub(crate) fn build_reply(scratch: &mut Scratch, query: &Query, decision: &Decis
         ..
     } = scratch;
     let expansion = query.expansion as u32;
-    let nxdomain = matches!(
-        decision.counter,
-        Counter::AnsweredNxdomain | Counter::AnsweredSearchNxdomain
-    );
-    let rcode = if nxdomain { RCODE_NXDOMAIN } else { 0 };
-    // The asked name of an expansion is in a zone of another server's
-    // (the cluster's): the answer is not authoritative for it.
-    let aa = if expansion == 0 { FLAG_AA } else { 0 };
-    let flags = FLAG_QR | aa | FLAG_RA | (query.flags as u16 & (FLAG_RD | FLAG_CD)) | rcode;
+    let flags = reply_flags(query, decision);
     // SAFETY: a map value, valid for the whole run (RCU).
     let zone = unsafe { &*decision.zone };
 
@@ -88,7 +80,7 @@ pub(crate) fn build_reply(scratch: &mut Scratch, query: &Query, decision: &Decis
         (records, 0, HDR_LEN, apex_at, false)
     };
 
-    let (mut at, records_sum) = if decision.answers > 0 {
+    let (at, records_sum) = if decision.answers > 0 {
         let qtype = query.qtype as u16;
         let owner = name_pointer(owner);
         let answers = decision.answers;
@@ -118,33 +110,8 @@ pub(crate) fn build_reply(scratch: &mut Scratch, query: &Query, decision: &Decis
     };
     sum += checksum::at_parity(records_sum, odd);
 
-    if let Some(do_bit) = query.edns_do() {
-        let [size_hi, size_lo] = EDNS_UDP_PAYLOAD_SIZE.to_be_bytes();
-        let flags_hi = if do_bit { (EDNS_FLAG_DO >> 8) as u8 } else { 0 };
-        // Root owner, TYPE OPT, CLASS = UDP payload size, extended RCODE
-        // and version 0, flags, RDLENGTH 0; and a zero past its end, so
-        // that it sums as whole words.
-        let opt = [
-            0,
-            0,
-            TYPE_OPT as u8,
-            size_hi,
-            size_lo,
-            0,
-            0,
-            flags_hi,
-            0,
-            0,
-            0,
-            0,
-        ];
-        section.put(at, &opt);
-        // Summed as if at an even distance from the section's start, then
-        // moved to where it is.
-        let odd = (at - start) & 1 != 0;
-        sum += checksum::at_parity(checksum::sum_words(&opt), odd);
-        at += OPT_RR_LEN;
-    }
+    let (at, opt_sum) = write_opt(section, at, start, query);
+    sum += opt_sum;
     Reply {
         flags,
         ancount: (decision.answers + (expansion == SEARCH_CNAME) as usize) as u16,
@@ -154,6 +121,83 @@ pub(crate) fn build_reply(scratch: &mut Scratch, query: &Query, decision: &Decis
         end: at,
         sum,
     }
+}
+
+/// The header's flags of the reply `decision` makes: a response, with the
+/// query's RD and CD, authoritative unless it answers a search expansion
+/// (its asked name is in a zone of another server's: the cluster's), and
+/// NXDOMAIN's rcode where it is one.
+#[inline(always)]
+fn reply_flags(query: &Query, decision: &Decision) -> u16 {
+    let nxdomain = matches!(
+        decision.counter,
+        Counter::AnsweredNxdomain | Counter::AnsweredSearchNxdomain
+    );
+    let rcode = if nxdomain { RCODE_NXDOMAIN } else { 0 };
+    let aa = if query.expansion == 0 { FLAG_AA } else { 0 };
+    FLAG_QR | aa | FLAG_RA | (query.flags as u16 & (FLAG_RD | FLAG_CD)) | rcode
+}
+
+/// The reply to an answer the rate limit lets slip: the flags and rcode
+/// the answer has, and TC; the question alone, and the OPT record if the
+/// query had one. A real client asks again over TCP (RFC 1035 §4.2.1,
+/// RFC 7766 §5), which the program never answers and the resolver does;
+/// a spoofed one gets a reply no larger than its query.
+#[inline(always)]
+pub(crate) fn build_truncated(scratch: &mut Scratch, query: &Query, decision: &Decision) -> Reply {
+    let (end, sum) = write_opt(
+        &mut scratch.section,
+        SECTION_ANSWERS,
+        SECTION_ANSWERS,
+        query,
+    );
+    Reply {
+        flags: reply_flags(query, decision) | FLAG_TC,
+        ancount: 0,
+        nscount: 0,
+        arcount: query.edns_do().is_some() as u16,
+        start: SECTION_ANSWERS,
+        end,
+        sum,
+    }
+}
+
+/// Writes our OPT record at `at` in `section`, if the query had one:
+/// payload size `EDNS_UDP_PAYLOAD_SIZE`, the DO bit echoed (RFC 3225), no
+/// options. Returns where it ends and its checksum's partial sum, as
+/// where it lies from `start` (the appended bytes' first) makes it.
+#[inline(always)]
+fn write_opt(section: &mut Section, at: usize, start: usize, query: &Query) -> (usize, u64) {
+    let Some(do_bit) = query.edns_do() else {
+        return (at, 0);
+    };
+    let [size_hi, size_lo] = EDNS_UDP_PAYLOAD_SIZE.to_be_bytes();
+    let flags_hi = if do_bit { (EDNS_FLAG_DO >> 8) as u8 } else { 0 };
+    // Root owner, TYPE OPT, CLASS = UDP payload size, extended RCODE
+    // and version 0, flags, RDLENGTH 0; and a zero past its end, so
+    // that it sums as whole words.
+    let opt = [
+        0,
+        0,
+        TYPE_OPT as u8,
+        size_hi,
+        size_lo,
+        0,
+        0,
+        flags_hi,
+        0,
+        0,
+        0,
+        0,
+    ];
+    section.put(at, &opt);
+    // Summed as if at an even distance from the section's start, then
+    // moved to where it is.
+    let odd = (at - start) & 1 != 0;
+    (
+        at + OPT_RR_LEN,
+        checksum::at_parity(checksum::sum_words(&opt), odd),
+    )
 }
 
 /// Writes a search expansion's CNAME record into `section`, ending at

@@ -12,16 +12,20 @@
 use aya_ebpf::programs::XdpContext;
 use meshdns_common::{
     Counter, MAX_SCOPE_RANGES4, MAX_SCOPE_RANGES6, Range4, Range6, SCOPE_ANY_CLIENT,
-    SCOPE_ANY_DESTINATION,
+    SCOPE_ANY_DESTINATION, ScopeTable,
 };
 
 use crate::maps::{INTERFACES, SCOPE, SCOPE_SLOT};
-use crate::packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, ptr_at};
+use crate::packet::{EthHdr, Ipv4Hdr, Ipv6Hdr, ipv6_halves, ptr_at};
 use crate::parse::Transport;
 
-/// Passes a query this host should not answer (see the module's doc).
+/// Passes a query this host should not answer (see the module's doc);
+/// returns the scope's table, whose rate limit the answer is asked last.
 #[inline(always)]
-pub(crate) fn check_scope(ctx: &XdpContext, transport: &Transport) -> Result<(), Counter> {
+pub(crate) fn check_scope(
+    ctx: &XdpContext,
+    transport: &Transport,
+) -> Result<&'static ScopeTable, Counter> {
     check_interface(ctx)?;
     check_addresses(ctx, transport)
 }
@@ -54,7 +58,10 @@ fn check_interface(ctx: &XdpContext) -> Result<(), Counter> {
 /// resolver refuses; the other would send a reply from another host's
 /// address. A scope no agent has set (an empty slot) passes every query.
 #[inline(always)]
-fn check_addresses(ctx: &XdpContext, transport: &Transport) -> Result<(), Counter> {
+fn check_addresses(
+    ctx: &XdpContext,
+    transport: &Transport,
+) -> Result<&'static ScopeTable, Counter> {
     let scope = SCOPE
         .get_value(SCOPE_SLOT, &0)
         .ok_or(Counter::PassClientNotAllowed)?;
@@ -85,7 +92,7 @@ fn check_addresses(ctx: &XdpContext, transport: &Transport) -> Result<(), Counte
             return Err(Counter::PassOtherDestination);
         }
     }
-    Ok(())
+    Ok(scope)
 }
 
 /// Whether one of `ranges` (sorted, disjoint, the unused ones after them
@@ -117,22 +124,7 @@ fn holds4(ranges: &[Range4; MAX_SCOPE_RANGES4], first_step: u32, address: u32) -
 /// compared as two 64-bit halves.
 #[inline(always)]
 fn holds6(ranges: &[Range6; MAX_SCOPE_RANGES6], first_step: u32, address: &[u8; 16]) -> bool {
-    let address = [
-        u64::from_be_bytes([
-            address[0], address[1], address[2], address[3], address[4], address[5], address[6],
-            address[7],
-        ]),
-        u64::from_be_bytes([
-            address[8],
-            address[9],
-            address[10],
-            address[11],
-            address[12],
-            address[13],
-            address[14],
-            address[15],
-        ]),
-    ];
+    let address = ipv6_halves(address);
     let mut at = 0;
     let mut step = first_step as usize & (MAX_SCOPE_RANGES6 - 1);
     while step != 0 {

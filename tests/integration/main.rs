@@ -16,6 +16,7 @@ mod e2e_fastpath;
 mod e2e_forward;
 mod e2e_inspect;
 mod e2e_metrics;
+mod e2e_rate_limit;
 mod e2e_resolver;
 mod e2e_routed;
 mod e2e_scope;

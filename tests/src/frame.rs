@@ -34,6 +34,7 @@ pub const CLASS_CH: u16 = 3;
 /// Header flags (RFC 1035 §4.1.1; CD from RFC 4035 §3.2.2).
 pub const QR: u16 = 0x8000;
 pub const AA: u16 = 0x0400;
+pub const TC: u16 = 0x0200;
 pub const RD: u16 = 0x0100;
 pub const RA: u16 = 0x0080;
 pub const CD: u16 = 0x0010;
@@ -240,6 +241,18 @@ impl Query {
     /// not ours), and our OPT if the query had one.
     pub fn expected_search_nxdomain(&self) -> Vec<u8> {
         let flags = QR | RA | (self.flags & (RD | CD)) | 3;
+        let mut dns = self.reply_head(flags, [0, 0]);
+        self.push_opt(&mut dns);
+        frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)
+    }
+
+    /// The frame of an answer over the rate limit that slips, built by
+    /// hand: the answer's flags and `rcode` (authoritative if `aa`) with TC
+    /// set, the question as sent, no records, and our OPT if the query had
+    /// one.
+    pub fn expected_truncated(&self, rcode: u16, aa: bool) -> Vec<u8> {
+        let aa = if aa { AA } else { 0 };
+        let flags = QR | aa | TC | RA | (self.flags & (RD | CD)) | rcode;
         let mut dns = self.reply_head(flags, [0, 0]);
         self.push_opt(&mut dns);
         frame(&self.link, Direction::ToClient, &dns, CLIENT_PORT)

@@ -143,3 +143,66 @@ impl Load {
             .map_err(|_| anyhow::anyhow!("load thread panicked"))?
     }
 }
+
+/// What came back of a burst of queries (see [`burst`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    /// Replies with records or without, TC clear.
+    pub whole: u64,
+    /// Replies with TC set and no records: a real client would ask again
+    /// over TCP.
+    pub truncated: u64,
+    /// Queries no reply came to.
+    pub missing: u64,
+}
+
+/// Sends `count` queries for `name` type `qtype` to `server` from
+/// `source` in `netns` back to back, as a flood does, then takes what
+/// comes back for `TIMEOUT`; each reply is matched to its query by ID.
+pub fn burst(
+    netns: &Netns,
+    source: SocketAddr,
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    count: u16,
+) -> anyhow::Result<Burst> {
+    let name = Name::from_ascii(name)?;
+    netns.run(move || {
+        let socket = UdpSocket::bind(source)?;
+        socket.connect(server)?;
+        for id in 0..count {
+            let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+            query.metadata.recursion_desired = true;
+            query.add_query(Query::query(name.clone(), qtype));
+            socket.send(&query.to_vec()?)?;
+        }
+        let mut replied = BTreeSet::new();
+        let mut result = Burst::default();
+        let deadline = Instant::now() + TIMEOUT;
+        let mut buf = [0u8; 1500];
+        while Instant::now() < deadline {
+            socket.set_read_timeout(Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            ))?;
+            let Ok(len) = socket.recv(&mut buf) else {
+                break;
+            };
+            let reply = Message::from_vec(&buf[..len])?;
+            anyhow::ensure!(
+                reply.metadata.id < count && replied.insert(reply.metadata.id),
+                "a reply to no query of the burst, or a second one: {reply:?}"
+            );
+            if reply.metadata.truncation {
+                anyhow::ensure!(reply.answers.is_empty(), "TC with records: {reply:?}");
+                result.truncated += 1;
+            } else {
+                result.whole += 1;
+            }
+        }
+        result.missing = u64::from(count) - result.whole - result.truncated;
+        Ok(result)
+    })
+}

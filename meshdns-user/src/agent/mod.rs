@@ -231,10 +231,10 @@ impl Agent {
                 );
             }
         }
-        // Whom and for which addresses the fast path answers: the
-        // resolver's clients, and the file's destinations.
+        // Whom, for which addresses and how often the fast path answers:
+        // the resolver's clients, and the file's destinations and limit.
         let mut scope_source = scope::ScopeSource::new(&listen, &addresses);
-        scope_source.set_destinations(&settings.fast_path_destinations);
+        scope_source.set_settings(&settings);
         let listeners = runtime.block_on(server::listen(
             resolver.clone(),
             &listen,

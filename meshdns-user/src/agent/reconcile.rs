@@ -118,8 +118,7 @@ impl Reconciler {
                     .store(table.len() as u64, Ordering::Relaxed);
                 self.resolver.set_table(table.clone(), &settings);
                 save_forwarding(&self.resolver, self.registry.state_dir());
-                self.scope
-                    .set_destinations(&settings.fast_path_destinations);
+                self.scope.set_settings(&settings);
                 Some(table)
             }
             Ok(Reload::Unchanged) => {

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::{
     cidr::Cidr,
-    config::destinations::Destinations,
+    config::{ResolverSettings, destinations::Destinations, rate_limit::RateLimitSettings},
     fastpath::{FastPath, Scope},
     resolver::Resolver,
 };
@@ -20,6 +20,7 @@ pub struct ScopeSource {
     local: Vec<Cidr>,
     /// As the services file last read says.
     destinations: Destinations,
+    rate_limit: Option<RateLimitSettings>,
     /// What the program was last given, to skip a write that changes
     /// nothing.
     set: Option<Scope>,
@@ -42,9 +43,10 @@ impl ScopeSource {
         }
     }
 
-    /// The services file says these destinations now.
-    pub fn set_destinations(&mut self, destinations: &Destinations) {
-        self.destinations = destinations.clone();
+    /// The services file says these destinations and this rate limit now.
+    pub fn set_settings(&mut self, settings: &ResolverSettings) {
+        self.destinations = settings.fast_path_destinations.clone();
+        self.rate_limit = settings.rate_limit;
     }
 
     /// The scope the program should answer, with `resolver`'s clients.
@@ -52,6 +54,7 @@ impl ScopeSource {
         Scope::new(
             &resolver.allow_from(),
             self.destinations.prefixes(&self.local),
+            self.rate_limit,
         )
     }
 
@@ -70,6 +73,7 @@ impl ScopeSource {
         tracing::info!(
             clients = %shown(scope.clients.as_deref()),
             destinations = %shown(scope.destinations.as_deref()),
+            rate_limit = %scope.rate_limit.map_or("off".to_string(), |r| r.to_string()),
             "the fast path's scope"
         );
         self.set = Some(scope);

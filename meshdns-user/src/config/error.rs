@@ -92,6 +92,8 @@ pub enum ConfigErrorKind {
         zone: String,
         upstream: std::net::SocketAddr,
     },
+    #[error("rate_limit: {field}: {why}")]
+    RateLimit { field: &'static str, why: String },
     #[error("search: suffix {suffix:?}: {why}")]
     SearchSuffix { suffix: String, why: String },
     #[error("search: answer is not off, but there are no suffixes")]
@@ -136,7 +138,9 @@ pub(crate) fn line_of(text: &str, kind: &ConfigErrorKind) -> Option<usize> {
             key(field)
         }
         ConfigErrorKind::ReuseTooSoon { .. } => key("vip_reuse_after"),
-        ConfigErrorKind::BadDuration { field, .. } => key(field),
+        ConfigErrorKind::BadDuration { field, .. } | ConfigErrorKind::RateLimit { field, .. } => {
+            key(field)
+        }
         ConfigErrorKind::Vip(AllocError::Collision { second, .. }) => Needle::Text(second.clone()),
         ConfigErrorKind::Vip(AllocError::PoolExhausted { service, .. }) => {
             Needle::Text(service.clone())

@@ -16,6 +16,7 @@
 pub mod destinations;
 mod error;
 pub mod forward;
+pub mod rate_limit;
 pub mod search;
 mod validate;
 mod zone;
@@ -73,6 +74,10 @@ pub struct Config {
     /// addresses), `any`, or a list of addresses and CIDRs (and `local`).
     #[serde(default)]
     pub fast_path_destinations: Option<destinations::DestinationsConfig>,
+    /// How many answers a second each client prefix gets over UDP (see
+    /// [`rate_limit`]); default none.
+    #[serde(default)]
+    pub rate_limit: Option<rate_limit::RateLimitConfig>,
     /// The pods' addresses (CIDRs), which the default `allow_from` adds.
     /// Default: the destinations of the node's routes out of the
     /// interfaces `--iface` matches (a routed CNI has one per pod).

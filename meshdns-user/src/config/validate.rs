@@ -68,6 +68,9 @@ pub struct ResolverSettings {
     /// The destination addresses the fast path answers for (the resolver
     /// answers whatever reaches its sockets).
     pub fast_path_destinations: super::destinations::Destinations,
+    /// Answers a second per client prefix over UDP, fast path and
+    /// resolver each; `None`: no limit.
+    pub rate_limit: Option<super::rate_limit::RateLimitSettings>,
     /// Where names outside the mesh go, by zone, as the file lists them.
     pub forward: Vec<super::forward::ForwardZone>,
     /// Seconds past their TTL that cached answers may be served stale.
@@ -81,6 +84,7 @@ impl Default for ResolverSettings {
             allow_from: None,
             pod_cidrs: None,
             fast_path_destinations: Default::default(),
+            rate_limit: None,
             forward: Vec::new(),
             stale_max: DEFAULT_STALE_MAX,
         }
@@ -117,6 +121,7 @@ impl Config {
             fast_path_destinations: super::destinations::check(
                 self.fast_path_destinations.as_ref(),
             )?,
+            rate_limit: super::rate_limit::check(self.rate_limit.as_ref())?,
             forward: super::forward::check(&self.forward)?,
             stale_max: self.stale_max()?,
         };

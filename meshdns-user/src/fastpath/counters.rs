@@ -53,7 +53,16 @@ impl Counters {
     pub fn passed(&self) -> u64 {
         Counter::ALL
             .iter()
-            .filter(|c| !c.is_answer())
+            .filter(|c| !c.is_answer() && !c.is_drop())
+            .map(|c| self.get(*c))
+            .sum()
+    }
+
+    /// Packets dropped: answers over the rate limit that did not slip.
+    pub fn dropped(&self) -> u64 {
+        Counter::ALL
+            .iter()
+            .filter(|c| c.is_drop())
             .map(|c| self.get(*c))
             .sum()
     }

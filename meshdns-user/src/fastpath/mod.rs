@@ -52,7 +52,7 @@ pub use pins::{Pins, remove_pins};
 pub use scope::{Scope, ScopeRanges};
 pub use slot::{Role, Slot};
 pub use sync::SyncReport;
-pub use test_run::{XDP_PASS, XDP_TX};
+pub use test_run::{XDP_DROP, XDP_PASS, XDP_TX};
 
 use crate::{EBPF_OBJECT, table::Table};
 /// The loaded XDP program and its maps. One program serves any number of

@@ -4,13 +4,15 @@ use std::{fs, path::PathBuf};
 
 use meshdns_common::{
     COUNTERS_MAP, LAYOUT_FINGERPRINT, LAYOUT_VERSION, NAMES_FULL_MAP, NAMES48_MAP, NAMES112_MAP,
-    NAMES256_MAP, SCOPE_MAP, SEARCH_MAP, SEARCH_PROGRAM_MAP, ZONE_MAP,
+    NAMES256_MAP, RATE_BUCKETS_MAP, SCOPE_MAP, SEARCH_MAP, SEARCH_PROGRAM_MAP, ZONE_MAP,
 };
 
 use super::{FastPathError, Result};
 
-/// The maps the program and agent share, pinned so they outlive the agent.
-pub(crate) const SHARED_MAPS: [&str; 9] = [
+/// The maps the program and agent share, pinned so they outlive the agent
+/// (the rate limit's buckets too: a restarted agent does not forgive a
+/// flood).
+pub(crate) const SHARED_MAPS: [&str; 10] = [
     NAMES48_MAP,
     NAMES112_MAP,
     NAMES256_MAP,
@@ -19,13 +21,14 @@ pub(crate) const SHARED_MAPS: [&str; 9] = [
     SEARCH_MAP,
     SEARCH_PROGRAM_MAP,
     SCOPE_MAP,
+    RATE_BUCKETS_MAP,
     COUNTERS_MAP,
 ];
 
 /// Where a fast path's objects live in bpffs, so that the program keeps
 /// serving while no agent runs and the next agent takes it over:
 ///
-/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,NAMES_FULL,ZONE,SEARCH,SEARCH_PROGRAM,SCOPE,COUNTERS}`:
+/// - `<dir>/maps-v<layout>-<fingerprint>/{NAMES48,NAMES112,NAMES256,NAMES_FULL,ZONE,SEARCH,SEARCH_PROGRAM,SCOPE,RATE_BUCKETS,COUNTERS}`:
 ///   the maps, in a folder named by their layout, so an agent never reads
 ///   maps of another layout; `NAMES48`, its siblings, `ZONE`, `SEARCH` and `SCOPE` are arrays
 ///   of maps, and `NAMES48_0` (and so on) the map in slot 0 of each (see

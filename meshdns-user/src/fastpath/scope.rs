@@ -1,7 +1,8 @@
-//! Whom and for which addresses the program answers: the `ScopeTable` in
-//! the `SCOPE` slot (see `meshdns_common::scope`), made from the
-//! resolver's `allow_from` and the services file's
-//! `fast_path_destinations`, and replaced whole when either changes.
+//! Whom, for which addresses and how often the program answers: the
+//! `ScopeTable` in the `SCOPE` slot (see `meshdns_common::scope`), made
+//! from the resolver's `allow_from` and the services file's
+//! `fast_path_destinations` and `rate_limit`, and replaced whole when one
+//! changes.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
@@ -15,39 +16,47 @@ use meshdns_common::{
 };
 
 use super::{FastPath, FastPathError, Result, sync};
-use crate::cidr::Cidr;
+use crate::{cidr::Cidr, config::rate_limit::RateLimitSettings};
 
 /// What the program answers: clients and destinations, each a list of
-/// prefixes or `None` for any.
+/// prefixes or `None` for any, and how many answers a client prefix gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// `allow_from`.
     pub clients: Option<Vec<Cidr>>,
     /// `fast_path_destinations`.
     pub destinations: Option<Vec<Cidr>>,
+    /// `rate_limit`; `None`: no limit.
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 /// A scope as the program holds it: each list's addresses as merged
-/// ranges, or `None` for any.
+/// ranges, or `None` for any, and its rate limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeRanges {
     pub clients: Option<Vec<RangeInclusive<IpAddr>>>,
     pub destinations: Option<Vec<RangeInclusive<IpAddr>>>,
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 impl Scope {
-    /// Every client, every destination: `meshdns lookup`'s, and the tests'
-    /// that are not about the scope.
+    /// Every client, every destination, no limit: `meshdns lookup`'s, and
+    /// the tests' that are not about the scope.
     pub fn any() -> Self {
         Self {
             clients: None,
             destinations: None,
+            rate_limit: None,
         }
     }
 
     /// The resolver's `allow_from` (any client if it holds both families
-    /// whole) and the destinations.
-    pub fn new(allow_from: &[Cidr], destinations: Option<Vec<Cidr>>) -> Self {
+    /// whole), the destinations and the rate limit.
+    pub fn new(
+        allow_from: &[Cidr],
+        destinations: Option<Vec<Cidr>>,
+        rate_limit: Option<RateLimitSettings>,
+    ) -> Self {
         let whole = |v4: bool| {
             allow_from
                 .iter()
@@ -56,6 +65,7 @@ impl Scope {
         Self {
             clients: (!(whole(true) && whole(false))).then(|| allow_from.to_vec()),
             destinations,
+            rate_limit,
         }
     }
 
@@ -75,6 +85,7 @@ impl Scope {
         ScopeRanges {
             clients: merged(&self.clients),
             destinations: merged(&self.destinations),
+            rate_limit: self.rate_limit,
         }
     }
 
@@ -87,6 +98,9 @@ impl Scope {
         }
         if self.destinations.is_none() {
             table.flags |= SCOPE_ANY_DESTINATION;
+        }
+        if let Some(rate_limit) = &self.rate_limit {
+            table.rate_limit = rate_limit.limit();
         }
         let clients = self.clients.as_deref().unwrap_or_default();
         fill(
@@ -202,6 +216,7 @@ impl ScopeRanges {
                 .then(|| ranges_of(&table.clients4, &table.clients6)),
             destinations: (table.flags & SCOPE_ANY_DESTINATION == 0)
                 .then(|| ranges_of(&table.destinations4, &table.destinations6)),
+            rate_limit: RateLimitSettings::of(&table.rate_limit),
         }
     }
 }
@@ -294,7 +309,7 @@ mod tests {
             .collect();
         let scope = Scope {
             clients: Some(spread),
-            destinations: None,
+            ..Scope::any()
         };
         let error = scope.table().unwrap_err().to_string();
         assert!(

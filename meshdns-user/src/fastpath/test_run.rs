@@ -8,7 +8,9 @@ use aya::programs::{TestRun as _, TestRunOptions};
 use super::{FastPath, FastPathError, Result};
 
 /// The program's return values that it uses (`enum xdp_action` in
-/// `linux/bpf.h`): it answers (`XDP_TX`) or passes (`XDP_PASS`), nothing else.
+/// `linux/bpf.h`): it answers (`XDP_TX`), passes (`XDP_PASS`), or drops
+/// an answer over the rate limit (`XDP_DROP`), nothing else.
+pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 

@@ -41,6 +41,8 @@ pub struct Status {
     pub counters: BTreeMap<&'static str, u64>,
     pub answered: u64,
     pub passed: u64,
+    /// Answers over the rate limit that did not slip.
+    pub dropped: u64,
     /// The services file's sources, as of the agent's last reload (from
     /// its state folder; empty if it lists none, or the folder is not
     /// there).
@@ -56,6 +58,8 @@ pub struct Status {
 pub struct ScopeView {
     pub clients: Option<Vec<String>>,
     pub destinations: Option<Vec<String>>,
+    /// The rate limit, in words; `None`: no limit.
+    pub rate_limit: Option<String>,
 }
 
 impl ScopeView {
@@ -65,6 +69,7 @@ impl ScopeView {
             return Self {
                 clients: Some(Vec::new()),
                 destinations: Some(Vec::new()),
+                rate_limit: None,
             };
         };
         let shown = |ranges: &Option<Vec<std::ops::RangeInclusive<std::net::IpAddr>>>| {
@@ -75,6 +80,7 @@ impl ScopeView {
         Self {
             clients: shown(&scope.clients),
             destinations: shown(&scope.destinations),
+            rate_limit: scope.rate_limit.map(|limit| limit.to_string()),
         }
     }
 }
@@ -144,6 +150,7 @@ pub fn status(
         counters: counters_by_name(&counters),
         answered: counters.answered(),
         passed: counters.passed(),
+        dropped: counters.dropped(),
         sources: provenance.map(|p| p.sources).unwrap_or_default(),
         interfaces_by_pattern,
     })
@@ -278,8 +285,13 @@ impl fmt::Display for Status {
         )?;
         writeln!(
             f,
-            "packets:    {} answered, {} passed",
-            self.answered, self.passed
+            "rate limit: {}",
+            self.scope.rate_limit.as_deref().unwrap_or("off")
+        )?;
+        writeln!(
+            f,
+            "packets:    {} answered, {} passed, {} dropped",
+            self.answered, self.passed, self.dropped
         )?;
         for (name, value) in self.counters.iter().filter(|(_, v)| **v != 0) {
             writeln!(f, "  {name:<24} {value}")?;

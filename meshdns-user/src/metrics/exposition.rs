@@ -282,6 +282,16 @@ impl Collector for Scrape {
                 "Replies sent truncated (TC) to fit the client's UDP size.",
                 &stats.truncated,
             ),
+            (
+                "meshdns_resolver_rate_limited_truncated",
+                "UDP replies over the rate limit sent truncated (TC), so that the client asks over TCP.",
+                &stats.rate_limited_truncated,
+            ),
+            (
+                "meshdns_resolver_rate_limited_dropped",
+                "UDP replies over the rate limit not sent.",
+                &stats.rate_limited_dropped,
+            ),
         ] {
             single(&mut out, name, help, C, load(value))?;
         }

@@ -7,7 +7,8 @@
 //! answer mesh names from the table ([`authority`]); forward everything
 //! else through the [`cache`] to the [`upstream`]s of its zone
 //! ([`forwarding`]), one upstream query for identical questions in flight, serving stale answers when every
-//! upstream fails; truncate what does not fit the client's UDP size.
+//! upstream fails; truncate what does not fit the client's UDP size; and,
+//! over UDP, hold each client prefix to the [`rate_limit`].
 //! [`server`] is the I/O: UDP and TCP listeners.
 //!
 //! The parts, one file each: `pipeline.rs` takes a query through those
@@ -24,6 +25,7 @@ mod forward;
 pub mod forwarding;
 mod mesh;
 mod pipeline;
+pub mod rate_limit;
 mod reply;
 pub mod server;
 pub mod stats;
@@ -33,8 +35,8 @@ mod wire;
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex, RwLock},
-    time::Duration,
+    sync::{Arc, Mutex, RwLock, atomic::Ordering},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -47,6 +49,7 @@ use forward::Inflight;
 use forwarding::Forwarding;
 pub use mesh::{DefaultClients, Mesh};
 pub use pipeline::{Pending, Step};
+use rate_limit::{Admission, RateLimiter};
 pub use stats::Stats;
 
 /// How a query came.
@@ -88,6 +91,8 @@ pub struct Resolver {
     cache: Cache,
     /// Questions being forwarded now, so the same one is not sent twice.
     inflight: Mutex<HashMap<Key, Inflight>>,
+    /// The services file's `rate_limit`, for what goes out over UDP.
+    rate_limiter: RateLimiter,
     pub stats: Stats,
 }
 
@@ -104,6 +109,8 @@ impl Resolver {
         cache: Cache,
     ) -> Self {
         cache.set_stale_max(Duration::from_secs(settings.stale_max));
+        let rate_limiter = RateLimiter::default();
+        rate_limiter.set(settings.rate_limit);
         let defaults = DefaultClients {
             local: default_allow_from,
             routed_pods: Vec::new(),
@@ -121,15 +128,17 @@ impl Resolver {
             resolv_conf: Vec::new(),
             cache,
             inflight: Mutex::default(),
+            rate_limiter,
             stats: Stats::default(),
         }
     }
 
-    /// Serves `table`, and its file's `allow_from` and `stale_max`
-    /// (`settings`), from now on.
+    /// Serves `table`, and its file's `allow_from`, `stale_max` and
+    /// `rate_limit` (`settings`), from now on.
     pub fn set_table(&self, table: Arc<Table>, settings: &ResolverSettings) {
         self.cache
             .set_stale_max(Duration::from_secs(settings.stale_max));
+        self.rate_limiter.set(settings.rate_limit);
         let defaults = self.defaults.read().expect("defaults lock");
         let mesh = Arc::new(Mesh::new(table, settings, &defaults));
         *self.mesh.write().expect("mesh lock") = mesh;
@@ -195,6 +204,26 @@ impl Resolver {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    /// `reply` as it goes to `client` over UDP by the rate limit: whole,
+    /// truncated, or (`None`) not at all.
+    pub fn rate_limited(&self, reply: Vec<u8>, client: SocketAddr) -> Option<Vec<u8>> {
+        match self.rate_limiter.admit(client.ip(), Instant::now()) {
+            Admission::Whole => Some(reply),
+            Admission::Truncated => {
+                self.stats
+                    .rate_limited_truncated
+                    .fetch_add(1, Ordering::Relaxed);
+                rate_limit::truncated(&reply)
+            }
+            Admission::Dropped => {
+                self.stats
+                    .rate_limited_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// Answers one DNS message from `client`; `None` if it deserves no

@@ -49,10 +49,7 @@ impl Resolver {
             Ok(bytes) if bytes.len() <= limit => bytes,
             Ok(_) => {
                 self.stats.truncated.fetch_add(1, Ordering::Relaxed);
-                reply.answers.clear();
-                reply.authorities.clear();
-                reply.additionals.clear();
-                reply.metadata.truncation = true;
+                super::rate_limit::truncate(&mut reply);
                 reply.to_vec().unwrap_or_default()
             }
             Err(error) => {

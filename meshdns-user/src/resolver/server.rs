@@ -172,11 +172,18 @@ fn serve_udp(
             let Some(client) = client else { continue };
             match resolver.handle_now(&buffer[..len], client, Transport::Udp) {
                 Step::Done(None) => {}
-                Step::Done(Some(reply)) => replies.push((reply, client)),
+                Step::Done(Some(reply)) => {
+                    if let Some(reply) = resolver.rate_limited(reply, client) {
+                        replies.push((reply, client));
+                    }
+                }
                 Step::Forward(pending) => {
                     let (socket, resolver) = (socket.clone(), resolver.clone());
                     runtime.spawn(async move {
                         let reply = resolver.finish(pending).await;
+                        let Some(reply) = resolver.rate_limited(reply, client) else {
+                            return;
+                        };
                         // A datagram send does not block for long; no need
                         // to move this off the runtime.
                         if let Err(error) = socket.send_to(&reply, client) {

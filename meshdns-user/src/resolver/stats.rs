@@ -28,6 +28,9 @@ pub struct Stats {
     pub stale_answers: AtomicU64,
     pub servfail: AtomicU64,
     pub truncated: AtomicU64,
+    /// UDP replies over the rate limit: sent truncated, and not sent.
+    pub rate_limited_truncated: AtomicU64,
+    pub rate_limited_dropped: AtomicU64,
     /// Replies sent, by transport, type and rcode.
     pub responses: Responses,
 }

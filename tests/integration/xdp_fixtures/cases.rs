@@ -11,7 +11,7 @@ use meshdns_tests::{fixtures::longest_service, frame::*};
 
 /// The zone's SOA from TYPE on, with the defaults (RFC 1035 §3.3.13), built
 /// here by hand.
-fn soa_rr() -> Vec<u8> {
+pub(super) fn soa_rr() -> Vec<u8> {
     let mut rdata = b"\x02ns\x04mesh\x00\x0ahostmaster\x04mesh\x00".to_vec();
     for field in [1u32, 3600, 600, 86400, 30] {
         rdata.extend(field.to_be_bytes());
@@ -63,6 +63,8 @@ pub(super) enum Expect {
     Tx(Vec<u8>, Counter),
     /// XDP_PASS with the frame unchanged, counted under this reason.
     Pass(Counter),
+    /// XDP_DROP (an answer over the rate limit), counted under this.
+    Drop(Counter),
 }
 
 pub(super) struct Fixture {

@@ -8,21 +8,31 @@
 //! hickory-proto and its checksums verified.
 
 mod cases;
+mod rate_limit;
 
 use hickory_proto::op::ResponseCode;
-use meshdns::fastpath::{FastPath, Scope};
+use meshdns::{
+    config::rate_limit::RateLimitSettings,
+    fastpath::{FastPath, Scope},
+};
 use meshdns_common::{Counter, ZoneConfig};
 use meshdns_tests::{
     fixtures::{self, hex, longest_service, services},
     frame::*,
-    xdp::{self, XDP_PASS, XDP_TX},
+    xdp::{self, XDP_DROP, XDP_PASS, XDP_TX},
 };
 
 use cases::{ALLOW_FROM, DESTINATIONS, Expect, SEARCH_SUFFIXES, Zone, fixtures};
 
 /// The fixtures' services (`fixtures::SERVICE_LIST` and a 255-byte name),
-/// loaded; `authoritative` as `zone` says; answering the fixtures' scope.
+/// loaded; `authoritative` as `zone` says; answering the fixtures' scope,
+/// with no rate limit.
 fn fast_path(zone: Zone) -> FastPath {
+    limited_fast_path(zone, None)
+}
+
+/// As [`fast_path`], with the rate limit `limit`.
+fn limited_fast_path(zone: Zone, limit: Option<RateLimitSettings>) -> FastPath {
     let answer = match zone {
         Zone::NxdomainSearch => "nxdomain",
         _ => "cname",
@@ -38,6 +48,7 @@ fn fast_path(zone: Zone) -> FastPath {
         .set_scope(&Scope {
             clients: Some(cidrs(&ALLOW_FROM)),
             destinations: Some(cidrs(&DESTINATIONS)),
+            rate_limit: limit,
         })
         .unwrap();
     fast_path
@@ -65,9 +76,13 @@ fn check_reply(output: &[u8], counter: Counter) -> Vec<String> {
                 Counter::AnsweredNodata => (ResponseCode::NoError, false, 1),
                 Counter::AnsweredSearchNxdomain => (ResponseCode::NXDomain, false, 0),
                 Counter::AnsweredSearchCname => (ResponseCode::NoError, true, chain_authorities),
+                // The answer's rcode, whichever (checked byte for byte).
+                Counter::RateLimitedTruncated => (reply.metadata.response_code, false, 0),
                 _ => (ResponseCode::NoError, true, 0),
             };
+            let truncated = counter == Counter::RateLimitedTruncated;
             if reply.metadata.response_code != rcode
+                || reply.metadata.truncation != truncated
                 || reply.answers.is_empty() == answers
                 || reply.authorities.len() != authorities
                 || reply.queries.len() != 1
@@ -93,34 +108,7 @@ fn fixtures_through_bpf_prog_test_run() {
             Zone::Authoritative => &mut authoritative,
             Zone::NxdomainSearch => &mut nxdomain_search,
         };
-        let before = fast_path.counters().unwrap();
-        let (action, output) = run(fast_path, &fixture.input);
-        let moved = fast_path.counters().unwrap().since(&before);
-
-        let (want_action, want_output, want_counter) = match &fixture.expect {
-            Expect::Tx(bytes, counter) => (XDP_TX, bytes, *counter),
-            Expect::Pass(reason) => (XDP_PASS, &fixture.input, *reason),
-        };
-        let mut problems = Vec::new();
-        if action != want_action {
-            problems.push(format!("action {action} (want {want_action})"));
-        }
-        if &output != want_output {
-            problems.push(format!(
-                "output differs:\n    got  {}\n    want {}",
-                hex(&output),
-                hex(want_output)
-            ));
-        }
-        if moved.get(want_counter) != 1 || moved.answered() + moved.passed() != 1 {
-            problems.push(format!(
-                "counters moved: {moved} (want {} once)",
-                want_counter.name()
-            ));
-        }
-        if want_action == XDP_TX && action == XDP_TX {
-            problems.extend(check_reply(&output, want_counter));
-        }
+        let problems = check_run(fast_path, &fixture.input, &fixture.expect);
         if !problems.is_empty() {
             failures.push(format!(
                 "{} ({:?} zone):\n  {}",
@@ -137,6 +125,77 @@ fn fixtures_through_bpf_prog_test_run() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Issue 16's rate limit: each sequence's frames in order, on a program
+/// of its own with the sequence's limit (see `rate_limit`).
+#[test]
+fn rate_limit_sequences_through_bpf_prog_test_run() {
+    let mut failures = Vec::new();
+    let sequences = rate_limit::sequences();
+    for sequence in &sequences {
+        let mut fast_path = limited_fast_path(sequence.zone, sequence.limit);
+        assert_eq!(
+            fast_path.scope().unwrap().and_then(|s| s.rate_limit),
+            sequence.limit,
+            "read back"
+        );
+        for (i, step) in sequence.steps.iter().enumerate() {
+            let problems = check_run(&mut fast_path, &step.input, &step.expect);
+            if !problems.is_empty() {
+                failures.push(format!(
+                    "{}, frame {}:\n  {}",
+                    sequence.description,
+                    i + 1,
+                    problems.join("\n  ")
+                ));
+            }
+        }
+    }
+    println!("{} rate limit sequences", sequences.len());
+    assert!(
+        failures.is_empty(),
+        "{} frames failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Runs `input` through the program once; what differs from `expect`:
+/// the action, the output byte for byte (a pass or a drop leaves the frame
+/// as it came), the one counter it moves, and for an answer the reply as
+/// hickory decodes it.
+fn check_run(fast_path: &mut FastPath, input: &[u8], expect: &Expect) -> Vec<String> {
+    let before = fast_path.counters().unwrap();
+    let (action, output) = run(fast_path, input);
+    let moved = fast_path.counters().unwrap().since(&before);
+
+    let (want_action, want_output, want_counter) = match expect {
+        Expect::Tx(bytes, counter) => (XDP_TX, &bytes[..], *counter),
+        Expect::Pass(reason) => (XDP_PASS, input, *reason),
+        Expect::Drop(reason) => (XDP_DROP, input, *reason),
+    };
+    let mut problems = Vec::new();
+    if action != want_action {
+        problems.push(format!("action {action} (want {want_action})"));
+    }
+    if output != want_output {
+        problems.push(format!(
+            "output differs:\n    got  {}\n    want {}",
+            hex(&output),
+            hex(want_output)
+        ));
+    }
+    if moved.get(want_counter) != 1 || moved.answered() + moved.passed() + moved.dropped() != 1 {
+        problems.push(format!(
+            "counters moved: {moved} (want {} once)",
+            want_counter.name()
+        ));
+    }
+    if want_action == XDP_TX && action == XDP_TX {
+        problems.extend(check_reply(&output, want_counter));
+    }
+    problems
 }
 
 /// While the agent changes zones it sets "no zone" (`ZoneConfig::NONE`):
@@ -181,6 +240,7 @@ fn a_scope_no_agent_has_set_passes_every_query() {
     let nobody = Scope {
         clients: Some(Vec::new()),
         destinations: Some(Vec::new()),
+        rate_limit: None,
     };
     fast_path.set_scope(&nobody).unwrap();
     assert_eq!(fast_path.scope().unwrap(), Some(nobody.ranges()));
@@ -225,6 +285,7 @@ fn the_scope_follows_its_lists_and_a_check_turned_off_answers() {
         let scope = Scope {
             clients,
             destinations,
+            rate_limit: None,
         };
         fast_path.set_scope(&scope).unwrap();
         assert_eq!(

@@ -4,11 +4,12 @@
 //! passes (a name not in the table, names outside the zone, which walk the
 //! search patterns, another type, a client or destination out of scope),
 //! with the benchmark's floor program for reference. The scope is a routed
-//! node's (see `node_scope`); the paths marked `scope: any` run again
-//! without its checks, which is what they cost. Prints one line per path:
-//! `path="..." action=TX ns=832`, and for a pass also the mean of a run in
-//! a loop of them (`ns_in_loop=`), which tells passes apart to the
-//! nanosecond.
+//! node's (see `node_scope`), with no rate limit; the paths marked `scope:
+//! any` run again without its checks, which is what they cost, and those
+//! marked `rate limit` with one: under it, and over it (dropped, and
+//! truncated). Prints one line per path: `path="..." action=TX ns=832`,
+//! and for a pass or a drop also the mean of a run in a loop of them
+//! (`ns_in_loop=`), which tells them apart to the nanosecond.
 //!
 //! Each number is the median of N single runs (BPF_PROG_TEST_RUN's repeat
 //! would rerun an answer on its own reply). A single run includes the test
@@ -19,12 +20,12 @@
 
 use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use clap::Parser;
-use meshdns::fastpath::Scope;
+use meshdns::{config::rate_limit::RateLimitSettings, fastpath::Scope};
 use meshdns_common::{FLOOR_PROGRAM, InterfaceMac};
 use meshdns_tests::{
     fixtures,
     frame::{self, Opt, Query, TYPE_A, TYPE_AAAA, TYPE_MX},
-    xdp::{XDP_PASS, XDP_TX},
+    xdp::{XDP_DROP, XDP_PASS, XDP_TX},
 };
 
 #[derive(Parser)]
@@ -129,6 +130,41 @@ fn main() -> anyhow::Result<()> {
             XDP_PASS,
         ),
     ];
+    // The node's scope with a rate limit: one it stays under (a million
+    // answers a second, more than the test runs reach), and one it is over
+    // from the second answer on, whose answers are all dropped, or all
+    // truncated.
+    let limited = |responses_per_second, slip| Scope {
+        rate_limit: Some(RateLimitSettings {
+            responses_per_second,
+            window_seconds: 15,
+            slip,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+        }),
+        ..node_scope()
+    };
+    let (under, dropping, truncating) = (limited(1_000_000, 2), limited(1, 0), limited(1, 1));
+    let rate_limited = [
+        (
+            "A, answered (rate limit: under it)",
+            query("redis.mesh", TYPE_A),
+            XDP_TX,
+            &under,
+        ),
+        (
+            "A, dropped (rate limit: over it)",
+            query("redis.mesh", TYPE_A),
+            XDP_DROP,
+            &dropping,
+        ),
+        (
+            "A, truncated (rate limit: over it, slips)",
+            query("redis.mesh", TYPE_A),
+            XDP_TX,
+            &truncating,
+        ),
+    ];
     if let Some(wanted) = &args.profile {
         let (path, frame, _) = paths
             .iter()
@@ -152,10 +188,22 @@ fn main() -> anyhow::Result<()> {
     }
     let runs = paths
         .iter()
-        .map(|path| (path, &scope))
-        .chain(unscoped.iter().map(|path| (path, &any)));
-    for ((path, frame, expected), scope) in runs {
+        .map(|(path, frame, expected)| (path, frame, expected, &scope))
+        .chain(
+            unscoped
+                .iter()
+                .map(|(path, frame, expected)| (path, frame, expected, &any)),
+        )
+        .chain(
+            rate_limited
+                .iter()
+                .map(|(path, frame, expected, scope)| (path, frame, expected, *scope)),
+        );
+    for (path, frame, expected, scope) in runs {
         fast_path.set_scope(scope)?;
+        // Over the limit from the second answer on: the first, outside
+        // the measurement, takes the burst.
+        fast_path.test_run(frame)?;
         let (action, ns) = cost(fast_path.program()?, frame, args.runs)?;
         anyhow::ensure!(
             action == *expected,
@@ -164,8 +212,9 @@ fn main() -> anyhow::Result<()> {
         if action == XDP_TX {
             println!("path={path:?} action=TX ns={ns}");
         } else {
-            let in_loop = cost_in_loop(fast_path.program()?, frame, args.runs)?;
-            println!("path={path:?} action=PASS ns={ns} ns_in_loop={in_loop}");
+            let in_loop = cost_in_loop(fast_path.program()?, frame, args.runs, action)?;
+            let action = if action == XDP_PASS { "PASS" } else { "DROP" };
+            println!("path={path:?} action={action} ns={ns} ns_in_loop={in_loop}");
         }
     }
     let floor: &mut Xdp = fast_path
@@ -200,6 +249,7 @@ fn node_scope() -> Scope {
                 .map(|c| c.parse().expect("a CIDR"))
                 .collect(),
         ),
+        rate_limit: None,
     }
 }
 
@@ -227,18 +277,18 @@ fn list_loopback(fast_path: &mut meshdns::fastpath::FastPath) -> anyhow::Result<
     Ok(())
 }
 
-/// The mean duration of a run of a pass among `runs` in one test run
-/// (BPF_PROG_TEST_RUN's repeat): a pass leaves the frame as it was, so
-/// each repetition takes the same path, and none pays the test run's own
-/// overhead or the clock's granularity, which single runs do. For the
-/// passes only: an answer would be rerun on its own reply.
-fn cost_in_loop(program: &mut Xdp, frame: &[u8], runs: usize) -> anyhow::Result<u128> {
+/// The mean duration of a run of a pass or a drop (`action`) among
+/// `runs` in one test run (BPF_PROG_TEST_RUN's repeat): either leaves the
+/// frame as it was, so each repetition takes the same path, and none pays
+/// the test run's own overhead or the clock's granularity, which single
+/// runs do. Not for answers: one would be rerun on its own reply.
+fn cost_in_loop(program: &mut Xdp, frame: &[u8], runs: usize, action: u32) -> anyhow::Result<u128> {
     let run = program.test_run(TestRunOptions {
         data_in: Some(frame),
         repeat: u32::try_from(runs.max(1))?,
         ..TestRunOptions::default()
     })?;
-    anyhow::ensure!(run.return_value == XDP_PASS, "not a pass");
+    anyhow::ensure!(run.return_value == action, "not the same action in a loop");
     Ok(run.duration.as_nanos())
 }
 
