@@ -350,13 +350,17 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// The `meshdns` binary next to the test executable (target/<profile>/).
+    /// The `meshdns` binary beside the running executable: in
+    /// target/<profile>/, the folder of a binary such as `meshdns-soak`
+    /// and the one above a test executable's (`deps/`).
     pub fn binary() -> anyhow::Result<PathBuf> {
         let exe = std::env::current_exe()?;
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .context("test executable has no folder")?;
+        let folder = exe.parent().context("the executable has no folder")?;
+        let dir = if folder.ends_with("deps") {
+            folder.parent().context("deps/ has no folder")?
+        } else {
+            folder
+        };
         let binary = dir.join("meshdns");
         ensure!(
             binary.exists(),

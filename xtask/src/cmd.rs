@@ -47,7 +47,7 @@ pub fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// Builds the agent and the lab's helper binaries (`meshdns`,
-/// `meshdns-lab-xdp`, `meshdns-latency`, `meshdns-xdp-cost`); returns the
+/// `meshdns-lab-xdp`, `meshdns-latency`, `meshdns-xdp-cost`, `meshdns-soak`); returns the
 /// folder they are in.
 pub fn build_bins(root: &Path, release: bool) -> anyhow::Result<std::path::PathBuf> {
     let mut args = vec![

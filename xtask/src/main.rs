@@ -4,9 +4,13 @@
 //!   bpf-linker); every other task runs it first.
 //! - `run`: builds and runs meshdns, in a self-contained lab by default.
 //! - `test`: every test, the privileged ones included.
+//! - `bench`: meshdns against Knot DNS, Unbound and a floor.
+//! - `soak`: the agent under a mixed load while faults come.
+//! - `fuzz`: the agent's libFuzzer targets, each for a bounded time.
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod lab;
 mod report;
 mod setup;
@@ -62,6 +66,26 @@ enum Task {
         #[arg(long, conflicts_with = "scale")]
         quick: bool,
     },
+    /// Build the agent's libFuzzer targets (fuzz/, cargo-fuzz, installed
+    /// into .tools) and run each for a bounded time; fails on a crash.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// The agent in a lab under a steady mixed load (the fast path, the
+    /// resolver forwarding to Unbound, TCP) while it is killed and
+    /// restarted, the upstream dies and returns, the interface is deleted
+    /// and created again and the services file changes every 100 ms;
+    /// fails on a wrong or lost answer, growing memory or leaked
+    /// descriptors (needs root; installs unbound).
+    Soak {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// The faults' random seed (default: from the clock; printed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,6 +129,21 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             bench::run(&root, &args)
+        }
+        Task::Fuzz { seconds } => {
+            setup::toolchain(&root)?;
+            fuzz::run(&root, seconds)
+        }
+        Task::Soak { minutes, seed } => {
+            setup::toolchain(&root)?;
+            require_root("cargo xtask soak")?;
+            setup::debian_packages(&setup::TEST_PACKAGES)?;
+            let bin = cmd::build_bins(&root, false)?;
+            let mut args = vec!["--minutes".to_string(), minutes.to_string()];
+            if let Some(seed) = seed {
+                args.extend(["--seed".to_string(), seed.to_string()]);
+            }
+            cmd::exec(&bin.join("meshdns-soak"), &args)
         }
         Task::Test { args } => {
             setup::toolchain(&root)?;

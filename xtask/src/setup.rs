@@ -16,6 +16,8 @@ use crate::cmd;
 
 /// bpf-linker release known to build and link aya-ebpf programs here.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// cargo-fuzz release the fuzz targets are built with.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Commands the tests run, and the Debian package of each.
 pub const TEST_PACKAGES: [(&str, &str); 6] = [
@@ -167,6 +169,32 @@ fn bpf_linker(root: &Path, nightly: &Nightly) -> anyhow::Result<()> {
     })?;
     fs::write(&stamp_path, stamp)?;
     Ok(())
+}
+
+/// cargo-fuzz in the project's `.tools` (installed there if it is not, or
+/// not this version): where `cargo xtask fuzz` runs it from.
+pub fn cargo_fuzz(root: &Path) -> anyhow::Result<PathBuf> {
+    let tools = root.join(".tools");
+    let cargo_fuzz = tools.join("bin/cargo-fuzz");
+    let installed = Command::new(&cargo_fuzz)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION));
+    if !installed {
+        eprintln!(
+            "xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} into {} (a few minutes; cargo shows progress)",
+            tools.display()
+        );
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        cmd::run(
+            Command::new(cargo)
+                .args(["install", "cargo-fuzz", "--locked", "--force"])
+                .args(["--version", CARGO_FUZZ_VERSION])
+                .arg("--root")
+                .arg(&tools),
+        )?;
+    }
+    Ok(cargo_fuzz)
 }
 
 /// Installs the Debian packages whose commands are missing.
