@@ -12,6 +12,7 @@ mod deploy_kuma;
 mod deploy_manifests;
 mod differential;
 mod e2e_agent;
+mod e2e_dnssec;
 mod e2e_fastpath;
 mod e2e_forward;
 mod e2e_inspect;

@@ -4,6 +4,7 @@
 
 pub mod fixtures;
 pub mod frame;
+pub mod knot;
 pub mod lab;
 pub mod load;
 pub mod routed;

@@ -26,8 +26,10 @@ pub struct Unbound {
     conf: PathBuf,
     dir: PathBuf,
     addr: Ipv4Addr,
-    /// A name it serves and its address, to tell it is up.
+    /// A name it serves and its address, to tell it is up, and whether
+    /// to ask it with CD (a validator's answers may be bogus).
     probe: (String, String),
+    probe_cd: bool,
     child: Option<Child>,
 }
 
@@ -70,22 +72,63 @@ impl Unbound {
         data: &[String],
         probe: (&str, &str),
     ) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("meshdns-unbound-{}-{addr}", netns.name));
-        fs::create_dir_all(&dir)?;
         // Single quotes, so the TXT record's double quotes need no escaping.
         let local_data: String = data
             .iter()
             .map(|d| format!("  local-data: '{d}'\n"))
             .collect();
+        let server =
+            format!("  module-config: \"iterator\"\n  local-zone: \"{zone}\" static\n{local_data}");
+        Self::start_with(netns, addr, &server, "", probe, false)
+    }
+
+    /// Starts Unbound in `netns` on `addr`, port 5353, as a validating
+    /// resolver whose servers for `zone` are `stub` (an authoritative
+    /// server of the test's, such as a signed Knot), with `trust_anchor`
+    /// (a DS record) for it: one that the zone's keys do not match makes
+    /// every answer of the zone bogus, SERVFAIL, and with CD the data
+    /// unvalidated (RFC 4035 §3.2.2). Ready once `probe`'s name resolves,
+    /// asked with CD.
+    pub fn start_validating(
+        netns: &Netns,
+        addr: Ipv4Addr,
+        zone: &str,
+        stub: SocketAddr,
+        trust_anchor: &str,
+        probe: (&str, &str),
+    ) -> anyhow::Result<Self> {
+        let server = format!(
+            "  module-config: \"validator iterator\"\n  do-not-query-localhost: no\n  \
+             trust-anchor: \"{trust_anchor}\"\n"
+        );
+        let stub_zone = format!(
+            "stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}@{}\n",
+            stub.ip(),
+            stub.port()
+        );
+        Self::start_with(netns, addr, &server, &stub_zone, probe, true)
+    }
+
+    /// Writes the configuration (the common server settings, then
+    /// `server`'s lines, then `clauses`) and starts Unbound.
+    fn start_with(
+        netns: &Netns,
+        addr: Ipv4Addr,
+        server: &str,
+        clauses: &str,
+        probe: (&str, &str),
+        probe_cd: bool,
+    ) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("meshdns-unbound-{}-{addr}", netns.name));
+        fs::create_dir_all(&dir)?;
         let conf = dir.join("unbound.conf");
         fs::write(
             &conf,
             format!(
                 "server:\n  interface: {addr}\n  port: 5353\n  do-daemonize: no\n  username: \"\"\n  \
                  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"\"\n  \
-                 verbosity: 0\n  num-threads: 1\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n  \
-                 module-config: \"iterator\"\n  local-zone: \"{zone}\" static\n{local_data}\
-                 remote-control:\n  control-enable: no\n",
+                 verbosity: 0\n  num-threads: 1\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n\
+                 {server}remote-control:\n  control-enable: no\n{clauses}",
                 dir = dir.display()
             ),
         )?;
@@ -95,6 +138,7 @@ impl Unbound {
             dir,
             addr,
             probe: (probe.0.to_string(), probe.1.to_string()),
+            probe_cd,
             child: None,
         };
         unbound.spawn()?;
@@ -124,6 +168,7 @@ impl Unbound {
                     "5353",
                 ])
                 .args([self.probe.0.as_str(), "+short", "+tries=1", "+time=1"])
+                .args(self.probe_cd.then_some("+cd"))
                 .output()?;
             if String::from_utf8_lossy(&out.stdout).contains(self.probe.1.as_str()) {
                 return Ok(());

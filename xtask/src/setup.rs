@@ -20,13 +20,14 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Commands the tests run, and the Debian package of each.
-pub const TEST_PACKAGES: [(&str, &str); 6] = [
+pub const TEST_PACKAGES: [(&str, &str); 7] = [
     ("dig", "dnsutils"),
     ("ip", "iproute2"),
     ("ss", "iproute2"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
     ("unbound", "unbound"),
+    ("knotd", "knot"),
 ];
 
 /// The nightly toolchain, as its rustc describes itself.

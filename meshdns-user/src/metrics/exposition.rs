@@ -235,7 +235,7 @@ impl Collector for Scrape {
         family(
             &mut out,
             "meshdns_resolver_responses",
-            "Replies the resolver sent, by transport, query type and rcode (series appear once non-zero).",
+            "Replies the resolver made, by transport, query type and rcode (series appear once non-zero; a UDP reply over the rate limit is counted here too).",
             C,
             stats.responses.nonzero().map(|r| {
                 let labels = vec![

@@ -31,7 +31,8 @@ pub struct Stats {
     /// UDP replies over the rate limit: sent truncated, and not sent.
     pub rate_limited_truncated: AtomicU64,
     pub rate_limited_dropped: AtomicU64,
-    /// Replies sent, by transport, type and rcode.
+    /// Replies made, by transport, type and rcode (before the rate limit
+    /// decides whether a UDP reply is sent).
     pub responses: Responses,
 }
 
