@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use meshdns_tests::{
     fixtures::LAB_SERVICES,
     knot::Knot,
-    lab::Lab,
+    lab::{Lab, dig_status},
     unbound::{UNBOUND_ADDR, Unbound},
 };
 
@@ -25,11 +25,7 @@ const WRONG_ANCHOR: &str =
 /// dig's status, flags line and answer for `args`, from the client.
 fn ask(lab: &Lab, args: &[&str]) -> (String, String, String) {
     let out = lab.client.dig("198.18.0.1", args);
-    let status = out
-        .lines()
-        .find_map(|line| line.split("status: ").nth(1))
-        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
-        .unwrap_or_else(|| format!("no reply: {out}"));
+    let status = dig_status(&out).unwrap_or_else(|| format!("no reply: {out}"));
     let flags = out
         .lines()
         .find_map(|line| line.split(";; flags: ").nth(1))
@@ -49,14 +45,7 @@ fn rfc4035_3_2_2_an_answer_cached_for_cd_never_reaches_a_client_without_cd() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     lab.client
-        .ip(&[
-            "addr",
-            "add",
-            "198.18.0.3/24",
-            "dev",
-            &lab.client_if,
-            "nodad",
-        ])
+        .add_address(&lab.client_if, "198.18.0.3/24")
         .unwrap();
     let records = [
         "$TTL 300",

@@ -13,7 +13,7 @@ use std::{
 
 use meshdns_tests::{
     fixtures::LAB_SERVICES,
-    lab::{Agent, Lab, SERVER_V4},
+    lab::{Agent, Lab, SERVER_V4, dig_status},
     unbound::{UNBOUND_ADDR, Unbound},
 };
 
@@ -77,11 +77,7 @@ fn short(lab: &Lab, name: &str) -> String {
 }
 
 fn status(lab: &Lab, name: &str) -> String {
-    lab.dig(&[name, "A", "+noall", "+comments", "+time=3"])
-        .lines()
-        .find_map(|line| line.split("status: ").nth(1))
-        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
-        .unwrap_or_default()
+    dig_status(&lab.dig(&[name, "A", "+noall", "+comments", "+time=3"])).unwrap_or_default()
 }
 
 /// The `_count` of the upstream latency histogram for `zone` and `upstream`.

@@ -156,13 +156,7 @@ fn counters_move_by_exactly_what_was_sent_and_the_probes_answer() {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     lab.client
-        .ip(&[
-            "addr",
-            "add",
-            &format!("{OUTSIDER}/24"),
-            "dev",
-            &lab.client_if,
-        ])
+        .add_address(&lab.client_if, &format!("{OUTSIDER}/24"))
         .unwrap();
     let mut unbound = Unbound::start(&lab.server).unwrap();
     let config = lab.write_services(&SERVICES);

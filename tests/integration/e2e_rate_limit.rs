@@ -26,9 +26,7 @@ fn setup(header: &str) -> (Lab, Agent) {
     // Two more client addresses: one in the client's /24, one in another
     // (allow_from lists both).
     for extra in ["198.18.0.3/24", "198.18.1.2/24"] {
-        lab.client
-            .ip(&["addr", "add", extra, "dev", &lab.client_if, "nodad"])
-            .unwrap();
+        lab.client.add_address(&lab.client_if, extra).unwrap();
     }
     let config = lab.write_services(&format!(
         "allow_from: [127.0.0.0/8, 198.18.0.0/16]\n{header}{LAB_SERVICES}"

@@ -15,7 +15,7 @@ use hickory_proto::{
 };
 use meshdns_tests::{
     fixtures::LAB_SERVICES,
-    lab::{Agent, Lab, SERVER_V4},
+    lab::{Agent, Lab, SERVER_V4, dig_status},
     unbound::{BIG_RECORDS, UNBOUND_ADDR, Unbound},
 };
 
@@ -61,11 +61,7 @@ fn agent_ready(lab: &Lab) {
 
 /// Answer and authority records without their TTLs, and the status.
 fn records_and_status(out: &str) -> (Vec<String>, String) {
-    let status = out
-        .lines()
-        .find_map(|l| l.split("status: ").nth(1))
-        .map(|s| s.split(',').next().unwrap_or_default().to_string())
-        .unwrap_or_default();
+    let status = dig_status(out).unwrap_or_default();
     let records = out
         .lines()
         .filter(|l| !l.starts_with(';') && !l.trim().is_empty())

@@ -10,6 +10,7 @@ use std::{
 };
 
 use meshdns_tests::{
+    lab::dig_status,
     load::{Load, Outcome},
     routed::{CLUSTER_DNS, RoutedNode, counter},
     tc::TcHelper,
@@ -413,11 +414,7 @@ fn resolver_rcode(node: &RoutedNode, i: usize) -> String {
         .pod(i)
         .netns
         .dig(CLUSTER_DNS, &["redis.mesh", "TXT", "+time=1", "+tries=1"]);
-    answer
-        .lines()
-        .find_map(|line| line.split("status: ").nth(1))
-        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
-        .unwrap_or_else(|| format!("no reply: {answer}"))
+    dig_status(&answer).unwrap_or_else(|| format!("no reply: {answer}"))
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use meshdns_common::Counter;
 use meshdns_tests::{
     fixtures::LAB_SERVICES,
-    lab::{Agent, Lab},
+    lab::{Agent, Lab, dig_status},
 };
 
 /// A lab whose agent serves `LAB_SERVICES` after `header`, its resolver
@@ -19,9 +19,7 @@ fn setup(header: &str, extra: &[&str]) -> (Lab, Agent) {
     let mut lab = Lab::new().unwrap();
     lab.enable_peer_napi().unwrap();
     for address in extra {
-        lab.client
-            .ip(&["addr", "add", address, "dev", &lab.client_if, "nodad"])
-            .unwrap();
+        lab.client.add_address(&lab.client_if, address).unwrap();
     }
     let config = lab.write_services(&format!("{header}{LAB_SERVICES}"));
     let agent = lab
@@ -51,11 +49,7 @@ fn ask(lab: &Lab, server: &str, source: &str, qtype: &str) -> (String, String, C
         ],
     );
     let moved = lab.fast_path_counters().unwrap().since(&before);
-    let status = out
-        .lines()
-        .find_map(|line| line.split("status: ").nth(1))
-        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
-        .unwrap_or_else(|| "no reply".to_string());
+    let status = dig_status(&out).unwrap_or_else(|| "no reply".to_string());
     let answer = out
         .lines()
         .filter(|line| !line.starts_with(';') && !line.trim().is_empty())

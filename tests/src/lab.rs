@@ -29,6 +29,14 @@ pub const SERVER_V4: &str = "198.18.0.1";
 pub const CLIENT_V4: &str = "198.18.0.2";
 pub const SERVER_V6: &str = "2001:db8::1";
 
+/// The status (rcode) in dig's output, such as `NOERROR`, or `None` when
+/// it shows no reply.
+pub fn dig_status(out: &str) -> Option<String> {
+    out.lines()
+        .find_map(|line| line.split("status: ").nth(1))
+        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
+}
+
 /// A network namespace, deleted on drop if this value created it: the
 /// topology crate's (`ip`, `command`, `nsenter`, `run`, `spawn`), with what
 /// the tests ask of one besides.
@@ -46,6 +54,13 @@ impl Netns {
             .output()
             .expect("running dig (apt-get install dnsutils)");
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Adds `cidr` (an address and its prefix length) to `iface`, without
+    /// duplicate address detection, so that it is usable at once.
+    pub fn add_address(&self, iface: &str, cidr: &str) -> anyhow::Result<()> {
+        self.ip(&["addr", "add", cidr, "dev", iface, "nodad"])
+            .map(drop)
     }
 
     /// Creates a namespace, to be deleted on drop.
