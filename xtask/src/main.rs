@@ -138,7 +138,9 @@ fn main() -> anyhow::Result<()> {
             setup::toolchain(&root)?;
             require_root("cargo xtask soak")?;
             setup::debian_packages(&setup::TEST_PACKAGES)?;
-            let bin = cmd::build_bins(&root, false)?;
+            // The agent as it is deployed, optimized; in CI also the bench's
+            // build, so nothing is built again.
+            let bin = cmd::build_bins(&root, true)?;
             let mut args = vec!["--minutes".to_string(), minutes.to_string()];
             if let Some(seed) = seed {
                 args.extend(["--seed".to_string(), seed.to_string()]);

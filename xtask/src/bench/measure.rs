@@ -17,8 +17,8 @@ pub struct Measured {
     dnsperf_qps: Vec<f64>,
     latency_us: Vec<f64>,
     ns_per_packet: Option<f64>,
-    /// p50 and p99 in microseconds at a fixed rate below capacity.
-    percentiles: Option<(f64, f64)>,
+    /// Round trips at a fixed rate.
+    probe: Option<report::Probe>,
 }
 
 pub fn measure(
@@ -37,7 +37,7 @@ pub fn measure(
         dnsperf_qps: vec![],
         latency_us: vec![],
         ns_per_packet: None,
-        percentiles: None,
+        probe: None,
     };
     // kxdpgun brings its own XDP program to the client end; a warm-up first.
     let (kx_queries, dp_queries) = if target.forwards() {
@@ -94,7 +94,7 @@ pub fn measure(
         m.latency_us.push(run.1);
     }
     eprintln!("bench: {name}: latency at a fixed rate, {} s", args.seconds);
-    m.percentiles = Some(tools::latency(network, bin, dp_queries, args.seconds)?);
+    m.probe = Some(tools::latency(network, bin, dp_queries, args.seconds)?);
     tools::check_answers(network, target, workload)?;
     Ok(m)
 }
@@ -111,7 +111,7 @@ pub fn rows(results: &[Measured]) -> Vec<report::Row> {
             ns_per_packet: m.ns_per_packet,
             dnsperf: m.dnsperf_qps.clone(),
             mean_latency_us: median(&m.latency_us),
-            p50_p99_us: m.percentiles,
+            probe: m.probe,
             rcodes: m.rcodes.iter().map(|(r, n)| (r.clone(), *n)).collect(),
         })
         .collect()

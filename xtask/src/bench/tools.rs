@@ -44,7 +44,7 @@ pub fn dig_from(client: &Netns, server: &str, args: &[&str]) -> anyhow::Result<S
     let out = client
         .command("dig")
         .arg(format!("@{server}"))
-        .args(["+tries=1", "+time=2"])
+        .args(["+tries=2", "+time=2"])
         .args(args)
         .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -195,18 +195,19 @@ pub fn xdp_paths(bin: &Path, runs: usize) -> anyhow::Result<Vec<report::PathCost
         .collect()
 }
 
-/// Query rate of the latency probe: below every target's capacity here, so
-/// the percentiles show service time, not queueing.
+/// Query rate of the latency probe: meant to be below every target's
+/// capacity, so the percentiles show service time, not queueing. On a slower
+/// machine a target may lose some of it; the report shows how many.
 const PROBE_RATE: u32 = 20_000;
 
-/// p50 and p99 round trips in microseconds at `PROBE_RATE` (dnsperf 2.10
+/// p50 and p99 round trips at `PROBE_RATE`, and the share lost (dnsperf 2.10
 /// reports only a mean, and only at saturation).
 pub fn latency(
     network: &Network,
     bin: &Path,
     queries: &Path,
     seconds: u64,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<report::Probe> {
     let out = cmd::output(
         Command::new(bin.join("meshdns-latency"))
             .args(["--netns", &network.client.name])
@@ -219,25 +220,23 @@ pub fn latency(
                 &seconds.to_string(),
             ]),
     )?;
-    let field = |key: &str| -> Option<f64> {
+    let field = |key: &str| -> anyhow::Result<f64> {
         out.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
-            .parse()
-            .ok()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("meshdns-latency printed no {key}: {out:?}"))
     };
-    let (sent, answered) = (
-        field("sent").unwrap_or(0.0),
-        field("answered").unwrap_or(0.0),
-    );
+    let (sent, answered) = (field("sent")?, field("answered")?);
+    // No answer at all is a broken target, not a slow one.
     ensure!(
-        answered >= 0.99 * sent,
-        "the latency probe lost {:.1}% of its queries at {PROBE_RATE} qps: {out}",
-        100.0 * (1.0 - answered / sent.max(1.0))
+        answered > 0.0,
+        "the latency probe got no answer to {sent} queries: {out}"
     );
-    Ok((
-        field("p50_us").unwrap_or(0.0),
-        field("p99_us").unwrap_or(0.0),
-    ))
+    Ok(report::Probe {
+        p50_us: field("p50_us")?,
+        p99_us: field("p99_us")?,
+        lost: 1.0 - answered / sent,
+    })
 }
 
 /// (run_time_ns, run_cnt) of the XDP program on the server end, if any.
