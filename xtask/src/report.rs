@@ -382,3 +382,23 @@ fn chart(rows: &[Row]) -> String {
     svg.push_str("</svg>\n");
     svg
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Probe;
+
+    #[test]
+    fn a_probe_that_lost_queries_says_how_many_beside_its_percentiles() {
+        let probe = |lost| Probe {
+            p50_us: 779.9,
+            p99_us: 21485.2,
+            lost,
+        };
+        assert_eq!(
+            Probe::cell(Some(&probe(0.049))),
+            "780 / 21485 µs, 4.9% lost"
+        );
+        assert_eq!(Probe::cell(Some(&probe(0.0))), "780 / 21485 µs");
+        assert_eq!(Probe::cell(None), "-");
+    }
+}
