@@ -65,13 +65,18 @@ impl Knot {
         // Ready when the apex's SOA comes with its signature.
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            let out = netns
-                .command("dig")
-                .arg(format!("@{}", listen.ip()))
-                .args(["-p", &listen.port().to_string()])
-                .args([zone, "SOA", "+dnssec", "+tries=1", "+time=1"])
-                .output()?;
-            if String::from_utf8_lossy(&out.stdout).contains("RRSIG") {
+            let out = netns.dig(
+                &listen.ip().to_string(),
+                &[
+                    "-p",
+                    &listen.port().to_string(),
+                    zone,
+                    "SOA",
+                    "+dnssec",
+                    "+time=1",
+                ],
+            );
+            if out.contains("RRSIG") {
                 return Ok(knot);
             }
             sleep(Duration::from_millis(100));
